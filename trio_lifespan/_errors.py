@@ -1,0 +1,170 @@
+"""The errors trio_lifespan raises: one base class, one subclass per situation.
+
+Each error keeps the data it is about in ``args`` (so it pickles and compares
+like a builtin exception) and builds its text in ``__str__``: what happened,
+then what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+Phase = Literal["startup", "shutdown"]
+
+_FAILED_HINTS: dict[Phase, str] = {
+    "startup": "Look at the app's startup hooks (on_startup, the lifespan context "
+    "manager) and at the app's logs for the cause.",
+    "shutdown": "Look at the app's shutdown hooks (on_shutdown, the code after "
+    "`yield` in the lifespan context manager) and at the app's logs for the cause.",
+}
+
+_TIMEOUT_HINTS: dict[Phase, str] = {
+    "startup": "A startup hook is probably waiting on something that does not "
+    "answer (a database, a cache, another service), or the app never sends "
+    "'lifespan.startup.complete'. Make that service reachable, or raise "
+    "startup_timeout (None waits for ever).",
+    "shutdown": "A shutdown hook is probably stuck closing a connection or waiting "
+    "for a background task, or the app never sends 'lifespan.shutdown.complete'. "
+    "Raise shutdown_timeout (None waits for ever).",
+}
+
+
+class LifespanError(Exception):
+    """Base class of every error about an app's lifespan.
+
+    Catch this to handle any lifespan failure that trio_lifespan itself reports.
+    Exceptions that the app raises come out as they are, not wrapped in this.
+    """
+
+
+class _ReportedFailure(LifespanError):
+    """Shared shape of the two "the app said it failed" errors."""
+
+    phase: Phase
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+
+    @property
+    def message(self) -> str:
+        """The ``message`` the app sent with its failure report ("" if none)."""
+        text: str = self.args[0]
+        return text
+
+    def __str__(self) -> str:
+        said = (
+            f"with the message: {self.message}" if self.message else "without a message"
+        )
+        return (
+            f"the app reported that its {self.phase} failed "
+            f"('lifespan.{self.phase}.failed') {said}. {_FAILED_HINTS[self.phase]}"
+        )
+
+
+class LifespanStartupFailed(_ReportedFailure):
+    """The app sent ``lifespan.startup.failed`` and did not raise an exception.
+
+    Attributes:
+        message (str): The message the app sent with the report, or ``""``.
+    """
+
+    phase: Phase = "startup"
+
+
+class LifespanShutdownFailed(_ReportedFailure):
+    """The app sent ``lifespan.shutdown.failed`` and did not raise an exception.
+
+    Attributes:
+        message (str): The message the app sent with the report, or ``""``.
+    """
+
+    phase: Phase = "shutdown"
+
+
+class LifespanNotSupported(LifespanError):
+    """The app does not take part in the lifespan protocol.
+
+    Raised when the app raises before its first ``receive()``, calls ``send()``
+    before ``receive()``, or returns without ever receiving. The app's own
+    exception, if there was one, is the ``__cause__``. Pass
+    ``allow_unsupported=True`` to run such an app anyway.
+    """
+
+
+class LifespanTimeout(LifespanError, TimeoutError):
+    """The app's startup or shutdown did not finish in time.
+
+    A subclass of the builtin :class:`TimeoutError` too, so ``except
+    TimeoutError`` catches it. The app has been cancelled when this comes out.
+
+    Attributes:
+        phase (str): ``"startup"`` or ``"shutdown"``.
+        timeout (float): The limit that ran out, in seconds.
+    """
+
+    def __init__(self, phase: Phase, timeout: float) -> None:
+        super().__init__(phase, timeout)
+
+    @property
+    def phase(self) -> Phase:
+        """``"startup"`` or ``"shutdown"``."""
+        phase: Phase = self.args[0]
+        return phase
+
+    @property
+    def timeout(self) -> float:
+        """The limit that ran out, in seconds."""
+        timeout: float = self.args[1]
+        return timeout
+
+    def __str__(self) -> str:
+        return (
+            f"the app's {self.phase} did not complete within "
+            f"{self.phase}_timeout={self.timeout!r} seconds, so it was cancelled. "
+            f"{_TIMEOUT_HINTS[self.phase]}"
+        )
+
+
+class LifespanProtocolError(LifespanError):
+    """The app broke the ASGI lifespan protocol.
+
+    For example it sent a message of an unknown type, sent
+    ``lifespan.startup.complete`` twice, replied to a shutdown that was never
+    sent, or sent something that is not a mapping with a ``"type"``.
+
+    Attributes:
+        received (object): What the app sent, or ``None`` when the breach was
+            not a message (the app returned too early).
+        expected (tuple[str, ...]): The message types that were allowed at that
+            point (empty when none was).
+    """
+
+    def __init__(
+        self, detail: str, received: object = None, expected: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(detail, received, expected)
+
+    @property
+    def received(self) -> object:
+        """What the app sent, or ``None`` when the breach was not a message."""
+        return self.args[1]
+
+    @property
+    def expected(self) -> tuple[str, ...]:
+        """The message types that were allowed at that point."""
+        expected: tuple[str, ...] = self.args[2]
+        return expected
+
+    def __str__(self) -> str:
+        detail: str = self.args[0]
+        return detail
+
+
+def describe_message(message: object) -> str:
+    """Show a message the app sent, short enough for an error text."""
+    if isinstance(message, Mapping):
+        text = repr(dict(message))  # pyright: ignore[reportUnknownArgumentType]
+    else:
+        text = f"{type(message).__name__} {message!r}"
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,349 @@
+"""The lifespan exchange between a server and one app, without any I/O.
+
+:class:`LifespanProtocol` decides every protocol question: which message may
+come next, what each message from the app means, when the app has broken the
+protocol, and what error the user sees. The trio driver and the asyncio shim
+only move messages, keep time, and cancel tasks when this module says so. The
+shape follows h11: the I/O layer feeds events in (``app_receive``,
+``app_send``, ``app_exit``, ``time_out``) and reads the state back
+(``waiting``, ``app_must_stop``, ``body_must_stop``, ``error``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, cast
+
+from ._compat import add_note
+from ._errors import (
+    LifespanNotSupported,
+    LifespanProtocolError,
+    LifespanShutdownFailed,
+    LifespanStartupFailed,
+    LifespanTimeout,
+    Phase,
+    describe_message,
+)
+
+ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.0"}
+
+
+class Stage(enum.Enum):
+    """Where the exchange stands."""
+
+    IDLE = "idle"  # nothing sent yet
+    STARTUP = "startup"  # 'lifespan.startup' sent, its reply awaited
+    RUNNING = "running"  # startup completed, shutdown not sent yet
+    SHUTDOWN = "shutdown"  # 'lifespan.shutdown' sent, its reply awaited
+    DONE = "done"  # shutdown completed
+    UNSUPPORTED = "unsupported"  # the app has no lifespan and that is allowed
+
+
+_REPLIES: dict[str, tuple[Stage, str]] = {
+    "lifespan.startup.complete": (Stage.STARTUP, "complete"),
+    "lifespan.startup.failed": (Stage.STARTUP, "failed"),
+    "lifespan.shutdown.complete": (Stage.SHUTDOWN, "complete"),
+    "lifespan.shutdown.failed": (Stage.SHUTDOWN, "failed"),
+}
+
+_EXPECTED: dict[Stage, tuple[str, ...]] = {
+    Stage.STARTUP: ("lifespan.startup.complete", "lifespan.startup.failed"),
+    Stage.SHUTDOWN: ("lifespan.shutdown.complete", "lifespan.shutdown.failed"),
+}
+
+_WHEN: dict[Stage, str] = {
+    Stage.STARTUP: "in reply to 'lifespan.startup'",
+    Stage.RUNNING: "after its startup had completed and before 'lifespan.shutdown' "
+    "was sent",
+    Stage.SHUTDOWN: "in reply to 'lifespan.shutdown'",
+    Stage.DONE: "after its shutdown had completed",
+}
+
+_PROTOCOL_HINT = (
+    "A lifespan app answers each 'lifespan.startup' and 'lifespan.shutdown' with "
+    "exactly one '.complete' or '.failed' message (see the ASGI lifespan spec)."
+)
+
+_UNSUPPORTED_HINT = (
+    "If the app should support lifespan, make it handle scope['type'] == "
+    "'lifespan' (most frameworks do this for you); to run it anyway, pass "
+    "allow_unsupported=True."
+)
+
+
+def _fields(message: object) -> Mapping[str, object] | None:
+    """``message`` as a mapping, or ``None`` when it is not one."""
+    if isinstance(message, Mapping):
+        return cast("Mapping[str, object]", message)
+    return None
+
+
+def lifespan_scope(state: dict[str, Any]) -> dict[str, Any]:
+    """The scope an app's lifespan is called with."""
+    return {"type": "lifespan", "asgi": dict(ASGI_VERSIONS), "state": state}
+
+
+class LifespanProtocol:
+    """The state of one app's lifespan exchange.
+
+    Args:
+        allow_unsupported: Whether an app without lifespan support is let
+            through (``Stage.UNSUPPORTED``) instead of being an error.
+    """
+
+    __slots__ = (
+        "_allow_unsupported",
+        "app_done",
+        "error",
+        "received",
+        "report",
+        "stage",
+    )
+
+    def __init__(self, *, allow_unsupported: bool = False) -> None:
+        self._allow_unsupported = allow_unsupported
+        self.stage = Stage.IDLE
+        #: The app has called ``receive()`` at least once.
+        self.received = False
+        #: The app's lifespan call has returned or raised.
+        self.app_done = False
+        #: The message of a '.failed' report the app sent in this stage.
+        self.report: str | None = None
+        #: The error the user will see; set once, then only notes are added.
+        self.error: BaseException | None = None
+
+    # What the I/O layer reads back -------------------------------------------
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the driver still waits for the app's answer to this stage."""
+        return self.error is None and (
+            self.stage is Stage.STARTUP or self.stage is Stage.SHUTDOWN
+        )
+
+    @property
+    def app_rejected(self) -> bool:
+        """Whether the app is out of the exchange: it failed, or has no lifespan."""
+        return self.error is not None or self.stage is Stage.UNSUPPORTED
+
+    @property
+    def app_must_stop(self) -> bool:
+        """Whether the app's lifespan task should be cancelled now."""
+        return self.app_rejected or self.stage is Stage.DONE
+
+    @property
+    def body_must_stop(self) -> bool:
+        """Whether the ``async with`` body must be cancelled: the app failed."""
+        return self.error is not None and self.stage is Stage.RUNNING
+
+    @property
+    def running(self) -> bool:
+        """Whether startup completed and shutdown is still to be sent."""
+        return self.error is None and self.stage is Stage.RUNNING
+
+    # What the driver does ----------------------------------------------------
+
+    def begin_startup(self) -> dict[str, Any]:
+        """Start the exchange; returns the message to deliver to the app."""
+        assert self.stage is Stage.IDLE, self.stage
+        self.stage = Stage.STARTUP
+        return {"type": "lifespan.startup"}
+
+    def begin_shutdown(self) -> dict[str, Any] | None:
+        """Begin the shutdown; returns the message to deliver to the app.
+
+        Returns ``None`` when there is nobody to deliver it to: the app's
+        lifespan already returned, which is then the error.
+        """
+        assert self.running, (self.stage, self.error)
+        if self.app_done:
+            self.error = LifespanProtocolError(
+                "the app's lifespan returned after 'lifespan.startup.complete' "
+                "without waiting for 'lifespan.shutdown', so its shutdown never "
+                "ran. A lifespan app keeps calling receive() until "
+                "'lifespan.shutdown' arrives, then replies to it."
+            )
+            return None
+        self.stage = Stage.SHUTDOWN
+        self.report = None
+        return {"type": "lifespan.shutdown"}
+
+    def time_out(self, timeout: float) -> None:
+        """The driver's time limit for this stage ran out."""
+        assert self.waiting, (self.stage, self.error)
+        phase: Phase = "startup" if self.stage is Stage.STARTUP else "shutdown"
+        self.error = LifespanTimeout(phase, timeout)
+
+    # What the app does -------------------------------------------------------
+
+    def app_receive(self) -> bool:
+        """The app called ``receive()``.
+
+        Returns:
+            Whether the app may wait for its next message. ``False`` means the
+            exchange is over for the app (it failed, or it lingers after its
+            shutdown) and the I/O layer must stop it.
+        """
+        self.received = True
+        if self.report is not None and self.error is None:
+            # It reported a failure and then waits on instead of returning.
+            self.error = self._reported_failure()
+        return not self.app_must_stop
+
+    def app_send(self, message: object) -> None:
+        """The app called ``send(message)``."""
+        if self.app_rejected:
+            return  # already decided; the app is being stopped
+        if not self.received:
+            self._unsupported(
+                f"the app called send({describe_message(message)}) before its "
+                "first receive(): it treats the lifespan scope like a request.",
+                cause=None,
+            )
+            return
+        fields = _fields(message)
+        kind = fields.get("type") if fields is not None else None
+        if fields is None or not isinstance(kind, str):
+            self.error = LifespanProtocolError(
+                f"the app sent {describe_message(message)}, which is not an ASGI "
+                "message: a mapping with a string 'type' such as "
+                "{'type': 'lifespan.startup.complete'}. " + _PROTOCOL_HINT,
+                message,
+                _EXPECTED.get(self.stage, ()),
+            )
+            return
+        reply = _REPLIES.get(kind)
+        if reply is None or reply[0] is not self.stage or self.report is not None:
+            self.error = self._unexpected(message, kind)
+            return
+        if reply[1] == "complete":
+            self.stage = Stage.RUNNING if self.stage is Stage.STARTUP else Stage.DONE
+            return
+        text = fields.get("message", "")
+        if not isinstance(text, str):
+            self.error = LifespanProtocolError(
+                f"the app sent {describe_message(message)}: its 'message' must be "
+                f"a string, not {type(text).__name__}. " + _PROTOCOL_HINT,
+                message,
+                _EXPECTED[self.stage],
+            )
+            return
+        self.report = text
+
+    def app_exit(self, exc: BaseException | None) -> None:
+        """The app's lifespan call ended.
+
+        Args:
+            exc: What it raised, or ``None`` when it returned or was cancelled
+                by the I/O layer (which absorbs its own cancellation).
+        """
+        self.app_done = True
+        if self.error is not None:
+            if exc is not None and exc is not self.error:
+                add_note(
+                    self.error,
+                    "trio_lifespan: while it was being stopped, the app's lifespan "
+                    f"also raised {type(exc).__name__}: {exc}",
+                )
+            return
+        if self.stage is Stage.UNSUPPORTED:
+            return  # its exceptions are what 'unsupported' looks like
+        if not self.received:
+            if exc is None:
+                detail = "the app returned without ever calling receive()"
+            else:
+                detail = (
+                    f"the app raised {type(exc).__name__}({exc}) before its first "
+                    "receive()"
+                )
+            self._unsupported(detail + ".", cause=exc)
+        elif self.stage is Stage.STARTUP or self.stage is Stage.SHUTDOWN:
+            if exc is not None:
+                if self.report:
+                    add_note(exc, self.report)
+                self.error = exc
+            elif self.report is not None:
+                self.error = self._reported_failure()
+            else:
+                name = self.stage.value
+                self.error = LifespanProtocolError(
+                    f"the app's lifespan returned during its {name} without sending "
+                    f"'lifespan.{name}.complete' or 'lifespan.{name}.failed'. "
+                    + _PROTOCOL_HINT,
+                    None,
+                    _EXPECTED[self.stage],
+                )
+        elif exc is not None:
+            # Raised while running, or after its shutdown completed; a return
+            # while running is noticed when the shutdown begins.
+            self.error = exc
+
+    # Helpers -----------------------------------------------------------------
+
+    def _reported_failure(self) -> BaseException:
+        assert self.report is not None
+        if self.stage is Stage.STARTUP:
+            return LifespanStartupFailed(self.report)
+        return LifespanShutdownFailed(self.report)
+
+    def _unexpected(self, message: object, kind: str) -> LifespanProtocolError:
+        expected = () if self.report is not None else _EXPECTED.get(self.stage, ())
+        if self.report is not None:
+            wanted = "nothing after its '.failed' report (it should return or raise)"
+        elif expected:
+            wanted = " or ".join(repr(t) for t in expected)
+        elif self.stage is Stage.RUNNING:
+            wanted = "no message until 'lifespan.shutdown' is sent"
+        else:
+            wanted = "no further message"
+        known = "" if kind in _REPLIES else f"'{kind}' is not a lifespan message type. "
+        return LifespanProtocolError(
+            f"the app sent {describe_message(message)} {_WHEN[self.stage]}; "
+            f"expected {wanted}. {known}{_PROTOCOL_HINT}",
+            message,
+            expected,
+        )
+
+    def _unsupported(self, detail: str, cause: BaseException | None) -> None:
+        if self._allow_unsupported:
+            self.stage = Stage.UNSUPPORTED
+            return
+        error = LifespanNotSupported(
+            f"{detail} So the app does not support the ASGI lifespan protocol. "
+            + _UNSUPPORTED_HINT
+        )
+        error.__cause__ = cause
+        self.error = error
+
+
+def combine(
+    raised: BaseException | None,
+    error: BaseException | None,
+    *,
+    raised_is_cancel: bool,
+) -> BaseException | None:
+    """Decide the one exception that leaves ``open_lifespan``.
+
+    Args:
+        raised: What the ``async with`` body raised, or what interrupted the
+            driver (a cancellation or ``KeyboardInterrupt``).
+        error: The lifespan's own error, from :attr:`LifespanProtocol.error`.
+        raised_is_cancel: Whether ``raised`` is the event loop's cancellation.
+
+    Returns:
+        The exception to raise, or ``None``. The body's exception wins and
+        carries the lifespan error as a note; a cancellation gives way to the
+        lifespan error (the cancellation is delivered again at the next
+        checkpoint, the error would otherwise be lost).
+    """
+    if raised is None or error is None:
+        return raised if error is None else error
+    if raised_is_cancel:
+        return error
+    add_note(
+        raised,
+        "trio_lifespan: the app's lifespan failed too, after this exception: "
+        f"{type(error).__name__}: {error}",
+    )
+    return raised

@@ -1,0 +1,145 @@
+"""The trio driver: channels, a nursery and cancel scopes around the protocol.
+
+Nothing here decides a protocol question; :mod:`._protocol` does. This module
+delivers messages to the app over a memory channel, runs the app in a task,
+keeps time with cancel scopes and cancels what the protocol says must stop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
+
+import trio
+
+from ._protocol import LifespanProtocol, combine, lifespan_scope
+from ._reraise import reraise
+from ._state import AppT, LifespanApp
+from ._types import ASGIApp, Message
+
+
+class _TrioLifespan:
+    """One app's lifespan, as trio runs it."""
+
+    def __init__(self, app: ASGIApp, allow_unsupported: bool) -> None:
+        self.app = app
+        self.protocol = LifespanProtocol(allow_unsupported=allow_unsupported)
+        self.state: dict[str, Any] = {}
+        self.to_app, self.inbox = trio.open_memory_channel[Message](1)
+        # The app runs shielded: an outer cancellation must not cut its
+        # shutdown short. Only the protocol's word cancels it.
+        self.app_scope = trio.CancelScope(shield=True)
+        self.body_scope = trio.CancelScope()
+        self.settled = trio.Event()
+        # What interrupted us: the body's exception, or a cancellation or
+        # KeyboardInterrupt that arrived while we waited on the app.
+        self.raised: BaseException | None = None
+
+    def _sync(self) -> None:
+        """Act on what the protocol now says."""
+        protocol = self.protocol
+        if protocol.app_must_stop:
+            self.app_scope.cancel()
+        if protocol.body_must_stop:
+            self.body_scope.cancel()
+        if not protocol.waiting:
+            self.settled.set()
+
+    async def receive(self) -> Message:
+        if self.protocol.app_receive():
+            return await self.inbox.receive()
+        self._sync()
+        return await _stopped()
+
+    async def send(self, message: Message) -> None:
+        self.protocol.app_send(message)
+        self._sync()
+        if self.protocol.app_rejected:
+            # Let the cancellation in, so an app that keeps sending after it
+            # broke the protocol cannot spin for ever.
+            await trio.lowlevel.checkpoint()
+
+    async def run_app(self) -> None:
+        scope = lifespan_scope(self.state)
+        try:
+            with self.app_scope:
+                await self.app(scope, self.receive, self.send)
+        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
+            self.protocol.app_exit(exc)
+        else:
+            self.protocol.app_exit(None)
+        self._sync()
+
+    async def settle(self, message: Message | None, seconds: float) -> None:
+        """Deliver ``message`` and wait, up to ``seconds``, for the app's answer."""
+        if message is None:
+            return
+        self.to_app.send_nowait(message)
+        with trio.move_on_after(seconds):
+            await self.settled.wait()
+        if self.protocol.waiting:
+            self.protocol.time_out(seconds)
+            self._sync()
+
+    async def start(self, seconds: float) -> bool:
+        """Run the startup; returns whether the body may run."""
+        try:
+            await self.settle(self.protocol.begin_startup(), seconds)
+        except BaseException as exc:  # noqa: BLE001 - raised after the nursery
+            self.raised = exc
+            return False
+        return self.protocol.error is None
+
+    async def stop(self, seconds: float) -> None:
+        """Run the shutdown if it is due, shielded when the body raised."""
+        try:
+            if self.protocol.running:
+                self.settled = trio.Event()
+                with trio.CancelScope(shield=self.raised is not None):
+                    await self.settle(self.protocol.begin_shutdown(), seconds)
+            elif self.protocol.error is None:
+                await trio.lowlevel.checkpoint()  # no lifespan: exit still checkpoints
+        except BaseException as exc:  # noqa: BLE001 - raised after the nursery
+            self.raised = exc
+
+    def result(self) -> BaseException | None:
+        return combine(
+            self.raised,
+            self.protocol.error,
+            raised_is_cancel=isinstance(self.raised, trio.Cancelled),
+        )
+
+
+async def _stopped() -> NoReturn:
+    # The app's scope is cancelled: this raises Cancelled, unless the app
+    # shields itself, in which case it waits until that shield is lifted.
+    await trio.sleep_forever()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@asynccontextmanager
+async def trio_lifespan(
+    app: AppT,
+    startup_timeout: float | None,
+    shutdown_timeout: float | None,
+    allow_unsupported: bool,
+) -> AsyncGenerator[LifespanApp[AppT]]:
+    """Run ``app``'s lifespan on trio; see :func:`trio_lifespan.open_lifespan`."""
+    __tracebackhide__ = True
+    run = _TrioLifespan(app, allow_unsupported)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run.run_app)
+        if await run.start(math.inf if startup_timeout is None else startup_timeout):
+            supported = run.protocol.running
+            try:
+                with run.body_scope:
+                    yield LifespanApp(app, run.state if supported else None)
+            except BaseException as exc:  # noqa: BLE001 - raised after the nursery
+                run.raised = exc
+            await run.stop(math.inf if shutdown_timeout is None else shutdown_timeout)
+        run.app_scope.cancel()
+    error = run.result()
+    if error is not None:
+        reraise(error)
