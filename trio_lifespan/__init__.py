@@ -6,8 +6,6 @@
         ...  # the app's startup has run; requests through `app` see its state
 """
 
-from __future__ import annotations
-
 from ._errors import (
     LifespanError as LifespanError,
     LifespanNotSupported as LifespanNotSupported,

@@ -165,6 +165,8 @@ def describe_message(message: object) -> str:
     """Show a message the app sent, short enough for an error text."""
     if isinstance(message, Mapping):
         text = repr(dict(message))  # pyright: ignore[reportUnknownArgumentType]
+    elif isinstance(message, str):
+        text = repr(message)
     else:
         text = f"{type(message).__name__} {message!r}"
     return text if len(text) <= 200 else text[:197] + "..."

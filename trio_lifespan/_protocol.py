@@ -38,7 +38,10 @@ class Stage(enum.Enum):
     SHUTDOWN = "shutdown"  # 'lifespan.shutdown' sent, its reply awaited
     DONE = "done"  # shutdown completed
     UNSUPPORTED = "unsupported"  # the app has no lifespan and that is allowed
+    ABANDONED = "abandoned"  # the server gave up waiting (it was cancelled)
 
+
+_OUT = frozenset({Stage.UNSUPPORTED, Stage.ABANDONED})
 
 _REPLIES: dict[str, tuple[Stage, str]] = {
     "lifespan.startup.complete": (Stage.STARTUP, "complete"),
@@ -124,13 +127,19 @@ class LifespanProtocol:
 
     @property
     def app_rejected(self) -> bool:
-        """Whether the app is out of the exchange: it failed, or has no lifespan."""
-        return self.error is not None or self.stage is Stage.UNSUPPORTED
+        """Whether the app is out of the exchange: it failed, has no lifespan,
+        or the server gave up on it."""
+        return self.error is not None or self.stage in _OUT
 
     @property
     def app_must_stop(self) -> bool:
-        """Whether the app's lifespan task should be cancelled now."""
-        return self.app_rejected or self.stage is Stage.DONE
+        """Whether the app's lifespan task should be cancelled now.
+
+        After a '.failed' report too: an app that raises straight after it
+        still raises (cancellation only lands at its next await), one that
+        lingers is not waited out.
+        """
+        return self.app_rejected or self.report is not None or self.stage is Stage.DONE
 
     @property
     def body_must_stop(self) -> bool:
@@ -168,6 +177,14 @@ class LifespanProtocol:
         self.stage = Stage.SHUTDOWN
         self.report = None
         return {"type": "lifespan.shutdown"}
+
+    def abandon(self) -> None:
+        """The driver stops waiting for the app: it was itself cancelled.
+
+        The app is stopped. How it ends is no longer a protocol question,
+        except that an exception it raises while stopping still comes out.
+        """
+        self.stage = Stage.ABANDONED
 
     def time_out(self, timeout: float) -> None:
         """The driver's time limit for this stage ran out."""
@@ -249,6 +266,9 @@ class LifespanProtocol:
             return
         if self.stage is Stage.UNSUPPORTED:
             return  # its exceptions are what 'unsupported' looks like
+        if self.stage is Stage.ABANDONED:
+            self.error = exc
+            return
         if not self.received:
             if exc is None:
                 detail = "the app returned without ever calling receive()"
@@ -297,7 +317,11 @@ class LifespanProtocol:
             wanted = "no message until 'lifespan.shutdown' is sent"
         else:
             wanted = "no further message"
-        known = "" if kind in _REPLIES else f"'{kind}' is not a lifespan message type. "
+        known = (
+            ""
+            if kind in _REPLIES
+            else f"{describe_message(kind)} is not a lifespan message type. "
+        )
         return LifespanProtocolError(
             f"the app sent {describe_message(message)} {_WHEN[self.stage]}; "
             f"expected {wanted}. {known}{_PROTOCOL_HINT}",

@@ -89,6 +89,8 @@ class _TrioLifespan:
             await self.settle(self.protocol.begin_startup(), seconds)
         except BaseException as exc:  # noqa: BLE001 - raised after the nursery
             self.raised = exc
+            self.protocol.abandon()
+            self._sync()
             return False
         return self.protocol.error is None
 
@@ -103,6 +105,8 @@ class _TrioLifespan:
                 await trio.lowlevel.checkpoint()  # no lifespan: exit still checkpoints
         except BaseException as exc:  # noqa: BLE001 - raised after the nursery
             self.raised = exc
+            self.protocol.abandon()
+            self._sync()
 
     def result(self) -> BaseException | None:
         return combine(

@@ -1,0 +1,176 @@
+"""trio-only behaviour: checkpoints, library detection, and a real framework."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import sys
+from collections.abc import AsyncGenerator
+
+import httpx
+import pytest
+import sniffio
+import trio
+import trio.testing
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import trio_lifespan
+from trio_lifespan import (
+    LifespanError,
+    LifespanNotSupported,
+    LifespanProtocolError,
+    LifespanShutdownFailed,
+    LifespanStartupFailed,
+    LifespanTimeout,
+    open_lifespan,
+)
+
+from .apps import GoodApp, http_request
+from .backends import TrioBackend
+from .test_behaviour import returns_at_once
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
+
+
+@pytest.mark.trio
+async def test_entry_and_exit_are_checkpoints() -> None:
+    cm = open_lifespan(GoodApp(TrioBackend()))
+    with trio.testing.assert_checkpoints():
+        await cm.__aenter__()
+    with trio.testing.assert_checkpoints():
+        await cm.__aexit__(None, None, None)
+
+
+@pytest.mark.trio
+async def test_entry_and_exit_checkpoint_without_lifespan_too() -> None:
+    cm = open_lifespan(returns_at_once, allow_unsupported=True)
+    with trio.testing.assert_checkpoints():
+        await cm.__aenter__()
+    with trio.testing.assert_checkpoints():
+        await cm.__aexit__(None, None, None)
+
+
+@pytest.mark.trio
+async def test_an_unsupported_library_is_named() -> None:
+    sniffio.thread_local.name = "curio"
+    try:
+        with pytest.raises(
+            RuntimeError,
+            match=r"^open_lifespan\(\) is running under 'curio', which trio_lifespan "
+            r"does not support; supported: trio$",
+        ):
+            async with open_lifespan(returns_at_once):
+                pass  # pragma: no cover
+    finally:
+        sniffio.thread_local.name = "trio"
+
+
+def test_no_running_library_is_a_clear_error() -> None:
+    coro = open_lifespan(returns_at_once).__aenter__()
+    with pytest.raises(
+        RuntimeError,
+        match=r"^open_lifespan\(\) found no running async library: use it inside an "
+        r"async function run by one of: trio$",
+    ):
+        coro.send(None)
+
+
+@pytest.mark.trio
+async def test_a_context_manager_is_entered_once() -> None:
+    cm = open_lifespan(GoodApp(TrioBackend()))
+    async with cm:
+        with pytest.raises(RuntimeError, match=r"^this open_lifespan\(\) context "):
+            await cm.__aenter__()
+
+
+@pytest.mark.trio
+async def test_the_wrapped_app_has_a_helpful_repr() -> None:
+    app = GoodApp(TrioBackend())
+    async with open_lifespan(app) as wrapped:
+        assert repr(wrapped) == f"<LifespanApp for {app!r}>"
+
+
+@pytest.mark.trio
+async def test_a_body_exception_group_is_the_bodys_own(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    group = ExceptionGroup("two", [ValueError(1), KeyError(2)])
+    with pytest.raises(ExceptionGroup) as caught:
+        async with open_lifespan(GoodApp(TrioBackend())):
+            raise group
+    assert caught.value is group
+
+
+@pytest.mark.trio
+async def test_the_apps_exception_keeps_its_own_context() -> None:
+    original = KeyError("first")
+    error = ValueError("second")
+    error.__context__ = original
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        await receive()  # type: ignore[operator]
+        raise error
+
+    try:
+        raise RuntimeError("the caller was handling this")
+    except RuntimeError:
+        with pytest.raises(ValueError, match=r"^second$") as caught:
+            async with open_lifespan(app):
+                pass  # pragma: no cover
+    assert caught.value is error
+    assert error.__context__ is original
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        LifespanStartupFailed("m"),
+        LifespanShutdownFailed(""),
+        LifespanNotSupported("text"),
+        LifespanTimeout("shutdown", 2.0),
+        LifespanProtocolError("text", {"type": "x"}, ("a", "b")),
+    ],
+)
+def test_errors_pickle_with_their_data(error: LifespanError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert copy.args == error.args
+    assert str(copy) == str(error)
+
+
+def test_the_public_names() -> None:
+    public = {name for name in dir(trio_lifespan) if not name.startswith("_")}
+    assert set(trio_lifespan.__all__) == public | {"__version__"}
+    assert trio_lifespan.__version__
+
+
+@pytest.mark.trio
+async def test_starlette_with_httpx_on_trio() -> None:
+    events: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncGenerator[dict[str, object]]:
+        events.append("startup")
+        yield {"greeting": "hello"}
+        events.append("shutdown")
+
+    async def home(request: Request) -> JSONResponse:
+        return JSONResponse({"greeting": request.state.greeting})
+
+    app = Starlette(routes=[Route("/", home)], lifespan=lifespan)
+    async with open_lifespan(app) as wrapped:
+        assert events == ["startup"]
+        assert wrapped.state == {"greeting": "hello"}
+        transport = httpx.ASGITransport(app=wrapped)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t"
+        ) as client:
+            response = await client.get("/")
+        assert response.json() == {"greeting": "hello"}
+        scope = await http_request(wrapped, "/nowhere")
+        assert scope["state"] == {"greeting": "hello"}
+    assert events == ["startup", "shutdown"]
