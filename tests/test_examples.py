@@ -1,0 +1,51 @@
+"""The examples in README.md and docs/examples run, and say what they should."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-W", "error", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_starlette_example_runs_end_to_end() -> None:
+    out = run_python("docs/examples/starlette_trio.py")
+    assert out.splitlines() == [
+        "app: startup, opening the pretend database",
+        "started; lifespan state keys: ['db']",
+        "GET /users -> 200 {'users': 3}",
+        "app: shutdown, closing the pretend database",
+        "stopped cleanly",
+    ]
+
+
+def test_the_readme_example_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    example = next(block for block in blocks if "trio.run(main)" in block)
+    assert len(example.splitlines()) <= 30
+    assert run_python("-c", example) == "{'users': 3}\n"
+
+
+def test_the_readme_commands_are_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```sh\n(python3 -m venv .*?)\n```", readme)
+    assert len(commands) == 2
+    assert "python docs/examples/starlette_trio.py" in commands[0]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands[1] in ci.splitlines()
