@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import sys
 from typing import Any, NoReturn
 
 import pytest
@@ -25,6 +26,9 @@ from trio_lifespan import (
 from trio_lifespan._types import Message, Receive, Scope, Send
 
 from .apps import GoodApp, http_request
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 from .backends import Backend, forever
 
 
@@ -893,3 +897,29 @@ async def test_outer_cancel_during_a_normal_shutdown_cancels_the_app(
     assert deadline.cancelled_caught
     assert events == [f"cancelled at {backend.now()}"]
     assert backend.now() == 1
+
+
+async def test_an_apps_group_of_one_comes_out_as_the_one(backend: Backend) -> None:
+    error = Boom("in a task group")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        raise BaseExceptionGroup("outer", [BaseExceptionGroup("inner", [error])])
+
+    with pytest.raises(Boom) as caught:
+        async with open_lifespan(app):
+            pass
+    assert caught.value is error
+
+
+async def test_an_apps_group_of_several_comes_out_whole(backend: Backend) -> None:
+    group = BaseExceptionGroup("two", [Boom(1), KeyError(2)])
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        raise group
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with open_lifespan(app):
+            pass
+    assert caught.value is group

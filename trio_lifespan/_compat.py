@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import sys
 
+if sys.version_info < (3, 11):  # pragma: no cover - py310 tox environment
+    from exceptiongroup import BaseExceptionGroup as BaseExceptionGroup
+else:
+    from builtins import BaseExceptionGroup as BaseExceptionGroup
+
 if sys.version_info >= (3, 11):
 
     def add_note(exc: BaseException, note: str) -> None:

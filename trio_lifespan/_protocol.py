@@ -15,7 +15,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any, cast
 
-from ._compat import add_note
+from ._compat import BaseExceptionGroup, add_note
 from ._errors import (
     LifespanNotSupported,
     LifespanProtocolError,
@@ -73,6 +73,20 @@ _UNSUPPORTED_HINT = (
     "'lifespan' (most frameworks do this for you); to run it anyway, pass "
     "allow_unsupported=True."
 )
+
+
+def _single(exc: BaseException | None) -> BaseException | None:
+    """The one exception inside a group of one (at any depth), or ``exc``.
+
+    An app whose task group or nursery saw one failure raises a group of one;
+    the user gets the exception that matters, the very object the app raised.
+    """
+    while isinstance(exc, BaseExceptionGroup):
+        members = cast("tuple[BaseException, ...]", exc.exceptions)
+        if len(members) != 1:
+            break
+        exc = members[0]
+    return cast("BaseException | None", exc)
 
 
 def _fields(message: object) -> Mapping[str, object] | None:
@@ -256,6 +270,7 @@ class LifespanProtocol:
                 by the I/O layer (which absorbs its own cancellation).
         """
         self.app_done = True
+        exc = _single(exc)
         if self.error is not None:
             if exc is not None and exc is not self.error:
                 add_note(
