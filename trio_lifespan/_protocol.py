@@ -86,7 +86,7 @@ def _single(exc: BaseException | None) -> BaseException | None:
         if len(members) != 1:
             break
         exc = members[0]
-    return cast("BaseException | None", exc)
+    return exc  # pyright: ignore[reportUnknownVariableType]
 
 
 def _fields(message: object) -> Mapping[str, object] | None:
