@@ -9,11 +9,14 @@ a guard deadline that turns a hang into a failure.
 
 from __future__ import annotations
 
+import asyncio
 import math
+import sys
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+import looptime
 import trio
 import trio.testing
 
@@ -80,7 +83,79 @@ class TrioBackend:
             yield scope
 
 
-BACKENDS: list[Backend] = [TrioBackend()]
+class AsyncioMoveOnAfter:
+    """trio's ``move_on_after`` for asyncio: cancel the block, then move on."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.cancelled_caught = False
+        self._fired = False
+
+    def __enter__(self) -> AsyncioMoveOnAfter:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def fire() -> None:
+            self._fired = True
+            task.cancel()
+
+        self._task = task
+        self._handle = asyncio.get_running_loop().call_later(self.seconds, fire)
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        self._handle.cancel()
+        if not self._fired:
+            return False
+        if sys.version_info >= (3, 11):
+            self._task.uncancel()
+        if isinstance(exc, asyncio.CancelledError):
+            self.cancelled_caught = True
+            return True
+        return False
+
+
+class AsyncioBackend:
+    """asyncio, on looptime's fake-time event loop."""
+
+    name = "asyncio"
+    cancelled: type[BaseException] = asyncio.CancelledError
+
+    def run(self, fn: Callable[..., Awaitable[None]], kwargs: dict[str, Any]) -> None:
+        # Idle: nothing scheduled and no I/O, so nothing can ever happen.
+        loop = looptime.new_event_loop(start=0.0, end=HANG_GUARD, idle_timeout=1.0)
+        # "Task exception was never retrieved" and the like fail the test.
+        complaints: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _, context: complaints.append(context))
+        try:
+            loop.run_until_complete(_as_coroutine(fn(**kwargs)))
+            left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            assert not left, f"tasks left running: {left}"
+            assert not complaints, complaints
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds == math.inf:
+            await asyncio.get_running_loop().create_future()
+        await asyncio.sleep(seconds)
+
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
+    def move_on_after(self, seconds: float) -> AsyncioMoveOnAfter:
+        return AsyncioMoveOnAfter(seconds)
+
+
+async def _as_coroutine(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+BACKENDS: list[Backend] = [TrioBackend(), AsyncioBackend()]
 
 
 def forever() -> float:

@@ -61,7 +61,7 @@ async def test_an_unsupported_library_is_named() -> None:
         with pytest.raises(
             RuntimeError,
             match=r"^open_lifespan\(\) is running under 'curio', which trio_lifespan "
-            r"does not support; supported: trio$",
+            r"does not support; supported: trio, asyncio$",
         ):
             async with open_lifespan(returns_at_once):
                 pass  # pragma: no cover
@@ -74,7 +74,7 @@ def test_no_running_library_is_a_clear_error() -> None:
     with pytest.raises(
         RuntimeError,
         match=r"^open_lifespan\(\) found no running async library: use it inside an "
-        r"async function run by one of: trio$",
+        r"async function run by one of: trio, asyncio$",
     ):
         coro.send(None)
 

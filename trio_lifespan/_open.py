@@ -11,7 +11,7 @@ import sniffio
 
 from ._state import AppT, LifespanApp
 
-SUPPORTED_LIBRARIES = ("trio",)
+SUPPORTED_LIBRARIES = ("trio", "asyncio")
 
 
 class _Driver(Protocol):
@@ -51,6 +51,10 @@ def _driver() -> _Driver:
         from ._trio import trio_lifespan  # noqa: PLC0415 - trio only if used
 
         return trio_lifespan
+    if library == "asyncio":
+        from ._asyncio import asyncio_lifespan  # noqa: PLC0415 - only if used
+
+        return asyncio_lifespan
     raise RuntimeError(
         f"open_lifespan() is running under {library!r}, which trio_lifespan does "
         f"not support; supported: {', '.join(SUPPORTED_LIBRARIES)}"

@@ -1,0 +1,176 @@
+"""asyncio-only behaviour: no trio import, the usual runners, asyncio cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import sniffio
+
+from trio_lifespan import LifespanApp, LifespanTimeout, open_lifespan
+from trio_lifespan._types import Receive, Scope, Send
+
+from .apps import GoodApp, http_request
+from .backends import AsyncioBackend, Backend
+
+ASYNCIO = AsyncioBackend()
+
+
+def test_using_it_on_asyncio_does_not_import_trio() -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        import trio_lifespan
+
+        async def app(scope, receive, send):
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+
+        async def main():
+            async with trio_lifespan.open_lifespan(app):
+                pass
+
+        asyncio.run(main())
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("trio", "outcome")))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
+
+
+def test_it_works_under_asyncio_run() -> None:
+    app = GoodApp(ASYNCIO)
+
+    async def main() -> dict[str, Any]:
+        async with open_lifespan(app) as wrapped:
+            scope = await http_request(wrapped)
+        return dict(scope["state"])
+
+    assert asyncio.run(main()) == {"shared": app.shared, "name": "good"}
+    assert app.events[-1] == "returned"
+
+
+@pytest_asyncio.fixture
+async def asyncio_app() -> AsyncGenerator[LifespanApp[GoodApp]]:
+    async with open_lifespan(GoodApp(ASYNCIO)) as wrapped:
+        yield wrapped
+
+
+@pytest.mark.asyncio
+async def test_it_works_as_a_pytest_asyncio_fixture(
+    asyncio_app: LifespanApp[GoodApp],
+) -> None:
+    scope = await http_request(asyncio_app)
+    assert scope["state"]["name"] == "good"
+    assert asyncio_app.app.events == ["lifespan.startup", "request http"]
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+@pytest.mark.anyio
+async def test_it_works_under_anyios_plugin(anyio_backend: str) -> None:
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            events.append((await receive())["type"])
+            scope["state"]["library"] = sniffio.current_async_library()
+            await send({"type": "lifespan.startup.complete"})
+            events.append((await receive())["type"])
+            await send({"type": "lifespan.shutdown.complete"})
+
+    async with open_lifespan(app) as wrapped:
+        assert wrapped.state == {"library": anyio_backend}
+    assert events == ["lifespan.startup", "lifespan.shutdown"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is 3.11+")
+def test_an_outer_asyncio_timeout_gets_a_graceful_shutdown() -> None:
+    app = GoodApp(ASYNCIO)
+
+    async def main(backend: Backend) -> None:
+        if sys.version_info >= (3, 11):
+            with pytest.raises(TimeoutError) as caught:
+                async with asyncio.timeout(1):
+                    async with open_lifespan(app):
+                        await asyncio.sleep(10)
+            assert type(caught.value) is TimeoutError
+        assert backend.now() == 1
+        assert app.events[-2:] == ["cleanup", "returned"]
+
+    ASYNCIO.run(main, {"backend": ASYNCIO})
+
+
+def test_a_second_cancel_does_not_cut_the_shutdown_short() -> None:
+    # anyio, for one, cancels again and again; the shutdown after a body
+    # error stands firm, bounded by shutdown_timeout.
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await asyncio.sleep(2)
+        events.append(f"cleaned up at {asyncio.get_running_loop().time()}")
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        error = KeyError("body")
+        with pytest.raises(KeyError) as caught:
+            async with open_lifespan(app):
+                loop.call_later(1, task.cancel)
+                raise error
+        assert caught.value is error
+        assert events == ["cleaned up at 2.0"]
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+
+    ASYNCIO.run(main, {})
+
+
+def test_no_task_outlives_exit_even_when_cancelled_again() -> None:
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        try:
+            await asyncio.sleep(100)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)  # slow cleanup on cancellation
+            events.append(f"app done at {asyncio.get_running_loop().time()}")
+            raise
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().call_later(1.5, task.cancel)
+        with pytest.raises(LifespanTimeout):
+            async with open_lifespan(app, startup_timeout=1):
+                pass  # pragma: no cover
+        assert events == ["app done at 2.0"]
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+
+    ASYNCIO.run(main, {})
