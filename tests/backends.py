@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import Awaitable, Callable, Generator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import looptime
@@ -30,6 +29,14 @@ class Deadline(Protocol):
 
     @property
     def cancelled_caught(self) -> bool: ...
+
+
+class MoveOnAfter(Protocol):
+    """A block cancelled after a while, that moves on (it may swallow)."""
+
+    def __enter__(self) -> Deadline: ...
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any, /) -> bool: ...
 
 
 class Backend(Protocol):
@@ -51,8 +58,9 @@ class Backend(Protocol):
     async def checkpoint(self) -> None:
         """Yield to the loop once."""
 
-    def move_on_after(self, seconds: float) -> Any:
+    def move_on_after(self, seconds: float) -> MoveOnAfter:
         """A context manager cancelling its block after ``seconds``."""
+        ...
 
 
 class TrioBackend:
@@ -77,10 +85,8 @@ class TrioBackend:
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
 
-    @contextmanager
-    def move_on_after(self, seconds: float) -> Generator[trio.CancelScope]:
-        with trio.move_on_after(seconds) as scope:
-            yield scope
+    def move_on_after(self, seconds: float) -> trio.CancelScope:
+        return trio.move_on_after(seconds)
 
 
 class AsyncioMoveOnAfter:

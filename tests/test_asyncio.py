@@ -9,11 +9,12 @@ import textwrap
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import anyio
 import pytest
 import pytest_asyncio
 import sniffio
 
-from trio_lifespan import LifespanApp, LifespanTimeout, open_lifespan
+from trio_lifespan import LifespanApp, LifespanTimeout, open_lifespan, serve_lifespan
 from trio_lifespan._types import Receive, Scope, Send
 
 from .apps import GoodApp, http_request
@@ -174,3 +175,16 @@ def test_no_task_outlives_exit_even_when_cancelled_again() -> None:
             task.uncancel()
 
     ASYNCIO.run(main, {})
+
+
+def test_serve_lifespan_in_an_anyio_task_group_on_asyncio() -> None:
+    app = GoodApp(ASYNCIO)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            wrapped = await group.start(serve_lifespan, app)
+            assert (await http_request(wrapped))["state"]["name"] == "good"
+            group.cancel_scope.cancel()
+
+    anyio.run(main, backend="asyncio")
+    assert app.events[-2:] == ["cleanup", "returned"]

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 import trio_lifespan
 from trio_lifespan import (
+    LifespanApp,
     LifespanError,
     LifespanNotSupported,
     LifespanProtocolError,
@@ -26,6 +27,7 @@ from trio_lifespan import (
     LifespanStartupFailed,
     LifespanTimeout,
     open_lifespan,
+    serve_lifespan,
 )
 
 from .apps import GoodApp, http_request
@@ -174,3 +176,37 @@ async def test_starlette_with_httpx_on_trio() -> None:
         scope = await http_request(wrapped, "/nowhere")
         assert scope["state"] == {"greeting": "hello"}
     assert events == ["startup", "shutdown"]
+
+
+@pytest.mark.trio
+async def test_serve_lifespan_with_nursery_start(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = GoodApp(TrioBackend())
+    async with trio.open_nursery() as nursery:
+        wrapped = await nursery.start(serve_lifespan, app)
+        assert isinstance(wrapped, LifespanApp)
+        assert (await http_request(wrapped))["state"]["name"] == "good"
+        nursery.cancel_scope.cancel()
+    assert app.events[-1] == "returned"
+
+
+@pytest.mark.trio
+async def test_serve_lifespan_startup_error_comes_out_of_start_bare() -> None:
+    error = ValueError("startup")
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        await receive()  # type: ignore[operator]
+        raise error
+
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ValueError, match=r"^startup$") as caught:
+            await nursery.start(serve_lifespan, app)
+    assert caught.value is error
+
+
+def test_the_default_task_status_names_itself() -> None:
+    assert (
+        repr(trio_lifespan.TASK_STATUS_IGNORED) == "trio_lifespan.TASK_STATUS_IGNORED"
+    )
+    trio_lifespan.TASK_STATUS_IGNORED.started(None)  # accepted and ignored

@@ -14,20 +14,31 @@ from ._errors import (
     LifespanStartupFailed as LifespanStartupFailed,
     LifespanTimeout as LifespanTimeout,
 )
-from ._open import open_lifespan as open_lifespan
+from ._manager import LifespanManager as LifespanManager
+from ._open import open_lifespan as open_lifespan, open_lifespans as open_lifespans
+from ._serve import (
+    TASK_STATUS_IGNORED as TASK_STATUS_IGNORED,
+    TaskStatus as TaskStatus,
+    serve_lifespan as serve_lifespan,
+)
 from ._state import LifespanApp as LifespanApp
 from ._version import __version__ as __version__
 
 __all__ = [
+    "TASK_STATUS_IGNORED",
     "LifespanApp",
     "LifespanError",
+    "LifespanManager",
     "LifespanNotSupported",
     "LifespanProtocolError",
     "LifespanShutdownFailed",
     "LifespanStartupFailed",
     "LifespanTimeout",
+    "TaskStatus",
     "__version__",
     "open_lifespan",
+    "open_lifespans",
+    "serve_lifespan",
 ]
 
 
@@ -35,7 +46,8 @@ def _publish() -> None:
     # Tracebacks and reprs name trio_lifespan.X, not the private module.
     for name in __all__:
         obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith(__name__ + "."):
+        # Classes and functions only (they have a __qualname__), not instances.
+        if hasattr(obj, "__qualname__") and obj.__module__.startswith(__name__ + "."):
             obj.__module__ = __name__
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn
 
-from ._protocol import LifespanProtocol, combine, lifespan_scope
+from ._options import Options
+from ._protocol import LifespanProtocol, combine, combine_many, lifespan_scope
 from ._reraise import reraise
 from ._state import AppT, LifespanApp
 from ._types import ASGIApp, Message
@@ -33,6 +34,55 @@ def _withdraw_cancel(task: asyncio.Task[Any]) -> bool:
     return False  # pragma: no cover - py310 tox environment
 
 
+class _BodyCanceller:
+    """Cancels the ``async with`` body (the host task) and takes it back after.
+
+    The body runs in the caller's task; asyncio can only interrupt it by
+    cancelling that task. Our request is withdrawn when the body ends, so the
+    caller's own cancellations (``asyncio.timeout``, task groups) still count
+    right.
+    """
+
+    __slots__ = ("host", "requested")
+
+    def __init__(self, host: asyncio.Task[Any]) -> None:
+        self.host = host
+        self.requested = False
+
+    def cancel(self) -> None:
+        if not self.requested:
+            self.requested = True
+            self.host.cancel()
+
+    def ended(self, exc: BaseException | None) -> BaseException | None:
+        """What the body raised, less our own cancellation."""
+        if self.requested:
+            others = _withdraw_cancel(self.host)
+            if isinstance(exc, asyncio.CancelledError) and not others:
+                return None  # ours: the failure that caused it comes out
+        return exc
+
+
+def _current_task() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None, "trio_lifespan runs inside an asyncio task"
+    return task
+
+
+async def _wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
+    """Wait until every task is done, even through cancellations.
+
+    Returns the first cancellation that arrived meanwhile, to raise later.
+    """
+    interrupted: BaseException | None = None
+    while pending := [task for task in tasks if not task.done()]:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError as exc:  # cancelled again: finish first
+            interrupted = interrupted or exc
+    return interrupted
+
+
 class _AsyncioLifespan:
     """One app's lifespan, as asyncio runs it."""
 
@@ -41,14 +91,11 @@ class _AsyncioLifespan:
         self.protocol = LifespanProtocol(allow_unsupported=allow_unsupported)
         self.state: dict[str, Any] = {}
         self.loop = asyncio.get_running_loop()
-        host = asyncio.current_task()
-        assert host is not None, "open_lifespan() runs inside a task"
-        self.host = host
+        self.body = _BodyCanceller(_current_task())
         self.inbox: asyncio.Queue[Message] = asyncio.Queue(1)
         self.settled: asyncio.Future[None] = self.loop.create_future()
         self.app_task: asyncio.Task[None] | None = None
         self.app_cancelled = False  # we asked the app's task to stop
-        self.body_cancelled = False  # we asked the body (the host task) to stop
         self.raised: BaseException | None = None
 
     def _sync(self) -> None:
@@ -58,9 +105,8 @@ class _AsyncioLifespan:
         if protocol.app_must_stop and not self.app_cancelled and task is not None:
             self.app_cancelled = True
             task.cancel()
-        if protocol.body_must_stop and not self.body_cancelled:
-            self.body_cancelled = True
-            self.host.cancel()
+        if protocol.body_must_stop:
+            self.body.cancel()
         if not protocol.waiting and not self.settled.done():
             self.settled.set_result(None)
 
@@ -82,9 +128,7 @@ class _AsyncioLifespan:
     async def _cancel_app_again(self) -> NoReturn:
         # asyncio cancels once; an app that swallowed it and came back to us
         # is cancelled again, the way a trio cancel scope stays cancelled.
-        task = asyncio.current_task()
-        assert task is not None
-        task.cancel()
+        _current_task().cancel()
         await self.loop.create_future()
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -144,14 +188,6 @@ class _AsyncioLifespan:
             return False
         return self.protocol.error is None
 
-    def body_ended(self, exc: BaseException | None) -> None:
-        """Record how the body ended, telling our own cancellation apart."""
-        if self.body_cancelled:
-            others = _withdraw_cancel(self.host)
-            if isinstance(exc, asyncio.CancelledError) and not others:
-                exc = None  # ours: the app crashed, its error comes out
-        self.raised = exc
-
     async def stop(self, seconds: float) -> None:
         """Run the shutdown if it is due, shielded when the body raised."""
         try:
@@ -168,16 +204,13 @@ class _AsyncioLifespan:
             self._abandon(exc)
 
     async def join(self) -> None:
-        """Stop the app's task and wait for it: no task of ours outlives us."""
+        """Wait for the app's task: no task of ours outlives us."""
         task = self.app_task
         # The protocol has said the app must stop on every path that gets here.
         assert task is not None
         assert task.done() or self.app_cancelled, self.protocol.stage
-        while not task.done():
-            try:
-                await asyncio.wait((task,))
-            except asyncio.CancelledError as exc:  # cancelled again: finish first
-                self.raised = self.raised or exc
+        interrupted = await _wait_all([task])
+        self.raised = self.raised or interrupted
 
     def result(self) -> BaseException | None:
         return combine(
@@ -189,24 +222,129 @@ class _AsyncioLifespan:
 
 @asynccontextmanager
 async def asyncio_lifespan(
-    app: AppT,
-    startup_timeout: float | None,
-    shutdown_timeout: float | None,
-    allow_unsupported: bool,
+    app: AppT, options: Options
 ) -> AsyncGenerator[LifespanApp[AppT]]:
     """Run ``app``'s lifespan on asyncio; see :func:`trio_lifespan.open_lifespan`."""
     __tracebackhide__ = True
-    run = _AsyncioLifespan(app, allow_unsupported)
-    if await run.start(math.inf if startup_timeout is None else startup_timeout):
+    run = _AsyncioLifespan(app, options.allow_unsupported)
+    if await run.start(options.startup_timeout):
         supported = run.protocol.running
         try:
             yield LifespanApp(app, run.state if supported else None)
         except BaseException as exc:  # noqa: BLE001 - raised at the end
-            run.body_ended(exc)
+            run.raised = run.body.ended(exc)
         else:
-            run.body_ended(None)
-        await run.stop(math.inf if shutdown_timeout is None else shutdown_timeout)
+            run.raised = run.body.ended(None)
+        await run.stop(options.shutdown_timeout)
     await run.join()
     error = run.result()
     if error is not None:
         reraise(error)
+
+
+class _AsyncioGroup:
+    """Several lifespans, each held open by a task of its own."""
+
+    def __init__(self, count: int, options: Options) -> None:
+        self.options = options
+        loop = asyncio.get_running_loop()
+        self.body = _BodyCanceller(_current_task())
+        self.in_body = False
+        self.wrapped: list[LifespanApp[Any] | None] = [None] * count
+        self.waiting = count
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.cancelled: set[asyncio.Task[None]] = set()  # holders we stopped
+        self.errors: list[BaseException] = []
+        self.raised: BaseException | None = None
+        if not count:
+            self.ready.set_result(None)
+
+    async def hold(self, index: int, app: ASGIApp) -> None:
+        try:
+            async with asyncio_lifespan(app, self.options) as wrapped:
+                self.wrapped[index] = wrapped
+                self.waiting -= 1
+                if not self.waiting:
+                    self.ready.set_result(None)
+                await self.stop.wait()
+        except BaseException as exc:  # noqa: BLE001 - raised by the group
+            if not (
+                isinstance(exc, asyncio.CancelledError)
+                and _current_task() in self.cancelled
+            ):
+                self.errors.append(exc)
+                if not self.stop.is_set():
+                    self.abandon()
+
+    def abandon(self) -> None:
+        """Stop everything short of the shutdowns: something failed."""
+        if not self.ready.done():
+            self.ready.set_result(None)
+        if self.in_body:
+            self.body.cancel()
+        # Cancelling a finished task, or the failing holder itself on its way
+        # out, does nothing.
+        self.cancelled.update(self.tasks)
+        for task in self.tasks:
+            task.cancel()
+
+    def result(self) -> BaseException | None:
+        return combine_many(
+            self.raised,
+            self.errors,
+            raised_is_cancel=isinstance(self.raised, asyncio.CancelledError),
+        )
+
+
+@asynccontextmanager
+async def asyncio_lifespans(
+    apps: Sequence[ASGIApp], options: Options
+) -> AsyncGenerator[tuple[LifespanApp[Any], ...]]:
+    """Run several lifespans on asyncio; see :func:`trio_lifespan.open_lifespans`."""
+    __tracebackhide__ = True
+    group = _AsyncioGroup(len(apps), options)
+    loop = asyncio.get_running_loop()
+    group.tasks = [loop.create_task(group.hold(i, app)) for i, app in enumerate(apps)]
+    try:
+        await group.ready
+    except BaseException as exc:  # noqa: BLE001 - raised at the end
+        group.raised = exc
+        group.abandon()
+    if not group.errors and group.raised is None:
+        group.in_body = True
+        try:
+            yield tuple(w for w in group.wrapped if w is not None)
+        except BaseException as exc:  # noqa: BLE001 - raised at the end
+            group.raised = group.body.ended(exc)
+        else:
+            group.raised = group.body.ended(None)
+        group.in_body = False
+    group.stop.set()
+    interrupted = await _wait_all(group.tasks)
+    group.raised = group.raised or interrupted
+    error = group.result()
+    if error is not None:
+        reraise(error)
+
+
+class _Asyncio:
+    """The asyncio driver, as :func:`._options.current_backend` hands it out."""
+
+    def open_one(
+        self, app: AppT, options: Options, /
+    ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
+        return asyncio_lifespan(app, options)
+
+    def open_many(
+        self, apps: Sequence[ASGIApp], options: Options, /
+    ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
+        return asyncio_lifespans(apps, options)
+
+    async def sleep_forever(self) -> NoReturn:
+        await asyncio.get_running_loop().create_future()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+BACKEND = _Asyncio()

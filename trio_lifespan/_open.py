@@ -1,103 +1,46 @@
-"""``open_lifespan``: check the arguments, then hand over to a driver."""
+"""``open_lifespan`` and ``open_lifespans``: check the arguments, then hand over.
+
+The context managers returned here pick the driver for the running async
+library when they are entered, not when they are made.
+"""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Generic, Protocol
+from typing import Any, Generic, TypeVar, overload
 
-import sniffio
-
+from ._options import Backend, check_app, check_options, current_backend
 from ._state import AppT, LifespanApp
+from ._types import ASGIApp
 
-SUPPORTED_LIBRARIES = ("trio", "asyncio")
-
-
-class _Driver(Protocol):
-    """What a backend module offers: ``open_lifespan`` for one library."""
-
-    def __call__(
-        self,
-        app: AppT,
-        startup_timeout: float | None,
-        shutdown_timeout: float | None,
-        allow_unsupported: bool,
-        /,
-    ) -> AbstractAsyncContextManager[LifespanApp[AppT]]: ...
+T = TypeVar("T")
+A1 = TypeVar("A1", bound=ASGIApp)
+A2 = TypeVar("A2", bound=ASGIApp)
+A3 = TypeVar("A3", bound=ASGIApp)
 
 
-def _check_timeout(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{name} must be a number of seconds or None, not {type(value).__name__}"
-        )
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be non-negative or None, not {value!r}")
-    return float(value)
+class _Deferred(Generic[T]):
+    """An async context manager that picks its driver on entry."""
 
-
-def _driver() -> _Driver:
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        raise RuntimeError(
-            "open_lifespan() found no running async library: use it inside an "
-            f"async function run by one of: {', '.join(SUPPORTED_LIBRARIES)}"
-        ) from None
-    if library == "trio":
-        from ._trio import trio_lifespan  # noqa: PLC0415 - trio only if used
-
-        return trio_lifespan
-    if library == "asyncio":
-        from ._asyncio import asyncio_lifespan  # noqa: PLC0415 - only if used
-
-        return asyncio_lifespan
-    raise RuntimeError(
-        f"open_lifespan() is running under {library!r}, which trio_lifespan does "
-        f"not support; supported: {', '.join(SUPPORTED_LIBRARIES)}"
-    )
-
-
-class _LifespanContext(Generic[AppT]):
-    """The object ``open_lifespan`` returns; picks the driver on entry."""
-
-    __slots__ = (
-        "_allow_unsupported",
-        "_app",
-        "_cm",
-        "_shutdown_timeout",
-        "_startup_timeout",
-    )
+    __slots__ = ("_caller", "_cm", "_open")
 
     def __init__(
-        self,
-        app: AppT,
-        startup_timeout: float | None,
-        shutdown_timeout: float | None,
-        allow_unsupported: bool,
+        self, caller: str, open_: Callable[[Backend], AbstractAsyncContextManager[T]]
     ) -> None:
-        self._app = app
-        self._startup_timeout = startup_timeout
-        self._shutdown_timeout = shutdown_timeout
-        self._allow_unsupported = allow_unsupported
-        self._cm: AbstractAsyncContextManager[LifespanApp[AppT]] | None = None
+        self._caller = caller
+        self._open = open_
+        self._cm: AbstractAsyncContextManager[T] | None = None
 
-    async def __aenter__(self) -> LifespanApp[AppT]:
+    async def __aenter__(self) -> T:
         __tracebackhide__ = True
         if self._cm is not None:
             raise RuntimeError(
-                "this open_lifespan() context manager was already entered; "
-                "call open_lifespan() again for each `async with`"
+                f"this {self._caller}() context manager was already entered; "
+                f"call {self._caller}() again for each `async with`"
             )
-        self._cm = _driver()(
-            self._app,
-            self._startup_timeout,
-            self._shutdown_timeout,
-            self._allow_unsupported,
-        )
+        self._cm = self._open(current_backend(self._caller))
         return await self._cm.__aenter__()
 
     async def __aexit__(
@@ -179,14 +122,104 @@ def open_lifespan(
             async with httpx.AsyncClient(transport=transport) as client:
                 response = await client.get("http://test/")
     """
-    if not callable(app):
-        raise TypeError(
-            f"app must be an ASGI app (an async callable taking scope, receive "
-            f"and send), not {type(app).__name__}"
-        )
-    return _LifespanContext(
-        app,
-        _check_timeout("startup_timeout", startup_timeout),
-        _check_timeout("shutdown_timeout", shutdown_timeout),
-        bool(allow_unsupported),
-    )
+    check_app(app)
+    options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
+    return _Deferred("open_lifespan", lambda backend: backend.open_one(app, options))
+
+
+@overload
+def open_lifespans(
+    app1: A1,
+    /,
+    *,
+    startup_timeout: float | None = 5.0,
+    shutdown_timeout: float | None = 5.0,
+    allow_unsupported: bool = False,
+) -> AbstractAsyncContextManager[tuple[LifespanApp[A1]]]: ...
+
+
+@overload
+def open_lifespans(
+    app1: A1,
+    app2: A2,
+    /,
+    *,
+    startup_timeout: float | None = 5.0,
+    shutdown_timeout: float | None = 5.0,
+    allow_unsupported: bool = False,
+) -> AbstractAsyncContextManager[tuple[LifespanApp[A1], LifespanApp[A2]]]: ...
+
+
+@overload
+def open_lifespans(
+    app1: A1,
+    app2: A2,
+    app3: A3,
+    /,
+    *,
+    startup_timeout: float | None = 5.0,
+    shutdown_timeout: float | None = 5.0,
+    allow_unsupported: bool = False,
+) -> AbstractAsyncContextManager[
+    tuple[LifespanApp[A1], LifespanApp[A2], LifespanApp[A3]]
+]: ...
+
+
+@overload
+def open_lifespans(
+    *apps: ASGIApp,
+    startup_timeout: float | None = 5.0,
+    shutdown_timeout: float | None = 5.0,
+    allow_unsupported: bool = False,
+) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]: ...
+
+
+def open_lifespans(
+    *apps: ASGIApp,
+    startup_timeout: float | None = 5.0,
+    shutdown_timeout: float | None = 5.0,
+    allow_unsupported: bool = False,
+) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
+    """Run several ASGI apps' lifespans at once, for programs that host them all.
+
+    The startups run concurrently and all must complete before the block
+    runs; the value bound by ``as`` is a tuple of :class:`LifespanApp`, one per
+    app, in the order given. On exit the shutdowns run concurrently, each
+    bounded by ``shutdown_timeout``. The options apply to every app and mean
+    what they mean for :func:`open_lifespan`.
+
+    Args:
+        *apps: The ASGI apps.
+        startup_timeout: Seconds each startup may take, or ``None``.
+        shutdown_timeout: Seconds each shutdown may take, or ``None``.
+        allow_unsupported: Run apps that do not support lifespan.
+
+    Returns:
+        An async context manager that yields a tuple of :class:`LifespanApp`.
+
+    Raises:
+        TypeError: An app is not callable, or a timeout is not a number.
+        ValueError: A timeout is negative or NaN.
+
+    What comes out when things fail:
+
+    - An app's startup fails: the apps whose startup completed are shut down
+      gracefully (their cleanup runs), those still starting are cancelled,
+      and the failure comes out as :func:`open_lifespan` would raise it, bare.
+    - An app crashes while the block runs: the block is cancelled, the other
+      apps are shut down gracefully, and the app's exception comes out.
+    - Several apps fail: an :exc:`ExceptionGroup` (or
+      :exc:`BaseExceptionGroup`) of their errors, in the order they happened.
+      A group only ever comes out when more than one app really failed.
+    - The block raises: every app is still shut down gracefully, then the
+      block's exception comes out, with the apps' errors (if any) as notes.
+
+    Example::
+
+        async with open_lifespans(users_app, billing_app) as (users, billing):
+            ...
+    """
+    for index, app in enumerate(apps):
+        check_app(app, f"apps[{index}]")
+    options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
+    return _Deferred("open_lifespans", lambda backend: backend.open_many(apps, options))

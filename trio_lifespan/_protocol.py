@@ -386,3 +386,25 @@ def combine(
         f"{type(error).__name__}: {error}",
     )
     return raised
+
+
+def combine_many(
+    raised: BaseException | None,
+    errors: list[BaseException],
+    *,
+    raised_is_cancel: bool,
+) -> BaseException | None:
+    """Like :func:`combine`, for several lifespans' errors.
+
+    One error stands for itself; several independent ones become one group,
+    in the order they happened.
+    """
+    if len(errors) > 1:
+        return combine(
+            raised,
+            BaseExceptionGroup(f"{len(errors)} lifespans failed", errors),
+            raised_is_cancel=raised_is_cancel,
+        )
+    return combine(
+        raised, errors[0] if errors else None, raised_is_cancel=raised_is_cancel
+    )

@@ -7,14 +7,14 @@ keeps time with cancel scopes and cancels what the protocol says must stop.
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn
 
 import trio
 
-from ._protocol import LifespanProtocol, combine, lifespan_scope
+from ._options import Options
+from ._protocol import LifespanProtocol, combine, combine_many, lifespan_scope
 from ._reraise import reraise
 from ._state import AppT, LifespanApp
 from ._types import ASGIApp, Message
@@ -125,25 +125,117 @@ async def _stopped() -> NoReturn:
 
 @asynccontextmanager
 async def trio_lifespan(
-    app: AppT,
-    startup_timeout: float | None,
-    shutdown_timeout: float | None,
-    allow_unsupported: bool,
+    app: AppT, options: Options
 ) -> AsyncGenerator[LifespanApp[AppT]]:
     """Run ``app``'s lifespan on trio; see :func:`trio_lifespan.open_lifespan`."""
     __tracebackhide__ = True
-    run = _TrioLifespan(app, allow_unsupported)
+    run = _TrioLifespan(app, options.allow_unsupported)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run.run_app)
-        if await run.start(math.inf if startup_timeout is None else startup_timeout):
+        if await run.start(options.startup_timeout):
             supported = run.protocol.running
             try:
                 with run.body_scope:
                     yield LifespanApp(app, run.state if supported else None)
             except BaseException as exc:  # noqa: BLE001 - raised after the nursery
                 run.raised = exc
-            await run.stop(math.inf if shutdown_timeout is None else shutdown_timeout)
+            await run.stop(options.shutdown_timeout)
         run.app_scope.cancel()
     error = run.result()
     if error is not None:
         reraise(error)
+
+
+class _TrioGroup:
+    """Several lifespans, each held open by a task of its own."""
+
+    def __init__(self, count: int, options: Options) -> None:
+        self.options = options
+        self.wrapped: list[LifespanApp[Any] | None] = [None] * count
+        self.waiting = count
+        self.ready = trio.Event()
+        self.stop = trio.Event()
+        # Each holder is shielded: only this group cancels it, so an outer
+        # cancellation still gets every app's graceful shutdown.
+        self.scopes = [trio.CancelScope(shield=True) for _ in range(count)]
+        self.body_scope = trio.CancelScope()
+        self.errors: list[BaseException] = []
+        self.raised: BaseException | None = None
+        if not count:
+            self.ready.set()
+
+    async def hold(self, index: int, app: ASGIApp) -> None:
+        try:
+            with self.scopes[index]:
+                async with trio_lifespan(app, self.options) as wrapped:
+                    self.wrapped[index] = wrapped
+                    self.waiting -= 1
+                    if not self.waiting:
+                        self.ready.set()
+                    await self.stop.wait()
+        except BaseException as exc:  # noqa: BLE001 - raised by the group
+            self.errors.append(exc)
+            if not self.stop.is_set():
+                self.abandon()
+
+    def abandon(self) -> None:
+        """Stop everything short of the shutdowns: something failed."""
+        self.ready.set()
+        self.body_scope.cancel()
+        for scope in self.scopes:
+            scope.cancel()
+
+    def result(self) -> BaseException | None:
+        return combine_many(
+            self.raised,
+            self.errors,
+            raised_is_cancel=isinstance(self.raised, trio.Cancelled),
+        )
+
+
+@asynccontextmanager
+async def trio_lifespans(
+    apps: Sequence[ASGIApp], options: Options
+) -> AsyncGenerator[tuple[LifespanApp[Any], ...]]:
+    """Run several lifespans on trio; see :func:`trio_lifespan.open_lifespans`."""
+    __tracebackhide__ = True
+    group = _TrioGroup(len(apps), options)
+    async with trio.open_nursery() as nursery:
+        for index, app in enumerate(apps):
+            nursery.start_soon(group.hold, index, app)
+        try:
+            await group.ready.wait()
+        except BaseException as exc:  # noqa: BLE001 - raised after the nursery
+            group.raised = exc
+            group.abandon()
+        if not group.errors and group.raised is None:
+            try:
+                with group.body_scope:
+                    yield tuple(w for w in group.wrapped if w is not None)
+            except BaseException as exc:  # noqa: BLE001 - raised after the nursery
+                group.raised = exc
+        group.stop.set()
+    error = group.result()
+    if error is not None:
+        reraise(error)
+
+
+class _Trio:
+    """The trio driver, as :func:`._options.current_backend` hands it out."""
+
+    def open_one(
+        self, app: AppT, options: Options, /
+    ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
+        return trio_lifespan(app, options)
+
+    def open_many(
+        self, apps: Sequence[ASGIApp], options: Options, /
+    ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
+        return trio_lifespans(apps, options)
+
+    async def sleep_forever(self) -> NoReturn:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+BACKEND = _Trio()

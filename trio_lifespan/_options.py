@@ -1,0 +1,98 @@
+"""Options shared by every entry point, checked once, and the choice of driver."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, NamedTuple, NoReturn, Protocol
+
+import sniffio
+
+from ._state import AppT, LifespanApp
+from ._types import ASGIApp
+
+SUPPORTED_LIBRARIES = ("trio", "asyncio")
+
+
+class Options(NamedTuple):
+    """How one lifespan is run: the keyword options of ``open_lifespan``."""
+
+    startup_timeout: float
+    shutdown_timeout: float
+    allow_unsupported: bool
+
+
+def _seconds(name: str, value: object) -> float:
+    if value is None:
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name} must be a number of seconds or None, not {type(value).__name__}"
+        )
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be non-negative or None, not {value!r}")
+    return float(value)
+
+
+def check_options(
+    startup_timeout: object, shutdown_timeout: object, allow_unsupported: object
+) -> Options:
+    """Check the options at the call, so misuse fails where it is written."""
+    return Options(
+        _seconds("startup_timeout", startup_timeout),
+        _seconds("shutdown_timeout", shutdown_timeout),
+        bool(allow_unsupported),
+    )
+
+
+def check_app(app: object, name: str = "app") -> None:
+    """An app must at least be callable; say so where it is passed."""
+    if not callable(app):
+        raise TypeError(
+            f"{name} must be an ASGI app (an async callable taking scope, receive "
+            f"and send), not {type(app).__name__}"
+        )
+
+
+class Backend(Protocol):
+    """What a driver module offers for its async library."""
+
+    def open_one(
+        self, app: AppT, options: Options, /
+    ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
+        """Run one app's lifespan around a block."""
+        ...
+
+    def open_many(
+        self, apps: Sequence[ASGIApp], options: Options, /
+    ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
+        """Run several apps' lifespans around a block."""
+        ...
+
+    async def sleep_forever(self) -> NoReturn:
+        """Wait until cancelled."""
+        ...
+
+
+def current_backend(caller: str) -> Backend:
+    """The driver for the async library running now."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise RuntimeError(
+            f"{caller}() found no running async library: use it inside an "
+            f"async function run by one of: {', '.join(SUPPORTED_LIBRARIES)}"
+        ) from None
+    if library == "trio":
+        from . import _trio  # noqa: PLC0415 - trio is imported only if used
+
+        return _trio.BACKEND
+    if library == "asyncio":
+        from . import _asyncio  # noqa: PLC0415 - loaded only if used
+
+        return _asyncio.BACKEND
+    raise RuntimeError(
+        f"{caller}() is running under {library!r}, which trio_lifespan does "
+        f"not support; supported: {', '.join(SUPPORTED_LIBRARIES)}"
+    )
