@@ -210,3 +210,14 @@ def test_the_default_task_status_names_itself() -> None:
         repr(trio_lifespan.TASK_STATUS_IGNORED) == "trio_lifespan.TASK_STATUS_IGNORED"
     )
     trio_lifespan.TASK_STATUS_IGNORED.started(None)  # accepted and ignored
+
+
+@pytest.mark.parametrize("name", trio_lifespan.__all__)
+def test_every_public_name_is_documented(name: str) -> None:
+    obj = getattr(trio_lifespan, name)
+    if name != "__version__":
+        doc = (
+            obj.__doc__ if isinstance(obj, type) or callable(obj) else type(obj).__doc__
+        )
+        assert doc
+        assert len(doc.strip()) > 20
