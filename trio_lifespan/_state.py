@@ -36,6 +36,15 @@ class LifespanApp(Generic[AppT]):
         self._state = state
 
     @property
+    def supported(self) -> bool:
+        """Whether the app took part in the lifespan protocol.
+
+        ``False`` only when it did not and ``allow_unsupported=True`` let it
+        run anyway: then requests pass through unchanged.
+        """
+        return self._state is not None
+
+    @property
     def state(self) -> Mapping[str, Any]:
         """The lifespan state, read-only: what the app's startup put there."""
         if self._state is None:

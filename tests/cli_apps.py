@@ -1,0 +1,102 @@
+"""Apps for the command-line tests, imported by reference (``tests.cli_apps:x``).
+
+They use no sleeps that a test would wait out: a slow app is only ever run
+with a zero timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import sniffio
+import trio
+
+from trio_lifespan._types import Receive, Scope, Send
+
+
+async def _sleep_forever() -> None:
+    if sniffio.current_async_library() == "trio":
+        await trio.sleep_forever()
+    await asyncio.get_running_loop().create_future()
+
+
+async def _lifespan(scope: Scope, receive: Receive, send: Send, fail: str = "") -> None:
+    await receive()
+    if fail == "startup":
+        raise RuntimeError("the database is down")
+    scope["state"]["db"] = "connected"
+    await send({"type": "lifespan.startup.complete"})
+    await receive()
+    if fail == "shutdown":
+        await send({"type": "lifespan.shutdown.failed", "message": "pool stuck"})
+        return
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _answer(scope: Scope, send: Send) -> bool:
+    """Respond to one request; whether a response was sent."""
+    if scope["path"] == "/boom":
+        raise ValueError("handler exploded")
+    if scope["path"] == "/slow":
+        await _sleep_forever()
+    if scope["path"] == "/silent":
+        return False
+    if scope["path"] == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b"})
+        return True
+    status = 200 if scope["path"] in ("/", "/health") else 404
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return True
+
+
+async def good(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(scope, receive, send)
+        return
+    request = await receive()
+    assert request == {"type": "http.request", "body": b"", "more_body": False}
+    if await _answer(scope, send):
+        disconnect = await receive()  # waits until the response is complete
+        assert disconnect == {"type": "http.disconnect"}
+
+
+async def startup_fails(scope: Scope, receive: Receive, send: Send) -> None:
+    await _lifespan(scope, receive, send, fail="startup")
+
+
+async def shutdown_fails(scope: Scope, receive: Receive, send: Send) -> None:
+    await _lifespan(scope, receive, send, fail="shutdown")
+
+
+async def no_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        raise ValueError(f"only http, not {scope['type']}")
+    await _answer(scope, send)
+
+
+async def never_starts(scope: Scope, receive: Receive, send: Send) -> None:
+    await receive()
+    await _sleep_forever()
+
+
+async def breaks_protocol(scope: Scope, receive: Receive, send: Send) -> None:
+    await receive()
+    await send({"type": "lifespan.startup.ready"})
+
+
+def make_app() -> object:
+    return good
+
+
+def broken_factory() -> object:
+    raise KeyError("missing setting")
+
+
+class Settings:
+    app = good
+
+
+not_an_app = 42

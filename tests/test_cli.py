@@ -1,0 +1,350 @@
+"""``trio-lifespan check``: in-process for detail, in a subprocess for every status."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from trio_lifespan import _cli
+from trio_lifespan._demo import _Pool, app
+from trio_lifespan._types import Message
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def check(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    status = _cli.main(["check", "--app-dir", str(ROOT), *args], out=out)
+    return status, out.getvalue()
+
+
+def test_the_demo_app_is_the_default_and_asked_for_its_pages() -> None:
+    status, out = check()
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0] == "checking trio_lifespan._demo:app on trio"
+    assert re.fullmatch(r"startup   ok  +\d+\.\d ms  state: greeting, pool", lines[1])
+    assert re.fullmatch(r"GET       200 +\d+\.\d ms  /  ok", lines[2])
+    assert re.fullmatch(r"GET       200 +\d+\.\d ms  /health  ok", lines[3])
+    assert re.fullmatch(r"shutdown  ok  +\d+\.\d ms", lines[4])
+    assert lines[5:] == ["passed"]
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_each_backend(backend: str) -> None:
+    status, out = check("tests.cli_apps:good", "--backend", backend, "--get", "/")
+    assert status == 0
+    assert f"on {backend}" in out
+    assert "state: db" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "line"),
+    [
+        (
+            ["tests.cli_apps:startup_fails"],
+            3,
+            r"startup   FAILED  RuntimeError: the database is down",
+        ),
+        (
+            ["tests.cli_apps:shutdown_fails"],
+            4,
+            r"shutdown  FAILED  LifespanShutdownFailed: the app reported",
+        ),
+        (
+            ["tests.cli_apps:no_lifespan"],
+            5,
+            r"startup   FAILED  LifespanNotSupported: the app raised ValueError",
+        ),
+        (
+            ["tests.cli_apps:never_starts", "--startup-timeout", "0"],
+            6,
+            r"startup   FAILED  LifespanTimeout: the app's startup did not complete within startup_timeout=0\.0",
+        ),
+        (
+            ["tests.cli_apps:good", "--get", "/nope"],
+            7,
+            r"GET       404 +\d+\.\d ms  /nope  FAILED: expected 2xx or 3xx",
+        ),
+        (
+            ["tests.cli_apps:good", "--get", "/", "--expect", "201"],
+            7,
+            r"GET       200 +\d+\.\d ms  /  FAILED: expected 201",
+        ),
+        (
+            ["tests.cli_apps:good", "--get", "/boom"],
+            7,
+            r"GET       --- +\d+\.\d ms  /boom  FAILED: ValueError: handler exploded",
+        ),
+        (
+            ["tests.cli_apps:good", "--get", "/silent"],
+            7,
+            r"GET       --- +\d+\.\d ms  /silent  FAILED: the app returned without sending a response",
+        ),
+        (
+            ["tests.cli_apps:good", "--get", "/slow", "--request-timeout", "0"],
+            6,
+            r"GET       --- +\d+\.\d ms  /slow  FAILED: no response in time \(see --request-timeout\)",
+        ),
+        (
+            [
+                "tests.cli_apps:good",
+                "--get",
+                "/slow",
+                "--request-timeout",
+                "0",
+                "--backend",
+                "asyncio",
+            ],
+            6,
+            r"GET       --- +\d+\.\d ms  /slow  FAILED: no response in time",
+        ),
+        (
+            ["tests.cli_apps:breaks_protocol"],
+            8,
+            r"startup   FAILED  LifespanProtocolError: the app sent \{'type': 'lifespan\.startup\.ready'\}",
+        ),
+    ],
+)
+def test_each_failure_has_its_status_and_line(
+    args: list[str], status: int, line: str
+) -> None:
+    got, out = check(*args)
+    assert got == status
+    assert any(re.match(line, text) for text in out.splitlines()), out
+    assert out.splitlines()[-1] == f"failed (exit status {status})"
+
+
+def test_allow_unsupported_runs_the_requests() -> None:
+    status, out = check(
+        "tests.cli_apps:no_lifespan", "--allow-unsupported", "--get", "/"
+    )
+    assert status == 0
+    assert "(the app has no lifespan; allowed)" in out
+
+
+def test_factory_and_dotted_attributes() -> None:
+    assert check("tests.cli_apps:make_app", "--factory")[0] == 0
+    assert check("tests.cli_apps:Settings.app")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["nocolon"],
+            "app reference 'nocolon' must look like 'module:attribute', for example 'myproject.main:app'",
+        ),
+        (
+            ["tests.cli_apps:"],
+            "app reference 'tests.cli_apps:' must look like 'module:attribute', for example 'myproject.main:app'",
+        ),
+        (
+            ["tests.no_such_module:app"],
+            "could not import module 'tests.no_such_module': ModuleNotFoundError: No module named 'tests.no_such_module'",
+        ),
+        (
+            ["tests.cli_apps:missing"],
+            "'tests.cli_apps:missing': module 'tests.cli_apps' has no attribute 'missing'",
+        ),
+        (
+            ["tests.cli_apps:not_an_app"],
+            "'tests.cli_apps:not_an_app' is a int, not an ASGI app (an async callable taking scope, receive and send)",
+        ),
+        (
+            ["tests.cli_apps:not_an_app", "--factory"],
+            "'tests.cli_apps:not_an_app' is a int, not a factory to call",
+        ),
+        (
+            ["tests.cli_apps:broken_factory", "--factory"],
+            "calling the factory 'tests.cli_apps:broken_factory' failed: KeyError: 'missing setting'",
+        ),
+    ],
+)
+def test_an_unusable_app_is_one_clear_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert check(*args)[0] == 2
+    err = capsys.readouterr().err
+    assert err == f"trio-lifespan: error: {message}\n"
+
+
+def test_traceback_on_request(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check("tests.cli_apps:broken_factory", "--factory", "--traceback")[0] == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+    assert check("tests.cli_apps:startup_fails", "--traceback")[0] == 3
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert err.rstrip().endswith("RuntimeError: the database is down")
+
+
+def test_json_is_one_document() -> None:
+    status, out = check("tests.cli_apps:good", "--get", "/", "--get", "/nope", "--json")
+    assert status == 7
+    document = json.loads(out)
+    assert document["ok"] is False
+    assert document["exit_status"] == 7
+    assert document["backend"] == "trio"
+    assert document["app"] == "tests.cli_apps:good"
+    assert document["startup"]["state_keys"] == ["db"]
+    assert [(r["path"], r["status"], r["ok"]) for r in document["requests"]] == [
+        ("/", 200, True),
+        ("/nope", 404, False),
+    ]
+    assert document["shutdown"]["ok"] is True
+    assert document["error"] is None
+
+
+def test_json_reports_the_error() -> None:
+    status, out = check("tests.cli_apps:startup_fails", "--json")
+    assert status == 3
+    document = json.loads(out)
+    assert document["error"] == {
+        "phase": "startup",
+        "type": "RuntimeError",
+        "message": "the database is down",
+    }
+    assert document["startup"] == {"ok": False}
+    assert document["shutdown"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--startup-timeout", "-1"], "'-1' must be zero or more seconds"),
+        (
+            ["--shutdown-timeout", "soon"],
+            "'soon' is not a number of seconds (or 'none')",
+        ),
+        (["--expect", "abc"], "'abc' is not an HTTP status (100-599)"),
+        (["--backend", "curio"], "invalid choice: 'curio'"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        check(*args)
+    assert caught.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_none_means_no_limit() -> None:
+    status, _ = check(
+        "--startup-timeout",
+        "none",
+        "--shutdown-timeout",
+        "inf",
+        "--request-timeout",
+        "none",
+        "--get",
+        "/",
+    )
+    assert status == 0
+
+
+def test_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _cli.main(["check", "--help"])
+    out = capsys.readouterr().out
+    for status in range(2, 9):
+        assert re.search(rf"^  {status}  \S", out, flags=re.MULTILINE), status
+
+
+# The real command, in a subprocess ---------------------------------------------
+
+STATUSES = {
+    0: [],
+    2: ["tests.cli_apps:not_an_app"],
+    3: ["tests.cli_apps:startup_fails"],
+    4: ["tests.cli_apps:shutdown_fails"],
+    5: ["tests.cli_apps:no_lifespan"],
+    6: ["tests.cli_apps:never_starts", "--startup-timeout", "0"],
+    7: ["--get", "/missing"],
+    8: ["tests.cli_apps:breaks_protocol"],
+}
+
+
+@pytest.mark.parametrize("status", list(STATUSES))
+def test_the_installed_command_exits_with_each_status(status: int) -> None:
+    done = subprocess.run(
+        ["trio-lifespan", "check", *STATUSES[status]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+        env={"PATH": str(Path(sys.executable).parent)},
+    )
+    assert done.returncode == status, done.stdout + done.stderr
+    if status == 2:
+        assert done.stdout == ""
+        assert done.stderr.startswith("trio-lifespan: error: ")
+        assert "Traceback" not in done.stderr
+    else:
+        last = "passed" if status == 0 else f"failed (exit status {status})"
+        assert done.stdout.splitlines()[-1] == last
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "trio_lifespan", "check", "--get", "/health", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["requests"][0]["status"] == 200
+
+
+def test_streamed_responses_complete() -> None:
+    status, out = check("tests.cli_apps:good", "--get", "/stream", "--get", "/?q=1")
+    assert status == 0, out
+
+
+def test_the_console_script_and_dash_m_entry_points(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["trio-lifespan", "check", "--get", "/"])
+    with pytest.raises(SystemExit) as caught:
+        _cli.console_script()
+    assert caught.value.code == 0
+    monkeypatch.setattr(
+        sys, "argv", ["python -m trio_lifespan", "check", "--get", "/x"]
+    )
+    with pytest.raises(SystemExit) as caught:
+        runpy.run_module("trio_lifespan", run_name="__main__")
+    assert caught.value.code == 7
+    assert capsys.readouterr().out.count("checking trio_lifespan._demo:app") == 2
+
+
+def test_the_demo_app_directly() -> None:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        raise AssertionError("not called")  # pragma: no cover
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        await app({"type": "websocket"}, receive, send)
+        assert sent == []
+        pool = _Pool()
+        pool.close()
+        await app(
+            {"type": "http", "path": "/health", "state": {"pool": pool}}, receive, send
+        )
+        assert sent[0]["status"] == 503
+        assert sent[1]["body"] == b'{"healthy": false}'
+
+    trio.run(main)
