@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import falcon.asgi
 import pytest
 import trio
+from litestar import Litestar
+from quart_trio import QuartTrio
 from starlette.applications import Starlette
 from typing_extensions import assert_type
 
@@ -57,3 +60,20 @@ async def test_types_are_inferred() -> None:
         assert isinstance(started, LifespanApp)
         nursery.cancel_scope.cancel()
     assert len(many) == 4
+
+
+@pytest.mark.trio
+async def test_frameworks_with_narrow_asgi_types_are_accepted() -> None:
+    # Regression: Litestar, Quart and Falcon type __call__ with TypedDict
+    # scopes, which an app bound of Callable[[MutableMapping, ...], ...]
+    # rejected under mypy and pyright strict.
+    lite, quart, falcon_app = Litestar(), QuartTrio(__name__), falcon.asgi.App()
+    async with open_lifespan(lite) as wrapped:
+        assert_type(wrapped, LifespanApp[Litestar])
+    async with open_lifespans(quart, falcon_app) as (one, two):
+        assert_type(one, LifespanApp[QuartTrio])
+        assert_type(
+            two, LifespanApp[falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]]
+        )
+    async with LifespanManager(lite) as manager:
+        assert_type(manager.app.app, Litestar)

@@ -21,7 +21,7 @@ from ._options import Options
 from ._protocol import LifespanProtocol, combine, combine_many, lifespan_scope
 from ._reraise import reraise
 from ._state import AppT, LifespanApp
-from ._types import ASGIApp, Message
+from ._types import AnyASGIApp, Message
 
 
 def _withdraw_cancel(task: asyncio.Task[Any]) -> bool:
@@ -86,7 +86,7 @@ async def _wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
 class _AsyncioLifespan:
     """One app's lifespan, as asyncio runs it."""
 
-    def __init__(self, app: ASGIApp, allow_unsupported: bool) -> None:
+    def __init__(self, app: AnyASGIApp, allow_unsupported: bool) -> None:
         self.app = app
         self.protocol = LifespanProtocol(allow_unsupported=allow_unsupported)
         self.state: dict[str, Any] = {}
@@ -261,7 +261,7 @@ class _AsyncioGroup:
         if not count:
             self.ready.set_result(None)
 
-    async def hold(self, index: int, app: ASGIApp) -> None:
+    async def hold(self, index: int, app: AnyASGIApp) -> None:
         try:
             async with asyncio_lifespan(app, self.options) as wrapped:
                 self.wrapped[index] = wrapped
@@ -300,7 +300,7 @@ class _AsyncioGroup:
 
 @asynccontextmanager
 async def asyncio_lifespans(
-    apps: Sequence[ASGIApp], options: Options
+    apps: Sequence[AnyASGIApp], options: Options
 ) -> AsyncGenerator[tuple[LifespanApp[Any], ...]]:
     """Run several lifespans on asyncio; see :func:`trio_lifespan.open_lifespans`."""
     __tracebackhide__ = True
@@ -338,7 +338,7 @@ class _Asyncio:
         return asyncio_lifespan(app, options)
 
     def open_many(
-        self, apps: Sequence[ASGIApp], options: Options, /
+        self, apps: Sequence[AnyASGIApp], options: Options, /
     ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
         return asyncio_lifespans(apps, options)
 

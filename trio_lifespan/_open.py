@@ -13,12 +13,12 @@ from typing import Any, Generic, TypeVar, overload
 
 from ._options import Backend, check_app, check_options, current_backend
 from ._state import AppT, LifespanApp
-from ._types import ASGIApp
+from ._types import AnyASGIApp
 
 T = TypeVar("T")
-A1 = TypeVar("A1", bound=ASGIApp)
-A2 = TypeVar("A2", bound=ASGIApp)
-A3 = TypeVar("A3", bound=ASGIApp)
+A1 = TypeVar("A1", bound=AnyASGIApp)
+A2 = TypeVar("A2", bound=AnyASGIApp)
+A3 = TypeVar("A3", bound=AnyASGIApp)
 
 
 class _Deferred(Generic[T]):
@@ -167,7 +167,7 @@ def open_lifespans(
 
 @overload
 def open_lifespans(
-    *apps: ASGIApp,
+    *apps: AnyASGIApp,
     startup_timeout: float | None = 5.0,
     shutdown_timeout: float | None = 5.0,
     allow_unsupported: bool = False,
@@ -175,7 +175,7 @@ def open_lifespans(
 
 
 def open_lifespans(
-    *apps: ASGIApp,
+    *apps: AnyASGIApp,
     startup_timeout: float | None = 5.0,
     shutdown_timeout: float | None = 5.0,
     allow_unsupported: bool = False,

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, NoReturn, Protocol
 import sniffio
 
 from ._state import AppT, LifespanApp
-from ._types import ASGIApp
+from ._types import AnyASGIApp
 
 SUPPORTED_LIBRARIES = ("trio", "asyncio")
 
@@ -65,7 +65,7 @@ class Backend(Protocol):
         ...
 
     def open_many(
-        self, apps: Sequence[ASGIApp], options: Options, /
+        self, apps: Sequence[AnyASGIApp], options: Options, /
     ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
         """Run several apps' lifespans around a block."""
         ...

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
-from ._types import ASGIApp, Receive, Scope, Send
+from ._types import AnyASGIApp, Receive, Scope, Send
 
-AppT = TypeVar("AppT", bound=ASGIApp)
+AppT = TypeVar("AppT", bound=AnyASGIApp)
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

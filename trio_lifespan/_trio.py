@@ -17,13 +17,13 @@ from ._options import Options
 from ._protocol import LifespanProtocol, combine, combine_many, lifespan_scope
 from ._reraise import reraise
 from ._state import AppT, LifespanApp
-from ._types import ASGIApp, Message
+from ._types import AnyASGIApp, Message
 
 
 class _TrioLifespan:
     """One app's lifespan, as trio runs it."""
 
-    def __init__(self, app: ASGIApp, allow_unsupported: bool) -> None:
+    def __init__(self, app: AnyASGIApp, allow_unsupported: bool) -> None:
         self.app = app
         self.protocol = LifespanProtocol(allow_unsupported=allow_unsupported)
         self.state: dict[str, Any] = {}
@@ -164,7 +164,7 @@ class _TrioGroup:
         if not count:
             self.ready.set()
 
-    async def hold(self, index: int, app: ASGIApp) -> None:
+    async def hold(self, index: int, app: AnyASGIApp) -> None:
         try:
             with self.scopes[index]:
                 async with trio_lifespan(app, self.options) as wrapped:
@@ -195,7 +195,7 @@ class _TrioGroup:
 
 @asynccontextmanager
 async def trio_lifespans(
-    apps: Sequence[ASGIApp], options: Options
+    apps: Sequence[AnyASGIApp], options: Options
 ) -> AsyncGenerator[tuple[LifespanApp[Any], ...]]:
     """Run several lifespans on trio; see :func:`trio_lifespan.open_lifespans`."""
     __tracebackhide__ = True
@@ -229,7 +229,7 @@ class _Trio:
         return trio_lifespan(app, options)
 
     def open_many(
-        self, apps: Sequence[ASGIApp], options: Options, /
+        self, apps: Sequence[AnyASGIApp], options: Options, /
     ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
         return trio_lifespans(apps, options)
 
