@@ -158,19 +158,19 @@ class _AsyncioLifespan:
         deadline = self.loop.time() + seconds
         while self.protocol.waiting:
             remaining = deadline - self.loop.time()
-            if remaining <= 0:
-                self.protocol.time_out(seconds)
-                self._sync()
-                break
             try:
-                await asyncio.wait(
+                done, _ = await asyncio.wait(
                     (self.settled,),
-                    timeout=None if remaining == math.inf else remaining,
+                    timeout=None if remaining == math.inf else max(remaining, 0.0),
                 )
             except asyncio.CancelledError as exc:
                 if not shielded:
                     raise
                 self.raised = self.raised or exc
+                continue
+            if not done:  # the time is up (however small the limit was)
+                self.protocol.time_out(seconds)
+                self._sync()
 
     def _abandon(self, exc: BaseException) -> None:
         self.raised = exc
