@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -87,10 +87,15 @@ def scripted_app(
                 message = await receive()
                 log.append(f"received {message['type']}")
             elif step[0] == "send":
-                message: Any = step[1]
-                if isinstance(message, dict):
-                    log.append(f"sent {message.get('type')}")
-                await send(message)
+                sent: Any = step[1]
+                kind = (
+                    cast("dict[str, Any]", sent).get("type")
+                    if isinstance(sent, dict)
+                    else None
+                )
+                if kind is not None:
+                    log.append(f"sent {kind}")
+                await send(sent)
             elif step[0] == "raise":
                 raise AppError("scripted")
             elif step[0] == "return":
