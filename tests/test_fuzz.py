@@ -88,14 +88,9 @@ def scripted_app(
                 log.append(f"received {message['type']}")
             elif step[0] == "send":
                 sent: Any = step[1]
-                kind = (
-                    cast("dict[str, Any]", sent).get("type")
-                    if isinstance(sent, dict)
-                    else None
-                )
-                if kind is not None:
-                    log.append(f"sent {kind}")
-                await send(sent)
+                if isinstance(sent, dict):
+                    log.append(f"sent {cast('dict[str, Any]', sent).get('type')}")
+                await send(cast("Any", sent))
             elif step[0] == "raise":
                 raise AppError("scripted")
             elif step[0] == "return":
