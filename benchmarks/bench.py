@@ -1,0 +1,270 @@
+"""Side-by-side benchmarks: trio_lifespan, asgi-lifespan 2.x, and a floor.
+
+Run ``python benchmarks/bench.py`` (``--quick`` for a short smoke run, as CI
+does). Every measurement is taken in one process, with the contenders'
+rounds interleaved (A B C A B C ...) so that drift in the machine hits them
+alike; the table shows medians and ratios from the same run.
+
+The floor is the least a lifespan driver can do: one task, two channels (or
+queues), a state copy per request, no checks at all. It is written here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import trio
+from asgi_lifespan import LifespanManager
+
+from trio_lifespan import open_lifespan
+
+Scope = dict[str, Any]
+Factory = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
+# The app every contender drives -------------------------------------------------
+
+
+async def trivial_app(scope: Scope, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope["state"]["db"] = "pool"
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    # A request: nothing to do, so that the wrapper's own cost shows.
+
+
+# The floor, on each library -----------------------------------------------------
+
+
+@asynccontextmanager
+async def floor_trio(app: Any) -> AsyncGenerator[Any]:
+    state: dict[str, Any] = {}
+    to_app, app_inbox = trio.open_memory_channel[Any](1)
+    from_app, our_inbox = trio.open_memory_channel[Any](1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            app, {"type": "lifespan", "state": state}, app_inbox.receive, from_app.send
+        )
+        await to_app.send({"type": "lifespan.startup"})
+        await our_inbox.receive()
+
+        async def wrapped(scope: Scope, receive: Any, send: Any) -> None:
+            scope["state"] = state.copy()
+            await app(scope, receive, send)
+
+        yield wrapped
+        await to_app.send({"type": "lifespan.shutdown"})
+        await our_inbox.receive()
+
+
+@asynccontextmanager
+async def floor_asyncio(app: Any) -> AsyncGenerator[Any]:
+    state: dict[str, Any] = {}
+    to_app: asyncio.Queue[Any] = asyncio.Queue(1)
+    from_app: asyncio.Queue[Any] = asyncio.Queue(1)
+    task = asyncio.get_running_loop().create_task(
+        app({"type": "lifespan", "state": state}, to_app.get, from_app.put)
+    )
+    await to_app.put({"type": "lifespan.startup"})
+    await from_app.get()
+
+    async def wrapped(scope: Scope, receive: Any, send: Any) -> None:
+        scope["state"] = state.copy()
+        await app(scope, receive, send)
+
+    yield wrapped
+    await to_app.put({"type": "lifespan.shutdown"})
+    await from_app.get()
+    await task
+
+
+def contenders(library: str) -> dict[str, Factory]:
+    @asynccontextmanager
+    async def incumbent(app: Any) -> AsyncGenerator[Any]:
+        async with LifespanManager(app) as manager:
+            yield manager.app
+
+    return {
+        "floor": floor_trio if library == "trio" else floor_asyncio,
+        "trio_lifespan": open_lifespan,
+        "asgi_lifespan": incumbent,
+    }
+
+
+# Measurements -------------------------------------------------------------------
+
+
+async def cycle_seconds(factory: Factory, cycles: int) -> float:
+    """Seconds per enter/exit cycle."""
+    began = time.perf_counter()
+    for _ in range(cycles):
+        async with factory(trivial_app):
+            pass
+    return (time.perf_counter() - began) / cycles
+
+
+async def request_overhead(factory: Factory, calls: int) -> float:
+    """Seconds a request through the wrapped app costs over a direct call."""
+
+    async def receive() -> Any:
+        return {"type": "http.request"}
+
+    async def send(message: Any) -> None:
+        pass
+
+    async with factory(trivial_app) as wrapped:
+        began = time.perf_counter()
+        for _ in range(calls):
+            await wrapped({"type": "http"}, receive, send)
+        through = time.perf_counter() - began
+        began = time.perf_counter()
+        for _ in range(calls):
+            await trivial_app({"type": "http"}, receive, send)
+        direct = time.perf_counter() - began
+    return (through - direct) / calls
+
+
+async def per_app_seconds(factory: Factory, count: int) -> float:
+    """Seconds per app to start ``count`` lifespans, hold them, and stop them."""
+    began = time.perf_counter()
+    async with AsyncExitStack() as stack:
+        for _ in range(count):
+            await stack.enter_async_context(factory(trivial_app))
+    return (time.perf_counter() - began) / count
+
+
+def run_on(library: str, fn: Callable[[], Coroutine[Any, Any, float]]) -> float:
+    if library == "trio":
+        return trio.run(fn)
+    return asyncio.run(fn())
+
+
+Measure = Callable[[Factory], Callable[[], Coroutine[Any, Any, float]]]
+
+
+def interleaved(library: str, rounds: int, measure: Measure) -> dict[str, float]:
+    """Median of ``rounds`` interleaved measurements for each contender."""
+    found: dict[str, list[float]] = {name: [] for name in contenders(library)}
+    for _ in range(rounds):
+        for name, factory in contenders(library).items():
+            call = measure(factory)
+            found[name].append(run_on(library, call))
+    return {name: statistics.median(values) for name, values in found.items()}
+
+
+def import_seconds(module: str, runs: int) -> float:
+    """Median import time of ``module`` for an asyncio user, fresh processes."""
+    times: list[float] = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                "-c",
+                f"import asyncio; import {module}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for line in str(done.stderr).splitlines():
+            parts = [part.strip() for part in line.split("|")]
+            if len(parts) == 3 and parts[2] == module:
+                times.append(int(parts[1]) / 1e6)
+    return statistics.median(times)
+
+
+# The report ---------------------------------------------------------------------
+
+
+def row(label: str, values: dict[str, float], unit: float, suffix: str) -> str:
+    floor = values["floor"]
+    cells = [f"{values[name] / unit:10.1f} {suffix}" for name in values]
+    ratios = [
+        f"{values['trio_lifespan'] / floor:5.2f}x",
+        f"{values['asgi_lifespan'] / floor:5.2f}x",
+    ]
+    return f"| {label} | " + " | ".join(cells + ratios) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Side-by-side lifespan benchmarks.")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (CI)")
+    args = parser.parse_args()
+    rounds, cycles, calls, imports = (
+        (3, 50, 2_000, 3) if args.quick else (9, 1_000, 50_000, 15)
+    )
+    counts = (1, 10, 100) if args.quick else (1, 10, 100, 1_000)
+
+    print(
+        f"machine: {platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, trio {trio.__version__}, {platform.platform()}"
+    )
+    print(f"rounds: {rounds} interleaved; medians; ratios are against the floor\n")
+    columns = "floor | trio_lifespan | asgi_lifespan | ours / floor | theirs / floor"
+    print(f"| measurement | {columns} |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    targets: list[str] = []
+    for library in ("trio", "asyncio"):
+        cycle = interleaved(library, rounds, lambda f: lambda: cycle_seconds(f, cycles))
+        print(row(f"{library}: enter/exit cycle", cycle, 1e-6, "µs"))
+        limit = 1.2 if library == "trio" else 1.5
+        targets.append(
+            f"{library} cycle within {limit}x of the floor: "
+            f"{cycle['trio_lifespan'] / cycle['floor']:.2f}x, below asgi-lifespan: "
+            f"{cycle['trio_lifespan'] < cycle['asgi_lifespan']}"
+        )
+        overhead = interleaved(
+            library, rounds, lambda f: lambda: request_overhead(f, calls)
+        )
+        print(row(f"{library}: request overhead", overhead, 1e-9, "ns"))
+        targets.append(
+            f"{library} request overhead within 1.2x of the floor: "
+            f"{overhead['trio_lifespan'] / overhead['floor']:.2f}x"
+        )
+        per_app: dict[int, dict[str, float]] = {}
+        for count in counts:
+
+            def measure(
+                factory: Factory, n: int = count
+            ) -> Callable[[], Coroutine[Any, Any, float]]:
+                return lambda: per_app_seconds(factory, n)
+
+            per_app[count] = interleaved(library, rounds, measure)
+            print(row(f"{library}: per app, {count} open", per_app[count], 1e-6, "µs"))
+        largest = counts[-1]
+        targets.append(
+            f"{library} per-app cost at {largest} open within 1.2x of that at 10: "
+            f"{per_app[largest]['trio_lifespan'] / per_app[10]['trio_lifespan']:.2f}x"
+        )
+    ours = import_seconds("trio_lifespan", imports)
+    theirs = import_seconds("asgi_lifespan", imports)
+    print(
+        f"\nimport for an asyncio user: trio_lifespan {ours * 1e3:.2f} ms, "
+        f"asgi_lifespan {theirs * 1e3:.2f} ms ({ours / theirs:.2f}x)"
+    )
+    targets.append(
+        f"asyncio users' import within 1.5x of asgi-lifespan's: {ours / theirs:.2f}x"
+    )
+    print("\ntargets:")
+    for line in targets:
+        print(f"- {line}")
+
+
+if __name__ == "__main__":
+    main()
