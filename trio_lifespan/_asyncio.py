@@ -155,22 +155,26 @@ class _AsyncioLifespan:
         if message is None:
             return
         self.inbox.put_nowait(message)
-        deadline = self.loop.time() + seconds
-        while self.protocol.waiting:
-            remaining = deadline - self.loop.time()
-            try:
-                done, _ = await asyncio.wait(
-                    (self.settled,),
-                    timeout=None if remaining == math.inf else max(remaining, 0.0),
-                )
-            except asyncio.CancelledError as exc:
-                if not shielded:
-                    raise
-                self.raised = self.raised or exc
-                continue
-            if not done:  # the time is up (however small the limit was)
-                self.protocol.time_out(seconds)
-                self._sync()
+        timer = (
+            None
+            if seconds == math.inf
+            else self.loop.call_later(seconds, self._time_up, seconds)
+        )
+        try:
+            while self.protocol.waiting:
+                try:
+                    await (asyncio.shield(self.settled) if shielded else self.settled)
+                except asyncio.CancelledError as exc:
+                    if not shielded:
+                        raise
+                    self.raised = self.raised or exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _time_up(self, seconds: float) -> None:
+        self.protocol.time_out(seconds)
+        self._sync()
 
     def _abandon(self, exc: BaseException) -> None:
         self.raised = exc

@@ -201,10 +201,14 @@ class LifespanProtocol:
         self.stage = Stage.ABANDONED
 
     def time_out(self, timeout: float) -> None:
-        """The driver's time limit for this stage ran out."""
-        assert self.waiting, (self.stage, self.error)
-        phase: Phase = "startup" if self.stage is Stage.STARTUP else "shutdown"
-        self.error = LifespanTimeout(phase, timeout)
+        """The driver's time limit for this stage ran out.
+
+        A limit that runs out just after the answer came (in the same turn of
+        the event loop) changes nothing.
+        """
+        if self.waiting:
+            phase: Phase = "startup" if self.stage is Stage.STARTUP else "shutdown"
+            self.error = LifespanTimeout(phase, timeout)
 
     # What the app does -------------------------------------------------------
 

@@ -7,6 +7,7 @@ keeps time with cancel scopes and cancels what the protocol says must stop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn
@@ -29,9 +30,13 @@ class _TrioLifespan:
         self.state: dict[str, Any] = {}
         self.to_app, self.inbox = trio.open_memory_channel[Message](1)
         # The app runs shielded: an outer cancellation must not cut its
-        # shutdown short. Only the protocol's word cancels it.
+        # shutdown short. Only the protocol's word cancels it, or the
+        # deadline of the stage it is in: the time limits live on this scope.
         self.app_scope = trio.CancelScope(shield=True)
-        self.body_scope = trio.CancelScope()
+        self.stopping = False  # we cancelled the app (not its deadline)
+        self.limit = math.inf  # the time limit of the stage under way
+        # The nursery's own scope, which cancels the body if the app fails.
+        self.body_scope: trio.CancelScope | None = None
         self.settled = trio.Event()
         # What interrupted us: the body's exception, or a cancellation or
         # KeyboardInterrupt that arrived while we waited on the app.
@@ -41,8 +46,10 @@ class _TrioLifespan:
         """Act on what the protocol now says."""
         protocol = self.protocol
         if protocol.app_must_stop:
+            self.stopping = True
             self.app_scope.cancel()
         if protocol.body_must_stop:
+            assert self.body_scope is not None
             self.body_scope.cancel()
         if not protocol.waiting:
             self.settled.set()
@@ -63,13 +70,15 @@ class _TrioLifespan:
 
     async def run_app(self) -> None:
         scope = lifespan_scope(self.state)
+        exc: BaseException | None = None
         try:
             with self.app_scope:
                 await self.app(scope, self.receive, self.send)
-        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.protocol.app_exit(exc)
-        else:
-            self.protocol.app_exit(None)
+        except BaseException as raised:  # noqa: BLE001 - the protocol judges it
+            exc = raised
+        if self.app_scope.cancel_called and not self.stopping:
+            self.protocol.time_out(self.limit)  # its stage's deadline passed
+        self.protocol.app_exit(exc)
         self._sync()
 
     async def settle(self, message: Message | None, seconds: float) -> None:
@@ -77,11 +86,11 @@ class _TrioLifespan:
         if message is None:
             return
         self.to_app.send_nowait(message)
-        with trio.move_on_after(seconds):
-            await self.settled.wait()
-        if self.protocol.waiting:
-            self.protocol.time_out(seconds)
-            self._sync()
+        # The deadline cancels the app, whose task then reports the timeout.
+        self.limit = seconds
+        self.app_scope.deadline = trio.current_time() + seconds
+        await self.settled.wait()
+        self.app_scope.deadline = math.inf
 
     async def start(self, seconds: float) -> bool:
         """Run the startup; returns whether the body may run."""
@@ -97,9 +106,12 @@ class _TrioLifespan:
     async def stop(self, seconds: float) -> None:
         """Run the shutdown if it is due, shielded when the body raised."""
         try:
-            if self.protocol.running:
+            if self.protocol.running and self.raised is None:
                 self.settled = trio.Event()
-                with trio.CancelScope(shield=self.raised is not None):
+                await self.settle(self.protocol.begin_shutdown(), seconds)
+            elif self.protocol.running:
+                self.settled = trio.Event()
+                with trio.CancelScope(shield=True):
                     await self.settle(self.protocol.begin_shutdown(), seconds)
             elif self.protocol.error is None:
                 await trio.lowlevel.checkpoint()  # no lifespan: exit still checkpoints
@@ -131,14 +143,20 @@ async def trio_lifespan(
     __tracebackhide__ = True
     run = _TrioLifespan(app, options.allow_unsupported)
     async with trio.open_nursery() as nursery:
+        run.body_scope = nursery.cancel_scope
         nursery.start_soon(run.run_app)
         if await run.start(options.startup_timeout):
             supported = run.protocol.running
             try:
-                with run.body_scope:
-                    yield LifespanApp(app, run.state if supported else None)
+                yield LifespanApp(app, run.state if supported else None)
             except BaseException as exc:  # noqa: BLE001 - raised after the nursery
-                run.raised = exc
+                # A Cancelled of the nursery's own is ours: the app failed.
+                if not (
+                    isinstance(exc, trio.Cancelled)
+                    and nursery.cancel_scope.cancel_called
+                    and nursery.cancel_scope.cancel_called
+                ):
+                    run.raised = exc
             await run.stop(options.shutdown_timeout)
         run.app_scope.cancel()
     error = run.result()
