@@ -93,7 +93,7 @@ async def test_a_context_manager_is_entered_once() -> None:
 async def test_the_wrapped_app_has_a_helpful_repr() -> None:
     app = GoodApp(TrioBackend())
     async with open_lifespan(app) as wrapped:
-        assert repr(wrapped) == f"<LifespanApp for {app!r}>"
+        assert repr(wrapped).startswith("<function LifespanApp[GoodApp] at 0x")
 
 
 @pytest.mark.trio
@@ -221,3 +221,10 @@ def test_every_public_name_is_documented(name: str) -> None:
         )
         assert doc
         assert len(doc.strip()) > 20
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(
+        AttributeError, match=r"^module 'trio_lifespan' has no attribute 'nope'$"
+    ):
+        trio_lifespan.nope  # type: ignore[attr-defined]

@@ -6,6 +6,9 @@
         ...  # the app's startup has run; requests through `app` see its state
 """
 
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from ._errors import (
     LifespanError as LifespanError,
     LifespanNotSupported as LifespanNotSupported,
@@ -14,15 +17,26 @@ from ._errors import (
     LifespanStartupFailed as LifespanStartupFailed,
     LifespanTimeout as LifespanTimeout,
 )
-from ._manager import LifespanManager as LifespanManager
 from ._open import open_lifespan as open_lifespan, open_lifespans as open_lifespans
-from ._serve import (
-    TASK_STATUS_IGNORED as TASK_STATUS_IGNORED,
-    TaskStatus as TaskStatus,
-    serve_lifespan as serve_lifespan,
-)
 from ._state import LifespanApp as LifespanApp
 from ._version import __version__ as __version__
+
+if _TYPE_CHECKING:
+    from ._manager import LifespanManager as LifespanManager
+    from ._serve import (
+        TASK_STATUS_IGNORED as TASK_STATUS_IGNORED,
+        TaskStatus as TaskStatus,
+        serve_lifespan as serve_lifespan,
+    )
+
+# Loaded on first use: a program that only opens lifespans does not pay for
+# the drop-in manager or the nursery.start helper when it imports us.
+_LAZY = {
+    "LifespanManager": "._manager",
+    "TASK_STATUS_IGNORED": "._serve",
+    "TaskStatus": "._serve",
+    "serve_lifespan": "._serve",
+}
 
 __all__ = [
     "TASK_STATUS_IGNORED",
@@ -42,14 +56,32 @@ __all__ = [
 ]
 
 
-def _publish() -> None:
+def _publish(obj: object) -> None:
     # Tracebacks and reprs name trio_lifespan.X, not the private module.
-    for name in __all__:
-        obj = globals()[name]
-        # Classes and functions only (they have a __qualname__), not instances.
-        if hasattr(obj, "__qualname__") and obj.__module__.startswith(__name__ + "."):
-            obj.__module__ = __name__
+    # Classes and functions only (they have a __qualname__), not instances.
+    if hasattr(obj, "__qualname__") and obj.__module__.startswith(__name__ + "."):
+        obj.__module__ = __name__
 
 
-_publish()
-del _publish
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(_LAZY[name], __name__), name)
+    _publish(value)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+_publish(LifespanApp)
+_publish(open_lifespan)
+_publish(open_lifespans)
+_publish(LifespanError)
+_publish(LifespanNotSupported)
+_publish(LifespanProtocolError)
+_publish(LifespanShutdownFailed)
+_publish(LifespanStartupFailed)
+_publish(LifespanTimeout)

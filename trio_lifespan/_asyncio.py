@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from ._options import Options
 from ._protocol import LifespanProtocol, combine, combine_many, lifespan_scope
 from ._reraise import reraise
-from ._state import AppT, LifespanApp
+from ._state import AppT, LifespanApp, wrap_app
 from ._types import AnyASGIApp, Message
 
 
@@ -234,7 +234,7 @@ async def asyncio_lifespan(
     if await run.start(options.startup_timeout):
         supported = run.protocol.running
         try:
-            yield LifespanApp(app, run.state if supported else None)
+            yield wrap_app(app, run.state if supported else None)
         except BaseException as exc:  # noqa: BLE001 - raised at the end
             run.raised = run.body.ended(exc)
         else:

@@ -9,31 +9,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._options import Backend, check_app, check_options, current_backend
+from ._options import check_app, check_options, current_backend
 from ._state import AppT, LifespanApp
 from ._types import AnyASGIApp
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from ._options import Backend
+
 A1 = TypeVar("A1", bound=AnyASGIApp)
 A2 = TypeVar("A2", bound=AnyASGIApp)
 A3 = TypeVar("A3", bound=AnyASGIApp)
 
 
-class _Deferred(Generic[T]):
-    """An async context manager that picks its driver on entry."""
+class _Deferred:
+    """An async context manager that picks its driver on entry.
+
+    Not generic at run time (that costs import time); ``open_lifespan`` and
+    ``open_lifespans`` declare what it yields.
+    """
 
     __slots__ = ("_caller", "_cm", "_open")
 
     def __init__(
-        self, caller: str, open_: Callable[[Backend], AbstractAsyncContextManager[T]]
+        self, caller: str, open_: Callable[[Backend], AbstractAsyncContextManager[Any]]
     ) -> None:
         self._caller = caller
         self._open = open_
-        self._cm: AbstractAsyncContextManager[T] | None = None
+        self._cm: AbstractAsyncContextManager[Any] | None = None
 
-    async def __aenter__(self) -> T:
+    async def __aenter__(self) -> Any:
         __tracebackhide__ = True
         if self._cm is not None:
             raise RuntimeError(

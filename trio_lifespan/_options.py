@@ -5,22 +5,53 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, NamedTuple, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import sniffio
 
 from ._state import AppT, LifespanApp
 from ._types import AnyASGIApp
 
+if TYPE_CHECKING:  # a type only: a Protocol class costs import time
+
+    class Backend(Protocol):
+        """What a driver module offers for its async library."""
+
+        def open_one(
+            self, app: AppT, options: Options, /
+        ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
+            """Run one app's lifespan around a block."""
+            ...
+
+        def open_many(
+            self, apps: Sequence[AnyASGIApp], options: Options, /
+        ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
+            """Run several apps' lifespans around a block."""
+            ...
+
+        async def sleep_forever(self) -> NoReturn:
+            """Wait until cancelled."""
+            ...
+
+
 SUPPORTED_LIBRARIES = ("trio", "asyncio")
 
 
-class Options(NamedTuple):
-    """How one lifespan is run: the keyword options of ``open_lifespan``."""
+class Options:
+    """How one lifespan is run: the keyword options of ``open_lifespan``.
 
-    startup_timeout: float
-    shutdown_timeout: float
-    allow_unsupported: bool
+    A plain class rather than a NamedTuple: this module is imported with the
+    package, and a NamedTuple costs more to create than the whole rest of it.
+    """
+
+    __slots__ = ("allow_unsupported", "shutdown_timeout", "startup_timeout")
+
+    def __init__(
+        self, startup_timeout: float, shutdown_timeout: float, allow_unsupported: bool
+    ) -> None:
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.allow_unsupported = allow_unsupported
 
 
 def _seconds(name: str, value: object) -> float:
@@ -53,26 +84,6 @@ def check_app(app: object, name: str = "app") -> None:
             f"{name} must be an ASGI app (an async callable taking scope, receive "
             f"and send), not {type(app).__name__}"
         )
-
-
-class Backend(Protocol):
-    """What a driver module offers for its async library."""
-
-    def open_one(
-        self, app: AppT, options: Options, /
-    ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
-        """Run one app's lifespan around a block."""
-        ...
-
-    def open_many(
-        self, apps: Sequence[AnyASGIApp], options: Options, /
-    ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
-        """Run several apps' lifespans around a block."""
-        ...
-
-    async def sleep_forever(self) -> NoReturn:
-        """Wait until cancelled."""
-        ...
 
 
 def current_backend(caller: str) -> Backend:

@@ -17,7 +17,7 @@ import trio
 from ._options import Options
 from ._protocol import LifespanProtocol, combine, combine_many, lifespan_scope
 from ._reraise import reraise
-from ._state import AppT, LifespanApp
+from ._state import AppT, LifespanApp, wrap_app
 from ._types import AnyASGIApp, Message
 
 
@@ -148,12 +148,11 @@ async def trio_lifespan(
         if await run.start(options.startup_timeout):
             supported = run.protocol.running
             try:
-                yield LifespanApp(app, run.state if supported else None)
+                yield wrap_app(app, run.state if supported else None)
             except BaseException as exc:  # noqa: BLE001 - raised after the nursery
                 # A Cancelled of the nursery's own is ours: the app failed.
                 if not (
                     isinstance(exc, trio.Cancelled)
-                    and nursery.cancel_scope.cancel_called
                     and nursery.cancel_scope.cancel_called
                 ):
                     run.raised = exc
