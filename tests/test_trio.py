@@ -227,4 +227,4 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(
         AttributeError, match=r"^module 'trio_lifespan' has no attribute 'nope'$"
     ):
-        trio_lifespan.nope  # type: ignore[attr-defined]
+        trio_lifespan.nope

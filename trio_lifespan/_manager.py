@@ -49,7 +49,7 @@ class LifespanManager(Generic[AppT]):
 
     @property
     def app(self) -> LifespanApp[AppT]:
-        """The app to send requests through: it passes the lifespan state on."""
+        """The app to send requests through; it passes the lifespan state on."""
         if self._wrapped is None:
             raise RuntimeError(
                 "LifespanManager.app is there once the manager is entered: use it "
@@ -59,7 +59,7 @@ class LifespanManager(Generic[AppT]):
 
     @property
     def state(self) -> Mapping[str, Any]:
-        """The lifespan state the app's startup filled in, read-only."""
+        """The read-only lifespan state the app's startup filled in."""
         return self.app.state
 
     async def __aenter__(self) -> LifespanManager[AppT]:

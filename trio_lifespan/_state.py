@@ -42,7 +42,7 @@ class LifespanApp(Protocol[AppT_co]):
 
     @property
     def state(self) -> Mapping[str, Any]:
-        """The lifespan state, read-only: what the app's startup put there."""
+        """The read-only lifespan state, as the app's startup left it."""
         ...
 
     @property
