@@ -58,7 +58,7 @@ class _TrioLifespan:
         if self.protocol.app_receive():
             return await self.inbox.receive()
         self._sync()
-        return await _stopped()
+        return await _sleep_forever()
 
     async def send(self, message: Message) -> None:
         self.protocol.app_send(message)
@@ -128,9 +128,9 @@ class _TrioLifespan:
         )
 
 
-async def _stopped() -> NoReturn:
-    # The app's scope is cancelled: this raises Cancelled, unless the app
-    # shields itself, in which case it waits until that shield is lifted.
+async def _sleep_forever() -> NoReturn:
+    # Where the app is stopped, its scope is cancelled: this raises Cancelled
+    # (or, if the app shields itself, waits until that shield is lifted).
     await trio.sleep_forever()
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -251,8 +251,7 @@ class _Trio:
         return trio_lifespans(apps, options)
 
     async def sleep_forever(self) -> NoReturn:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")  # pragma: no cover
+        await _sleep_forever()
 
 
 BACKEND = _Trio()
