@@ -92,33 +92,36 @@ class _TrioLifespan:
         await self.settled.wait()
         self.app_scope.deadline = math.inf
 
+    def _abandon(self, exc: BaseException) -> None:
+        """We were interrupted while waiting on the app: stop it, raise later."""
+        self.raised = exc
+        self.protocol.abandon()
+        self._sync()
+
     async def start(self, seconds: float) -> bool:
         """Run the startup; returns whether the body may run."""
         try:
             await self.settle(self.protocol.begin_startup(), seconds)
         except BaseException as exc:  # noqa: BLE001 - raised after the nursery
-            self.raised = exc
-            self.protocol.abandon()
-            self._sync()
+            self._abandon(exc)
             return False
         return self.protocol.error is None
 
     async def stop(self, seconds: float) -> None:
         """Run the shutdown if it is due, shielded when the body raised."""
         try:
-            if self.protocol.running and self.raised is None:
+            if self.protocol.running:
                 self.settled = trio.Event()
-                await self.settle(self.protocol.begin_shutdown(), seconds)
-            elif self.protocol.running:
-                self.settled = trio.Event()
-                with trio.CancelScope(shield=True):
-                    await self.settle(self.protocol.begin_shutdown(), seconds)
+                message = self.protocol.begin_shutdown()
+                if self.raised is None:  # no shield scope on the common path
+                    await self.settle(message, seconds)
+                else:
+                    with trio.CancelScope(shield=True):
+                        await self.settle(message, seconds)
             elif self.protocol.error is None:
                 await trio.lowlevel.checkpoint()  # no lifespan: exit still checkpoints
         except BaseException as exc:  # noqa: BLE001 - raised after the nursery
-            self.raised = exc
-            self.protocol.abandon()
-            self._sync()
+            self._abandon(exc)
 
     def result(self) -> BaseException | None:
         return combine(
