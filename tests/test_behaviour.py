@@ -10,6 +10,7 @@ import contextlib
 import math
 import re
 import sys
+from collections import UserDict
 from typing import Any, NoReturn
 
 import pytest
@@ -765,6 +766,23 @@ async def test_a_protocol_breach_is_named(backend: Backend, case: str) -> None:
     assert caught.value.expected == expected
     received = [step for step in steps if not isinstance(step, (float, type(None)))][-1]
     assert caught.value.received == received
+
+
+async def test_a_message_that_is_a_mapping_but_not_a_dict_is_understood(
+    backend: Backend,
+) -> None:
+    # The spec's messages are dicts; any other mapping reads the same.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        scope["state"]["seen"] = True
+        await send(UserDict({"type": "lifespan.startup.complete"}))
+        await receive()
+        await send(UserDict({"type": "lifespan.shutdown.failed"}))
+
+    with pytest.raises(LifespanShutdownFailed) as caught:
+        async with open_lifespan(app) as wrapped:
+            assert wrapped.state == {"seen": True}
+    assert caught.value.message == ""
 
 
 async def test_a_long_message_is_shortened_in_the_error(backend: Backend) -> None:

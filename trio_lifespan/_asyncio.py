@@ -101,14 +101,18 @@ class _AsyncioLifespan:
     def _sync(self) -> None:
         """Act on what the protocol now says."""
         protocol = self.protocol
-        task = self.app_task
-        if protocol.app_must_stop and not self.app_cancelled and task is not None:
-            self.app_cancelled = True
-            task.cancel()
+        if protocol.app_must_stop:
+            self._stop_app()
         if protocol.body_must_stop:
             self.body.cancel()
         if not protocol.waiting and not self.settled.done():
             self.settled.set_result(None)
+
+    def _stop_app(self) -> None:
+        task = self.app_task
+        if not self.app_cancelled and task is not None:
+            self.app_cancelled = True
+            task.cancel()
 
     async def receive(self) -> Message:
         if self.protocol.app_receive():
@@ -118,9 +122,9 @@ class _AsyncioLifespan:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def send(self, message: Message) -> None:
-        self.protocol.app_send(message)
+        still_in = self.protocol.app_send(message)
         self._sync()
-        if self.protocol.app_rejected:
+        if not still_in:
             # An app that keeps sending after it broke the protocol must not
             # spin for ever.
             await self._cancel_app_again()
@@ -128,6 +132,7 @@ class _AsyncioLifespan:
     async def _cancel_app_again(self) -> NoReturn:
         # asyncio cancels once; an app that swallowed it and came back to us
         # is cancelled again, the way a trio cancel scope stays cancelled.
+        self.app_cancelled = True
         _current_task().cancel()
         await self.loop.create_future()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -210,9 +215,9 @@ class _AsyncioLifespan:
     async def join(self) -> None:
         """Wait for the app's task: no task of ours outlives us."""
         task = self.app_task
-        # The protocol has said the app must stop on every path that gets here.
         assert task is not None
-        assert task.done() or self.app_cancelled, self.protocol.stage
+        if not self.protocol.app_done:
+            self._stop_app()  # it lingers after its shutdown completed
         interrupted = await _wait_all([task])
         self.raised = self.raised or interrupted
 

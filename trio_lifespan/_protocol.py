@@ -41,26 +41,33 @@ class Stage(enum.Enum):
     ABANDONED = "abandoned"  # the server gave up waiting (it was cancelled)
 
 
-_OUT = frozenset({Stage.UNSUPPORTED, Stage.ABANDONED})
+# Module-level names for the stages: looking a member up on an Enum class
+# costs ten times a global's lookup, and the drivers ask on every message.
+_IDLE = Stage.IDLE
+_STARTUP = Stage.STARTUP
+_RUNNING = Stage.RUNNING
+_SHUTDOWN = Stage.SHUTDOWN
+_DONE = Stage.DONE
+_UNSUPPORTED = Stage.UNSUPPORTED
+_ABANDONED = Stage.ABANDONED
 
 _REPLIES: dict[str, tuple[Stage, str]] = {
-    "lifespan.startup.complete": (Stage.STARTUP, "complete"),
-    "lifespan.startup.failed": (Stage.STARTUP, "failed"),
-    "lifespan.shutdown.complete": (Stage.SHUTDOWN, "complete"),
-    "lifespan.shutdown.failed": (Stage.SHUTDOWN, "failed"),
+    "lifespan.startup.complete": (_STARTUP, "complete"),
+    "lifespan.startup.failed": (_STARTUP, "failed"),
+    "lifespan.shutdown.complete": (_SHUTDOWN, "complete"),
+    "lifespan.shutdown.failed": (_SHUTDOWN, "failed"),
 }
 
 _EXPECTED: dict[Stage, tuple[str, ...]] = {
-    Stage.STARTUP: ("lifespan.startup.complete", "lifespan.startup.failed"),
-    Stage.SHUTDOWN: ("lifespan.shutdown.complete", "lifespan.shutdown.failed"),
+    _STARTUP: ("lifespan.startup.complete", "lifespan.startup.failed"),
+    _SHUTDOWN: ("lifespan.shutdown.complete", "lifespan.shutdown.failed"),
 }
 
 _WHEN: dict[Stage, str] = {
-    Stage.STARTUP: "in reply to 'lifespan.startup'",
-    Stage.RUNNING: "after its startup had completed and before 'lifespan.shutdown' "
-    "was sent",
-    Stage.SHUTDOWN: "in reply to 'lifespan.shutdown'",
-    Stage.DONE: "after its shutdown had completed",
+    _STARTUP: "in reply to 'lifespan.startup'",
+    _RUNNING: "after its startup had completed and before 'lifespan.shutdown' was sent",
+    _SHUTDOWN: "in reply to 'lifespan.shutdown'",
+    _DONE: "after its shutdown had completed",
 }
 
 _PROTOCOL_HINT = (
@@ -106,7 +113,7 @@ class LifespanProtocol:
 
     Args:
         allow_unsupported: Whether an app without lifespan support is let
-            through (``Stage.UNSUPPORTED``) instead of being an error.
+            through (``_UNSUPPORTED``) instead of being an error.
     """
 
     __slots__ = (
@@ -120,7 +127,7 @@ class LifespanProtocol:
 
     def __init__(self, *, allow_unsupported: bool = False) -> None:
         self._allow_unsupported = allow_unsupported
-        self.stage = Stage.IDLE
+        self.stage = _IDLE
         #: The app has called ``receive()`` at least once.
         self.received = False
         #: The app's lifespan call has returned or raised.
@@ -135,15 +142,15 @@ class LifespanProtocol:
     @property
     def waiting(self) -> bool:
         """Whether the driver still waits for the app's answer to this stage."""
-        return self.error is None and (
-            self.stage is Stage.STARTUP or self.stage is Stage.SHUTDOWN
-        )
+        stage = self.stage
+        return self.error is None and (stage is _STARTUP or stage is _SHUTDOWN)
 
     @property
     def app_rejected(self) -> bool:
         """Whether the app is out of the exchange: it failed, has no lifespan,
         or the server gave up on it."""
-        return self.error is not None or self.stage in _OUT
+        stage = self.stage
+        return self.error is not None or stage is _UNSUPPORTED or stage is _ABANDONED
 
     @property
     def app_must_stop(self) -> bool:
@@ -151,26 +158,34 @@ class LifespanProtocol:
 
         After a '.failed' report too: an app that raises straight after it
         still raises (cancellation only lands at its next await), one that
-        lingers is not waited out.
+        lingers is not waited out. Not after its shutdown completed: it is
+        about to return, and the driver cancels it on leaving if it has not
+        (cancelling costs, and nearly every app returns).
         """
-        return self.app_rejected or self.report is not None or self.stage is Stage.DONE
+        stage = self.stage
+        return (
+            self.report is not None
+            or self.error is not None
+            or stage is _UNSUPPORTED
+            or stage is _ABANDONED
+        )
 
     @property
     def body_must_stop(self) -> bool:
         """Whether the ``async with`` body must be cancelled: the app failed."""
-        return self.error is not None and self.stage is Stage.RUNNING
+        return self.error is not None and self.stage is _RUNNING
 
     @property
     def running(self) -> bool:
         """Whether startup completed and shutdown is still to be sent."""
-        return self.error is None and self.stage is Stage.RUNNING
+        return self.error is None and self.stage is _RUNNING
 
     # What the driver does ----------------------------------------------------
 
     def begin_startup(self) -> dict[str, Any]:
         """Start the exchange; returns the message to deliver to the app."""
-        assert self.stage is Stage.IDLE, self.stage
-        self.stage = Stage.STARTUP
+        assert self.stage is _IDLE, self.stage
+        self.stage = _STARTUP
         return {"type": "lifespan.startup"}
 
     def begin_shutdown(self) -> dict[str, Any] | None:
@@ -188,7 +203,7 @@ class LifespanProtocol:
                 "'lifespan.shutdown' arrives, then replies to it."
             )
             return None
-        self.stage = Stage.SHUTDOWN
+        self.stage = _SHUTDOWN
         self.report = None
         return {"type": "lifespan.shutdown"}
 
@@ -198,7 +213,7 @@ class LifespanProtocol:
         The app is stopped. How it ends is no longer a protocol question,
         except that an exception it raises while stopping still comes out.
         """
-        self.stage = Stage.ABANDONED
+        self.stage = _ABANDONED
 
     def time_out(self, timeout: float) -> None:
         """The driver's time limit for this stage ran out.
@@ -207,7 +222,7 @@ class LifespanProtocol:
         the event loop) changes nothing.
         """
         if self.waiting:
-            phase: Phase = "startup" if self.stage is Stage.STARTUP else "shutdown"
+            phase: Phase = "startup" if self.stage is _STARTUP else "shutdown"
             self.error = LifespanTimeout(phase, timeout)
 
     # What the app does -------------------------------------------------------
@@ -224,47 +239,63 @@ class LifespanProtocol:
         if self.report is not None and self.error is None:
             # It reported a failure and then waits on instead of returning.
             self.error = self._reported_failure()
-        return not self.app_must_stop
+        return not self.app_must_stop and self.stage is not _DONE
 
-    def app_send(self, message: object) -> None:
-        """The app called ``send(message)``."""
+    def app_send(self, message: object) -> bool:
+        """The app called ``send(message)``.
+
+        Returns:
+            Whether the app is still in the exchange. ``False`` means it is out
+            (it broke the protocol, has no lifespan, or was given up on) and
+            is being stopped: the I/O layer lets the cancellation in.
+        """
         if self.app_rejected:
-            return  # already decided; the app is being stopped
+            return False  # already decided; the app is being stopped
         if not self.received:
             self._unsupported(
                 f"the app called send({describe_message(message)}) before its "
                 "first receive(): it treats the lifespan scope like a request.",
                 cause=None,
             )
-            return
-        fields = _fields(message)
+            return False
+        error = self._take(message)
+        if error is not None:
+            self.error = error
+            return False
+        return True
+
+    def _take(self, message: object) -> LifespanProtocolError | None:
+        """Act on a message from the app, or say what is wrong with it."""
+        fields = (
+            cast("Mapping[str, object]", message)
+            if message.__class__ is dict  # the common case, without an ABC check
+            else _fields(message)
+        )
         kind = fields.get("type") if fields is not None else None
         if fields is None or not isinstance(kind, str):
-            self.error = LifespanProtocolError(
+            return LifespanProtocolError(
                 f"the app sent {describe_message(message)}, which is not an ASGI "
                 "message: a mapping with a string 'type' such as "
                 "{'type': 'lifespan.startup.complete'}. " + _PROTOCOL_HINT,
                 message,
                 _EXPECTED.get(self.stage, ()),
             )
-            return
         reply = _REPLIES.get(kind)
         if reply is None or reply[0] is not self.stage or self.report is not None:
-            self.error = self._unexpected(message, kind)
-            return
+            return self._unexpected(message, kind)
         if reply[1] == "complete":
-            self.stage = Stage.RUNNING if self.stage is Stage.STARTUP else Stage.DONE
-            return
+            self.stage = _RUNNING if self.stage is _STARTUP else _DONE
+            return None
         text = fields.get("message", "")
         if not isinstance(text, str):
-            self.error = LifespanProtocolError(
+            return LifespanProtocolError(
                 f"the app sent {describe_message(message)}: its 'message' must be "
                 f"a string, not {type(text).__name__}. " + _PROTOCOL_HINT,
                 message,
                 _EXPECTED[self.stage],
             )
-            return
         self.report = text
+        return None
 
     def app_exit(self, exc: BaseException | None) -> None:
         """The app's lifespan call ended.
@@ -283,9 +314,9 @@ class LifespanProtocol:
                     f"also raised {type(exc).__name__}: {exc}",
                 )
             return
-        if self.stage is Stage.UNSUPPORTED:
+        if self.stage is _UNSUPPORTED:
             return  # its exceptions are what 'unsupported' looks like
-        if self.stage is Stage.ABANDONED:
+        if self.stage is _ABANDONED:
             self.error = exc
             return
         if not self.received:
@@ -297,7 +328,7 @@ class LifespanProtocol:
                     "receive()"
                 )
             self._unsupported(detail + ".", cause=exc)
-        elif self.stage is Stage.STARTUP or self.stage is Stage.SHUTDOWN:
+        elif self.stage is _STARTUP or self.stage is _SHUTDOWN:
             if exc is not None:
                 if self.report:
                     add_note(exc, self.report)
@@ -322,7 +353,7 @@ class LifespanProtocol:
 
     def _reported_failure(self) -> BaseException:
         assert self.report is not None
-        if self.stage is Stage.STARTUP:
+        if self.stage is _STARTUP:
             return LifespanStartupFailed(self.report)
         return LifespanShutdownFailed(self.report)
 
@@ -332,7 +363,7 @@ class LifespanProtocol:
             wanted = "nothing after its '.failed' report (it should return or raise)"
         elif expected:
             wanted = " or ".join(repr(t) for t in expected)
-        elif self.stage is Stage.RUNNING:
+        elif self.stage is _RUNNING:
             wanted = "no message until 'lifespan.shutdown' is sent"
         else:
             wanted = "no further message"
@@ -350,7 +381,7 @@ class LifespanProtocol:
 
     def _unsupported(self, detail: str, cause: BaseException | None) -> None:
         if self._allow_unsupported:
-            self.stage = Stage.UNSUPPORTED
+            self.stage = _UNSUPPORTED
             return
         error = LifespanNotSupported(
             f"{detail} So the app does not support the ASGI lifespan protocol. "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Any, NoReturn
 
 import trio
@@ -22,37 +23,77 @@ from ._types import AnyASGIApp, Message
 
 
 class _TrioLifespan:
-    """One app's lifespan, as trio runs it."""
+    """One app's lifespan, as trio runs it: the context manager itself.
 
-    def __init__(self, app: AnyASGIApp, allow_unsupported: bool) -> None:
+    A class rather than an ``asynccontextmanager`` generator: entering and
+    leaving one costs a fraction of a generator's round trips, and every
+    ``open_lifespan`` pays it (``benchmarks/bench.py``).
+    """
+
+    def __init__(self, app: AnyASGIApp, options: Options) -> None:
         self.app = app
-        self.protocol = LifespanProtocol(allow_unsupported=allow_unsupported)
+        self.options = options
+        self.protocol = LifespanProtocol(allow_unsupported=options.allow_unsupported)
         self.state: dict[str, Any] = {}
         self.to_app, self.inbox = trio.open_memory_channel[Message](1)
         # The app runs shielded: an outer cancellation must not cut its
         # shutdown short. Only the protocol's word cancels it, or the
         # deadline of the stage it is in: the time limits live on this scope.
-        self.app_scope = trio.CancelScope(shield=True)
+        # The startup's is set now, before the scope is entered, which costs
+        # trio nothing.
+        self.limit = options.startup_timeout  # the limit of the stage under way
+        self.app_scope = trio.CancelScope(
+            shield=True, deadline=trio.current_time() + self.limit
+        )
         self.stopping = False  # we cancelled the app (not its deadline)
-        self.limit = math.inf  # the time limit of the stage under way
-        # The nursery's own scope, which cancels the body if the app fails.
-        self.body_scope: trio.CancelScope | None = None
-        self.settled = trio.Event()
+        self.nursery_manager = trio.open_nursery()
+        # Our task while it waits for the app's answer.
+        self.waiter: trio.lowlevel.Task | None = None
         # What interrupted us: the body's exception, or a cancellation or
         # KeyboardInterrupt that arrived while we waited on the app.
         self.raised: BaseException | None = None
+
+    async def __aenter__(self) -> LifespanApp[Any]:
+        __tracebackhide__ = True
+        nursery = await self.nursery_manager.__aenter__()
+        self.body_scope = nursery.cancel_scope
+        nursery.start_soon(self.run_app)
+        if await self.start():
+            supported = self.protocol.running
+            return wrap_app(self.app, self.state if supported else None)
+        await self.leave()
+        raise AssertionError("a failed startup always has an error")  # pragma: no cover
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        __tracebackhide__ = True
+        # A Cancelled of the nursery's own is ours: the app failed.
+        if exc is not None and not (
+            isinstance(exc, trio.Cancelled) and self.body_scope.cancel_called
+        ):
+            self.raised = exc
+        await self.stop()
+        return await self.leave(exc)
 
     def _sync(self) -> None:
         """Act on what the protocol now says."""
         protocol = self.protocol
         if protocol.app_must_stop:
+            self._stop_app()
+        if protocol.body_must_stop and not self.body_scope.cancel_called:
+            self.body_scope.cancel()
+        if self.waiter is not None and not protocol.waiting:
+            trio.lowlevel.reschedule(self.waiter)
+            self.waiter = None
+
+    def _stop_app(self) -> None:
+        if not self.stopping:
             self.stopping = True
             self.app_scope.cancel()
-        if protocol.body_must_stop:
-            assert self.body_scope is not None
-            self.body_scope.cancel()
-        if not protocol.waiting:
-            self.settled.set()
 
     async def receive(self) -> Message:
         if self.protocol.app_receive():
@@ -61,9 +102,9 @@ class _TrioLifespan:
         return await _sleep_forever()
 
     async def send(self, message: Message) -> None:
-        self.protocol.app_send(message)
+        still_in = self.protocol.app_send(message)
         self._sync()
-        if self.protocol.app_rejected:
+        if not still_in:
             # Let the cancellation in, so an app that keeps sending after it
             # broke the protocol cannot spin for ever.
             await trio.lowlevel.checkpoint()
@@ -81,16 +122,19 @@ class _TrioLifespan:
         self.protocol.app_exit(exc)
         self._sync()
 
-    async def settle(self, message: Message | None, seconds: float) -> None:
-        """Deliver ``message`` and wait, up to ``seconds``, for the app's answer."""
-        if message is None:
-            return
+    async def settle(self, message: Message) -> None:
+        """Deliver ``message`` and wait for the app's answer.
+
+        The app's scope has the stage's deadline: it cancels the app, whose
+        task then reports the timeout, which is an answer too.
+        """
         self.to_app.send_nowait(message)
-        # The deadline cancels the app, whose task then reports the timeout.
-        self.limit = seconds
-        self.app_scope.deadline = trio.current_time() + seconds
-        await self.settled.wait()
-        self.app_scope.deadline = math.inf
+        self.waiter = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+
+    def _abort_wait(self, _: Any) -> trio.lowlevel.Abort:
+        self.waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _abandon(self, exc: BaseException) -> None:
         """We were interrupted while waiting on the app: stop it, raise later."""
@@ -98,37 +142,51 @@ class _TrioLifespan:
         self.protocol.abandon()
         self._sync()
 
-    async def start(self, seconds: float) -> bool:
+    async def start(self) -> bool:
         """Run the startup; returns whether the body may run."""
         try:
-            await self.settle(self.protocol.begin_startup(), seconds)
-        except BaseException as exc:  # noqa: BLE001 - raised after the nursery
+            await self.settle(self.protocol.begin_startup())
+        except BaseException as exc:  # noqa: BLE001 - raised on leaving
             self._abandon(exc)
             return False
+        self.app_scope.deadline = math.inf
         return self.protocol.error is None
 
-    async def stop(self, seconds: float) -> None:
+    async def stop(self) -> None:
         """Run the shutdown if it is due, shielded when the body raised."""
         try:
             if self.protocol.running:
-                self.settled = trio.Event()
                 message = self.protocol.begin_shutdown()
-                if self.raised is None:  # no shield scope on the common path
-                    await self.settle(message, seconds)
-                else:
-                    with trio.CancelScope(shield=True):
-                        await self.settle(message, seconds)
+                if message is not None:
+                    self.limit = self.options.shutdown_timeout
+                    self.app_scope.deadline = trio.current_time() + self.limit
+                    if self.raised is None:  # no shield scope on the common path
+                        await self.settle(message)
+                    else:
+                        with trio.CancelScope(shield=True):
+                            await self.settle(message)
             elif self.protocol.error is None:
                 await trio.lowlevel.checkpoint()  # no lifespan: exit still checkpoints
-        except BaseException as exc:  # noqa: BLE001 - raised after the nursery
+        except BaseException as exc:  # noqa: BLE001 - raised on leaving
             self._abandon(exc)
 
-    def result(self) -> BaseException | None:
-        return combine(
+    async def leave(self, exc: BaseException | None = None) -> bool:
+        """Stop the app if it lingers, wait for it, and raise what matters.
+
+        Returns ``False`` when ``exc``, the body's exception, is that.
+        """
+        __tracebackhide__ = True
+        if not self.protocol.app_done:
+            self._stop_app()
+        await self.nursery_manager.__aexit__(None, None, None)
+        error = combine(
             self.raised,
             self.protocol.error,
             raised_is_cancel=isinstance(self.raised, trio.Cancelled),
         )
+        if error is not None and error is not exc:
+            reraise(error)
+        return False
 
 
 async def _sleep_forever() -> NoReturn:
@@ -136,34 +194,6 @@ async def _sleep_forever() -> NoReturn:
     # (or, if the app shields itself, waits until that shield is lifted).
     await trio.sleep_forever()
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-@asynccontextmanager
-async def trio_lifespan(
-    app: AppT, options: Options
-) -> AsyncGenerator[LifespanApp[AppT]]:
-    """Run ``app``'s lifespan on trio; see :func:`trio_lifespan.open_lifespan`."""
-    __tracebackhide__ = True
-    run = _TrioLifespan(app, options.allow_unsupported)
-    async with trio.open_nursery() as nursery:
-        run.body_scope = nursery.cancel_scope
-        nursery.start_soon(run.run_app)
-        if await run.start(options.startup_timeout):
-            supported = run.protocol.running
-            try:
-                yield wrap_app(app, run.state if supported else None)
-            except BaseException as exc:  # noqa: BLE001 - raised after the nursery
-                # A Cancelled of the nursery's own is ours: the app failed.
-                if not (
-                    isinstance(exc, trio.Cancelled)
-                    and nursery.cancel_scope.cancel_called
-                ):
-                    run.raised = exc
-            await run.stop(options.shutdown_timeout)
-        run.app_scope.cancel()
-    error = run.result()
-    if error is not None:
-        reraise(error)
 
 
 class _TrioGroup:
@@ -187,7 +217,7 @@ class _TrioGroup:
     async def hold(self, index: int, app: AnyASGIApp) -> None:
         try:
             with self.scopes[index]:
-                async with trio_lifespan(app, self.options) as wrapped:
+                async with _TrioLifespan(app, self.options) as wrapped:
                     self.wrapped[index] = wrapped
                     self.waiting -= 1
                     if not self.waiting:
@@ -246,7 +276,7 @@ class _Trio:
     def open_one(
         self, app: AppT, options: Options, /
     ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
-        return trio_lifespan(app, options)
+        return _TrioLifespan(app, options)
 
     def open_many(
         self, apps: Sequence[AnyASGIApp], options: Options, /
