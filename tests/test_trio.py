@@ -72,7 +72,11 @@ async def test_an_unsupported_library_is_named() -> None:
 
 
 def test_no_running_library_is_a_clear_error() -> None:
-    coro = open_lifespan(returns_at_once).__aenter__()
+    async def enter() -> None:
+        async with open_lifespan(returns_at_once):
+            raise AssertionError("the block must not run")
+
+    coro = enter()
     with pytest.raises(
         RuntimeError,
         match=r"^open_lifespan\(\) found no running async library: use it inside an "

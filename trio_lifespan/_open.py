@@ -6,17 +6,14 @@ library when they are entered, not when they are made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
-from ._options import check_app, check_options, current_backend
+from ._options import Options, check_app, check_options, current_backend
 from ._state import AppT, LifespanApp
 from ._types import AnyASGIApp
-
-if TYPE_CHECKING:
-    from ._options import Backend
 
 A1 = TypeVar("A1", bound=AnyASGIApp)
 A2 = TypeVar("A2", bound=AnyASGIApp)
@@ -26,38 +23,51 @@ A3 = TypeVar("A3", bound=AnyASGIApp)
 class _Deferred:
     """An async context manager that picks its driver on entry.
 
+    It adds no coroutine of its own: ``__aenter__`` and ``__aexit__`` hand back
+    the driver's awaitables, so entering costs what the driver's entry costs.
     Not generic at run time (that costs import time); ``open_lifespan`` and
     ``open_lifespans`` declare what it yields.
     """
 
-    __slots__ = ("_caller", "_cm", "_open")
+    __slots__ = ("_app", "_apps", "_caller", "_cm", "_options")
 
     def __init__(
-        self, caller: str, open_: Callable[[Backend], AbstractAsyncContextManager[Any]]
+        self,
+        caller: str,
+        options: Options,
+        app: AnyASGIApp | None = None,
+        apps: Sequence[AnyASGIApp] | None = None,
     ) -> None:
         self._caller = caller
-        self._open = open_
+        self._options = options
+        self._app = app  # for open_lifespan
+        self._apps = apps  # for open_lifespans
         self._cm: AbstractAsyncContextManager[Any] | None = None
 
-    async def __aenter__(self) -> Any:
+    def __aenter__(self) -> Awaitable[Any]:
         __tracebackhide__ = True
         if self._cm is not None:
             raise RuntimeError(
                 f"this {self._caller}() context manager was already entered; "
                 f"call {self._caller}() again for each `async with`"
             )
-        self._cm = self._open(current_backend(self._caller))
-        return await self._cm.__aenter__()
+        backend = current_backend(self._caller)
+        if self._apps is None:
+            assert self._app is not None
+            self._cm = backend.open_one(self._app, self._options)
+        else:
+            self._cm = backend.open_many(self._apps, self._options)
+        return self._cm.__aenter__()
 
-    async def __aexit__(
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
+    ) -> Awaitable[bool | None]:
         __tracebackhide__ = True
         assert self._cm is not None
-        return await self._cm.__aexit__(exc_type, exc, tb)
+        return self._cm.__aexit__(exc_type, exc, tb)
 
 
 def open_lifespan(
@@ -130,7 +140,10 @@ def open_lifespan(
     """
     check_app(app)
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
-    return _Deferred("open_lifespan", lambda backend: backend.open_one(app, options))
+    deferred = _Deferred("open_lifespan", options, app=app)
+    # Its methods return the driver's awaitables, not coroutines of their
+    # own, which typeshed's protocol does not spell: hence the cast.
+    return cast("AbstractAsyncContextManager[LifespanApp[AppT]]", deferred)
 
 
 @overload
@@ -228,4 +241,5 @@ def open_lifespans(
     for index, app in enumerate(apps):
         check_app(app, f"apps[{index}]")
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
-    return _Deferred("open_lifespans", lambda backend: backend.open_many(apps, options))
+    deferred = _Deferred("open_lifespans", options, apps=apps)
+    return cast("AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]", deferred)

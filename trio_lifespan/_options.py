@@ -55,6 +55,8 @@ class Options:
 
 
 def _seconds(name: str, value: object) -> float:
+    if isinstance(value, float) and value >= 0.0:  # the common case; NaN fails it
+        return float(value)
     if value is None:
         return math.inf
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -86,6 +88,9 @@ def check_app(app: object, name: str = "app") -> None:
         )
 
 
+_BACKENDS: dict[str, Backend] = {}  # each driver module, once it is imported
+
+
 def current_backend(caller: str) -> Backend:
     """The driver for the async library running now."""
     try:
@@ -95,12 +100,20 @@ def current_backend(caller: str) -> Backend:
             f"{caller}() found no running async library: use it inside an "
             f"async function run by one of: {', '.join(SUPPORTED_LIBRARIES)}"
         ) from None
+    backend = _BACKENDS.get(library)
+    if backend is None:
+        backend = _BACKENDS[library] = _load(caller, library)
+    return backend
+
+
+def _load(caller: str, library: str) -> Backend:
+    """Import the driver for ``library``: trio is imported only if used."""
     if library == "trio":
-        from . import _trio  # noqa: PLC0415 - trio is imported only if used
+        from . import _trio  # noqa: PLC0415
 
         return _trio.BACKEND
     if library == "asyncio":
-        from . import _asyncio  # noqa: PLC0415 - loaded only if used
+        from . import _asyncio  # noqa: PLC0415
 
         return _asyncio.BACKEND
     raise RuntimeError(
