@@ -15,6 +15,7 @@ import math
 import sys
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Any, NoReturn
 
 from ._options import Options
@@ -84,19 +85,62 @@ async def _wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
 
 
 class _AsyncioLifespan:
-    """One app's lifespan, as asyncio runs it."""
+    """One app's lifespan, as asyncio runs it: the context manager itself.
 
-    def __init__(self, app: AnyASGIApp, allow_unsupported: bool) -> None:
+    A class rather than an ``asynccontextmanager`` generator, for the cost of
+    entering and leaving (see :class:`._trio._TrioLifespan`).
+    """
+
+    __slots__ = (
+        "app",
+        "app_cancelled",
+        "app_task",
+        "body",
+        "getter",
+        "loop",
+        "options",
+        "pending",
+        "protocol",
+        "raised",
+        "settled",
+        "state",
+    )
+
+    def __init__(self, app: AnyASGIApp, options: Options) -> None:
         self.app = app
-        self.protocol = LifespanProtocol(allow_unsupported=allow_unsupported)
+        self.options = options
+        self.protocol = LifespanProtocol(allow_unsupported=options.allow_unsupported)
         self.state: dict[str, Any] = {}
         self.loop = asyncio.get_running_loop()
         self.body = _BodyCanceller(_current_task())
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue(1)
+        # The app's inbox holds one message at most (the startup, then the
+        # shutdown), so it is a slot and the future of an app waiting on it,
+        # not an asyncio.Queue.
+        self.pending: Message | None = None
+        self.getter: asyncio.Future[Message] | None = None
         self.settled: asyncio.Future[None] = self.loop.create_future()
         self.app_task: asyncio.Task[None] | None = None
         self.app_cancelled = False  # we asked the app's task to stop
         self.raised: BaseException | None = None
+
+    async def __aenter__(self) -> LifespanApp[Any]:
+        __tracebackhide__ = True
+        if await self.start():
+            supported = self.protocol.running
+            return wrap_app(self.app, self.state if supported else None)
+        await self.leave()
+        raise AssertionError("a failed startup always has an error")  # pragma: no cover
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        __tracebackhide__ = True
+        self.raised = self.body.ended(exc)
+        await self.stop()
+        return await self.leave(exc)
 
     def _sync(self) -> None:
         """Act on what the protocol now says."""
@@ -114,9 +158,21 @@ class _AsyncioLifespan:
             self.app_cancelled = True
             task.cancel()
 
+    def _deliver(self, message: Message) -> None:
+        getter = self.getter
+        if getter is not None and not getter.done():
+            getter.set_result(message)
+        else:
+            self.pending = message
+
     async def receive(self) -> Message:
         if self.protocol.app_receive():
-            return await self.inbox.get()
+            message = self.pending
+            if message is not None:
+                self.pending = None
+                return message
+            self.getter = self.loop.create_future()
+            return await self.getter
         self._sync()
         await self._cancel_app_again()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -150,32 +206,34 @@ class _AsyncioLifespan:
         self._sync()
 
     async def settle(
-        self, message: Message | None, seconds: float, *, shielded: bool = False
+        self, message: Message, seconds: float, *, shielded: bool = False
     ) -> None:
         """Deliver ``message`` and wait, up to ``seconds``, for the app's answer.
 
         ``shielded``: cancellations that arrive meanwhile (anyio re-delivers
         them) do not cut the wait short; the time limit still bounds it.
         """
-        if message is None:
-            return
-        self.inbox.put_nowait(message)
+        self._deliver(message)
         timer = (
             None
             if seconds == math.inf
             else self.loop.call_later(seconds, self._time_up, seconds)
         )
         try:
-            while self.protocol.waiting:
-                try:
-                    await (asyncio.shield(self.settled) if shielded else self.settled)
-                except asyncio.CancelledError as exc:
-                    if not shielded:
-                        raise
-                    self.raised = self.raised or exc
+            if shielded:
+                await self._wait_out()
+            else:
+                await self.settled
         finally:
             if timer is not None:
                 timer.cancel()
+
+    async def _wait_out(self) -> None:
+        while not self.settled.done():
+            try:
+                await asyncio.shield(self.settled)
+            except asyncio.CancelledError as exc:
+                self.raised = self.raised or exc
 
     def _time_up(self, seconds: float) -> None:
         self.protocol.time_out(seconds)
@@ -186,69 +244,55 @@ class _AsyncioLifespan:
         self.protocol.abandon()
         self._sync()
 
-    async def start(self, seconds: float) -> bool:
+    async def start(self) -> bool:
         """Run the startup; returns whether the body may run."""
         message = self.protocol.begin_startup()
         self.app_task = self.loop.create_task(self.run_app())
         try:
-            await self.settle(message, seconds)
-        except BaseException as exc:  # noqa: BLE001 - raised at the end
+            await self.settle(message, self.options.startup_timeout)
+        except BaseException as exc:  # noqa: BLE001 - raised on leaving
             self._abandon(exc)
             return False
         return self.protocol.error is None
 
-    async def stop(self, seconds: float) -> None:
+    async def stop(self) -> None:
         """Run the shutdown if it is due, shielded when the body raised."""
         try:
             if self.protocol.running:
-                self.settled = self.loop.create_future()
-                await self.settle(
-                    self.protocol.begin_shutdown(),
-                    seconds,
-                    shielded=self.raised is not None,
-                )
+                message = self.protocol.begin_shutdown()
+                if message is not None:
+                    self.settled = self.loop.create_future()
+                    await self.settle(
+                        message,
+                        self.options.shutdown_timeout,
+                        shielded=self.raised is not None,
+                    )
             elif self.protocol.error is None:
                 await asyncio.sleep(0)  # no lifespan: exit still yields
-        except BaseException as exc:  # noqa: BLE001 - raised at the end
+        except BaseException as exc:  # noqa: BLE001 - raised on leaving
             self._abandon(exc)
 
-    async def join(self) -> None:
-        """Wait for the app's task: no task of ours outlives us."""
+    async def leave(self, exc: BaseException | None = None) -> bool:
+        """Stop the app if it lingers, wait for its task, raise what matters.
+
+        No task of ours outlives us. Returns ``False`` when ``exc``, the
+        body's exception, is what comes out.
+        """
+        __tracebackhide__ = True
         task = self.app_task
         assert task is not None
-        if not self.protocol.app_done:
-            self._stop_app()  # it lingers after its shutdown completed
-        interrupted = await _wait_all([task])
-        self.raised = self.raised or interrupted
-
-    def result(self) -> BaseException | None:
-        return combine(
+        if not task.done():
+            self._stop_app()
+            interrupted = await _wait_all([task])
+            self.raised = self.raised or interrupted
+        error = combine(
             self.raised,
             self.protocol.error,
             raised_is_cancel=isinstance(self.raised, asyncio.CancelledError),
         )
-
-
-@asynccontextmanager
-async def asyncio_lifespan(
-    app: AppT, options: Options
-) -> AsyncGenerator[LifespanApp[AppT]]:
-    """Run ``app``'s lifespan on asyncio; see :func:`trio_lifespan.open_lifespan`."""
-    __tracebackhide__ = True
-    run = _AsyncioLifespan(app, options.allow_unsupported)
-    if await run.start(options.startup_timeout):
-        supported = run.protocol.running
-        try:
-            yield wrap_app(app, run.state if supported else None)
-        except BaseException as exc:  # noqa: BLE001 - raised at the end
-            run.raised = run.body.ended(exc)
-        else:
-            run.raised = run.body.ended(None)
-        await run.stop(options.shutdown_timeout)
-    await run.join()
-    error = run.result()
-    if error is not None:
-        reraise(error)
+        if error is not None and error is not exc:
+            reraise(error)
+        return False
 
 
 class _AsyncioGroup:
@@ -272,7 +316,7 @@ class _AsyncioGroup:
 
     async def hold(self, index: int, app: AnyASGIApp) -> None:
         try:
-            async with asyncio_lifespan(app, self.options) as wrapped:
+            async with _AsyncioLifespan(app, self.options) as wrapped:
                 self.wrapped[index] = wrapped
                 self.waiting -= 1
                 if not self.waiting:
@@ -344,7 +388,7 @@ class _Asyncio:
     def open_one(
         self, app: AppT, options: Options, /
     ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
-        return asyncio_lifespan(app, options)
+        return _AsyncioLifespan(app, options)
 
     def open_many(
         self, apps: Sequence[AnyASGIApp], options: Options, /
