@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import statistics
 import subprocess
@@ -167,21 +168,24 @@ def interleaved(library: str, rounds: int, measure: Measure) -> dict[str, float]
 
 
 def import_seconds(module: str, runs: int) -> float:
-    """Median import time of ``module`` for an asyncio user, fresh processes."""
+    """Median import time of ``module`` for an asyncio user, fresh processes.
+
+    A first run writes the module's bytecode caches even where the machine
+    sets PYTHONDONTWRITEBYTECODE; otherwise an editable checkout would be
+    compiled on every run while installed packages load from their caches.
+    """
+    command = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-c",
+        f"import asyncio; import {module}",
+    ]
+    warm = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(command, capture_output=True, check=True, env=warm)
     times: list[float] = []
     for _ in range(runs):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-X",
-                "importtime",
-                "-c",
-                f"import asyncio; import {module}",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
         for line in str(done.stderr).splitlines():
             parts = [part.strip() for part in line.split("|")]
             if len(parts) == 3 and parts[2] == module:

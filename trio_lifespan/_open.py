@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ._options import Options, check_app, check_options, current_backend
 from ._state import AppT, LifespanApp
-from ._types import AnyASGIApp
 
-A1 = TypeVar("A1", bound=AnyASGIApp)
-A2 = TypeVar("A2", bound=AnyASGIApp)
-A3 = TypeVar("A3", bound=AnyASGIApp)
+if TYPE_CHECKING:
+    from ._types import AnyASGIApp
+
+A1 = TypeVar("A1", bound="AnyASGIApp")
+A2 = TypeVar("A2", bound="AnyASGIApp")
+A3 = TypeVar("A3", bound="AnyASGIApp")
 
 
 class _Deferred:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING
 
 import sniffio
 
-from ._state import AppT, LifespanApp
-from ._types import AnyASGIApp
+if TYPE_CHECKING:  # types only: a Protocol class costs import time
+    from collections.abc import Sequence
+    from contextlib import AbstractAsyncContextManager
+    from typing import Any, NoReturn, Protocol
 
-if TYPE_CHECKING:  # a type only: a Protocol class costs import time
+    from ._state import AppT, LifespanApp
+    from ._types import AnyASGIApp
 
     class Backend(Protocol):
         """What a driver module offers for its async library."""

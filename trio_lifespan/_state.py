@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
-from ._types import AnyASGIApp, Receive, Scope, Send
+if TYPE_CHECKING:  # types only: importers of the package do not load them
+    from ._types import AnyASGIApp, Receive, Scope, Send
 
-AppT = TypeVar("AppT", bound=AnyASGIApp)
-AppT_co = TypeVar("AppT_co", bound=AnyASGIApp, covariant=True)
+AppT = TypeVar("AppT", bound="AnyASGIApp")
+AppT_co = TypeVar("AppT_co", bound="AnyASGIApp", covariant=True)
 
 _REQUESTS = frozenset({"http", "websocket"})
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
