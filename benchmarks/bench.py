@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import platform
 import statistics
@@ -149,6 +150,9 @@ async def per_app_seconds(factory: Factory, count: int) -> float:
 
 
 def run_on(library: str, fn: Callable[[], Coroutine[Any, Any, float]]) -> float:
+    # Every run starts from an empty collector, so that no contender pays
+    # for garbage the one before it left behind.
+    gc.collect()
     if library == "trio":
         return trio.run(fn)
     return asyncio.run(fn())
