@@ -30,6 +30,26 @@ class _TrioLifespan:
     ``open_lifespan`` pays it (``benchmarks/bench.py``).
     """
 
+    __slots__ = (
+        "app",
+        "app_scope",
+        "body_scope",
+        "inbox",
+        "limit",
+        "nursery_manager",
+        "options",
+        "protocol",
+        "raised",
+        "state",
+        "stopping",
+        "to_app",
+        "waiter",
+    )
+
+    # The nursery's own scope, which cancels the body if the app fails; set
+    # on entry.
+    body_scope: trio.CancelScope
+
     def __init__(self, app: AnyASGIApp, options: Options) -> None:
         self.app = app
         self.options = options
