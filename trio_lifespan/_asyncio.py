@@ -214,10 +214,11 @@ class _AsyncioLifespan:
         them) do not cut the wait short; the time limit still bounds it.
         """
         self._deliver(message)
+        loop = self.loop
         timer = (
             None
             if seconds == math.inf
-            else self.loop.call_later(seconds, self._time_up, seconds)
+            else loop.call_at(loop.time() + seconds, self._time_up, seconds)
         )
         try:
             if shielded:
@@ -285,10 +286,12 @@ class _AsyncioLifespan:
             self._stop_app()
             interrupted = await _wait_all([task])
             self.raised = self.raised or interrupted
+        raised = self.raised
+        error = self.protocol.error
+        if raised is None and error is None:
+            return False  # the common case, without combine's call
         error = combine(
-            self.raised,
-            self.protocol.error,
-            raised_is_cancel=isinstance(self.raised, asyncio.CancelledError),
+            raised, error, raised_is_cancel=isinstance(raised, asyncio.CancelledError)
         )
         if error is not None and error is not exc:
             reraise(error)

@@ -55,7 +55,12 @@ class _TrioLifespan:
         self.options = options
         self.protocol = LifespanProtocol(allow_unsupported=options.allow_unsupported)
         self.state: dict[str, Any] = {}
-        self.to_app, self.inbox = trio.open_memory_channel[Message](1)
+        # Typed by annotation: subscripting open_memory_channel at run time
+        # costs a typing alias on every lifespan.
+        channel: tuple[
+            trio.MemorySendChannel[Message], trio.MemoryReceiveChannel[Message]
+        ] = trio.open_memory_channel(1)
+        self.to_app, self.inbox = channel
         # The app runs shielded: an outer cancellation must not cut its
         # shutdown short. Only the protocol's word cancels it, or the
         # deadline of the stage it is in: the time limits live on this scope.
@@ -199,10 +204,12 @@ class _TrioLifespan:
         if not self.protocol.app_done:
             self._stop_app()
         await self.nursery_manager.__aexit__(None, None, None)
+        raised = self.raised
+        error = self.protocol.error
+        if raised is None and error is None:
+            return False  # the common case, without combine's call
         error = combine(
-            self.raised,
-            self.protocol.error,
-            raised_is_cancel=isinstance(self.raised, trio.Cancelled),
+            raised, error, raised_is_cancel=isinstance(raised, trio.Cancelled)
         )
         if error is not None and error is not exc:
             reraise(error)
