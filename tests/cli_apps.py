@@ -100,3 +100,8 @@ class Settings:
 
 
 not_an_app = 42
+
+
+def wsgi_app(environ: dict[str, object], start_response: object) -> list[bytes]:
+    """A WSGI app by mistake: it cannot be called as an ASGI app."""
+    raise AssertionError("never called with two arguments")  # pragma: no cover

@@ -17,6 +17,7 @@ import pytest
 
 from trio_lifespan import (
     LifespanError,
+    LifespanNotASGIApp,
     LifespanNotSupported,
     LifespanProtocolError,
     LifespanShutdownFailed,
@@ -419,8 +420,87 @@ def test_a_timeout_that_is_not_a_number_is_a_type_error(value: object) -> None:
 
 
 def test_an_app_that_is_not_callable_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match=r"^app must be an ASGI app .*, not str$"):
+    with pytest.raises(
+        LifespanNotASGIApp, match=r"^app must be an ASGI app .*, not str$"
+    ) as caught:
         open_lifespan("main:app")  # type: ignore[type-var]
+    assert isinstance(caught.value, TypeError)
+    assert isinstance(caught.value, LifespanError)
+
+
+def sync_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """A plain function: calling it gives nothing to await."""
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    raise AssertionError("never called with two arguments here")  # pragma: no cover
+
+
+class Asgi2App:
+    """An ASGI 2 app: built from the scope, then awaited with receive and send."""
+
+    def __init__(self, scope: Scope) -> None:
+        raise AssertionError("never built with one argument here")  # pragma: no cover
+
+
+async def scope_only(scope: Scope) -> None:
+    raise AssertionError("never called with one argument here")  # pragma: no cover
+
+
+NOT_ASGI: dict[str, tuple[Any, str]] = {
+    "plain def": (
+        sync_app,
+        r"TypeError: object NoneType can't be used in 'await' expression|"
+        r"TypeError: 'NoneType' object can't be awaited",
+    ),
+    "wsgi": (wsgi_app, r"TypeError: wsgi_app\(\) takes 2 positional arguments"),
+    "asgi 2": (Asgi2App, r"TypeError: Asgi2App.__init__\(\) takes 2 positional"),
+    "wrong arguments": (scope_only, r"TypeError: scope_only\(\) takes 1 positional"),
+}
+
+
+@pytest.mark.parametrize("allow_unsupported", [False, True])
+@pytest.mark.parametrize("case", list(NOT_ASGI))
+async def test_an_app_that_cannot_be_called_as_asgi_is_named(
+    backend: Backend, case: str, allow_unsupported: bool
+) -> None:
+    app, failure = NOT_ASGI[case]
+    with pytest.raises(LifespanNotASGIApp) as caught:
+        async with open_lifespan(app, allow_unsupported=allow_unsupported):
+            raise AssertionError("the body must not run")  # pragma: no cover
+    text = str(caught.value)
+    assert text.startswith(
+        "the app could not be run: calling it as app(scope, receive, send) failed "
+        "with TypeError: "
+    )
+    assert re.search(failure, text)
+    assert "An ASGI app is an async callable taking (scope, receive, send)" in text
+    assert isinstance(caught.value.__cause__, TypeError)
+    assert isinstance(caught.value, TypeError)
+
+
+async def test_no_time_at_all_still_names_an_app_that_is_not_asgi(
+    backend: Backend,
+) -> None:
+    app: Any = sync_app  # type checkers reject it already; this is at run time
+    with pytest.raises(LifespanNotASGIApp):
+        async with open_lifespan(app, startup_timeout=0):
+            raise AssertionError("the body must not run")  # pragma: no cover
+
+
+async def test_an_apps_own_type_error_before_receive_is_still_its_own(
+    backend: Backend,
+) -> None:
+    # Raised inside the app's code, not by calling it: the app has no lifespan.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise TypeError("only http scopes, please")
+
+    with pytest.raises(LifespanNotSupported) as caught:
+        async with open_lifespan(app):
+            raise AssertionError("the body must not run")  # pragma: no cover
+    assert isinstance(caught.value.__cause__, TypeError)
+    async with open_lifespan(app, allow_unsupported=True) as wrapped:
+        assert not wrapped.supported
 
 
 async def test_zero_timeout_and_infinity_are_accepted(backend: Backend) -> None:

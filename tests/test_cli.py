@@ -108,6 +108,13 @@ def test_each_backend(backend: str) -> None:
             r"GET       --- +\d+\.\d ms  /slow  FAILED: no response in time",
         ),
         (
+            ["tests.cli_apps:wsgi_app"],
+            2,
+            r"startup   FAILED  LifespanNotASGIApp: the app could not be run: calling "
+            r"it as app\(scope, receive, send\) failed with TypeError: wsgi_app\(\) "
+            r"takes 2 positional arguments",
+        ),
+        (
             ["tests.cli_apps:breaks_protocol"],
             8,
             r"startup   FAILED  LifespanProtocolError: the app sent \{'type': 'lifespan\.startup\.ready'\}",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._errors import (
     LifespanError as LifespanError,
+    LifespanNotASGIApp as LifespanNotASGIApp,
     LifespanNotSupported as LifespanNotSupported,
     LifespanProtocolError as LifespanProtocolError,
     LifespanShutdownFailed as LifespanShutdownFailed,
@@ -43,6 +44,7 @@ __all__ = [
     "LifespanApp",
     "LifespanError",
     "LifespanManager",
+    "LifespanNotASGIApp",
     "LifespanNotSupported",
     "LifespanProtocolError",
     "LifespanShutdownFailed",
@@ -80,6 +82,7 @@ _publish(LifespanApp)
 _publish(open_lifespan)
 _publish(open_lifespans)
 _publish(LifespanError)
+_publish(LifespanNotASGIApp)
 _publish(LifespanNotSupported)
 _publish(LifespanProtocolError)
 _publish(LifespanShutdownFailed)

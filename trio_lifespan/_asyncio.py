@@ -19,7 +19,13 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from ._options import Options
-from ._protocol import LifespanProtocol, combine, combine_many, lifespan_scope
+from ._protocol import (
+    LifespanProtocol,
+    combine,
+    combine_many,
+    lifespan_scope,
+    raised_by_the_call,
+)
 from ._reraise import reraise
 from ._state import AppT, LifespanApp, wrap_app
 from ._types import AnyASGIApp, Message
@@ -200,7 +206,7 @@ class _AsyncioLifespan:
         except asyncio.CancelledError as exc:
             self.protocol.app_exit(None if self.app_cancelled else exc)
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.protocol.app_exit(exc)
+            self.protocol.app_exit(exc, at_call=raised_by_the_call(exc))
         else:
             self.protocol.app_exit(None)
         self._sync()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from ._errors import (
+    LifespanNotASGIApp,
     LifespanNotSupported,
     LifespanProtocolError,
     LifespanTimeout,
@@ -343,6 +344,8 @@ async def run_check(
 
 def _classify(exc: Exception, phase: str) -> tuple[int, str]:
     """The exit status for ``exc``, and the phase it belongs to."""
+    if isinstance(exc, LifespanNotASGIApp):
+        return EXIT_USAGE, phase
     if isinstance(exc, LifespanTimeout):
         return EXIT_TIMEOUT, exc.phase
     if isinstance(exc, LifespanNotSupported):

@@ -92,6 +92,20 @@ class LifespanNotSupported(LifespanError):
     """
 
 
+class LifespanNotASGIApp(LifespanError, TypeError):
+    """What was given as the app cannot be run as an ASGI app.
+
+    Raised by :func:`~trio_lifespan.open_lifespan` when the app is not
+    callable, and on entry when calling it as ``app(scope, receive, send)``
+    fails before any of its code runs: it takes other arguments (a WSGI app,
+    an ASGI 2 app that is built from the scope) or it returns something that
+    cannot be awaited (a plain ``def``). The error that call raised is the
+    ``__cause__``. ``allow_unsupported=True`` does not let it through: such
+    an app cannot serve requests either. A subclass of the builtin
+    :class:`TypeError` too.
+    """
+
+
 class LifespanTimeout(LifespanError, TimeoutError):
     """The app's startup or shutdown did not finish in time.
 

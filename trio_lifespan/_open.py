@@ -101,7 +101,11 @@ def open_lifespan(
         An async context manager that yields a :class:`LifespanApp`.
 
     Raises:
-        TypeError: ``app`` is not callable, or a timeout is not a number.
+        TypeError: A timeout is not a number.
+        LifespanNotASGIApp: ``app`` is not callable (raised at the call), or
+            calling it as ``app(scope, receive, send)`` fails before any of its
+            code runs: a plain ``def``, a WSGI or an ASGI 2 app. A
+            :exc:`TypeError` too.
         ValueError: A timeout is negative or NaN.
         RuntimeError: No supported async library is running.
         LifespanStartupFailed: The app sent ``lifespan.startup.failed`` and
@@ -219,7 +223,8 @@ def open_lifespans(
         An async context manager that yields a tuple of :class:`LifespanApp`.
 
     Raises:
-        TypeError: An app is not callable, or a timeout is not a number.
+        TypeError: A timeout is not a number.
+        LifespanNotASGIApp: An app is not callable.
         ValueError: A timeout is negative or NaN.
 
     What comes out when things fail:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import sniffio
 
+from ._errors import LifespanNotASGIApp
+
 if TYPE_CHECKING:  # types only: a Protocol class costs import time
     from collections.abc import Sequence
     from contextlib import AbstractAsyncContextManager
@@ -83,7 +85,7 @@ def check_options(
 def check_app(app: object, name: str = "app") -> None:
     """An app must at least be callable; say so where it is passed."""
     if not callable(app):
-        raise TypeError(
+        raise LifespanNotASGIApp(
             f"{name} must be an ASGI app (an async callable taking scope, receive "
             f"and send), not {type(app).__name__}"
         )

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from ._compat import BaseExceptionGroup, add_note
 from ._errors import (
+    LifespanNotASGIApp,
     LifespanNotSupported,
     LifespanProtocolError,
     LifespanShutdownFailed,
@@ -75,6 +76,13 @@ _PROTOCOL_HINT = (
     "exactly one '.complete' or '.failed' message (see the ASGI lifespan spec)."
 )
 
+_ASGI_HINT = (
+    "An ASGI app is an async callable taking (scope, receive, send): "
+    "`async def app(scope, receive, send)`, or an object whose `__call__` is one. "
+    "A WSGI app needs an adapter (a2wsgi, for one); an ASGI 2 app, asgiref's "
+    "guarantee_single_callable()."
+)
+
 _UNSUPPORTED_HINT = (
     "If the app should support lifespan, make it handle scope['type'] == "
     "'lifespan' (most frameworks do this for you); to run it anyway, pass "
@@ -101,6 +109,21 @@ def _fields(message: object) -> Mapping[str, object] | None:
     if isinstance(message, Mapping):
         return cast("Mapping[str, object]", message)
     return None
+
+
+def raised_by_the_call(exc: BaseException | None) -> bool:
+    """Whether ``exc`` came from calling the app, before any of its code ran.
+
+    Pass what the I/O layer caught around ``await app(scope, receive, send)``
+    in the frame that made the call: then an exception whose traceback ends in
+    that frame came from the call or the ``await`` themselves (wrong
+    arguments, nothing to await), not from inside the app.
+    """
+    return (
+        isinstance(exc, TypeError)
+        and exc.__traceback__ is not None
+        and exc.__traceback__.tb_next is None
+    )
 
 
 def lifespan_scope(state: dict[str, Any]) -> dict[str, Any]:
@@ -297,14 +320,25 @@ class LifespanProtocol:
         self.report = text
         return None
 
-    def app_exit(self, exc: BaseException | None) -> None:
+    def app_exit(self, exc: BaseException | None, *, at_call: bool = False) -> None:
         """The app's lifespan call ended.
 
         Args:
             exc: What it raised, or ``None`` when it returned or was cancelled
                 by the I/O layer (which absorbs its own cancellation).
+            at_call: ``exc`` came from calling the app, before any of its code
+                ran (see :func:`raised_by_the_call`): it is not an ASGI app.
         """
         self.app_done = True
+        if at_call and self.error is None:
+            assert exc is not None
+            error = LifespanNotASGIApp(
+                "the app could not be run: calling it as app(scope, receive, send) "
+                f"failed with {type(exc).__name__}: {exc}. {_ASGI_HINT}"
+            )
+            error.__cause__ = exc
+            self.error = error
+            return
         exc = _single(exc)
         if self.error is not None:
             if exc is not None and exc is not self.error:

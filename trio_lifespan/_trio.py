@@ -16,7 +16,13 @@ from typing import Any, NoReturn
 import trio
 
 from ._options import Options
-from ._protocol import LifespanProtocol, combine, combine_many, lifespan_scope
+from ._protocol import (
+    LifespanProtocol,
+    combine,
+    combine_many,
+    lifespan_scope,
+    raised_by_the_call,
+)
 from ._reraise import reraise
 from ._state import AppT, LifespanApp, wrap_app
 from ._types import AnyASGIApp, Message
@@ -142,9 +148,10 @@ class _TrioLifespan:
                 await self.app(scope, self.receive, self.send)
         except BaseException as raised:  # noqa: BLE001 - the protocol judges it
             exc = raised
-        if self.app_scope.cancel_called and not self.stopping:
+        at_call = raised_by_the_call(exc)
+        if self.app_scope.cancel_called and not self.stopping and not at_call:
             self.protocol.time_out(self.limit)  # its stage's deadline passed
-        self.protocol.app_exit(exc)
+        self.protocol.app_exit(exc, at_call=at_call)
         self._sync()
 
     async def settle(self, message: Message) -> None:
