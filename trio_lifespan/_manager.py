@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any, Generic
 
@@ -66,11 +66,11 @@ class LifespanManager(Generic[AppT]):
         self._wrapped = await self._cm.__aenter__()
         return self
 
-    async def __aexit__(
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
-        __tracebackhide__ = True
-        return await self._cm.__aexit__(exc_type, exc, tb)
+    ) -> Awaitable[bool | None]:
+        # The driver's own awaitable: no coroutine of ours in between.
+        return self._cm.__aexit__(exc_type, exc, tb)

@@ -58,17 +58,15 @@ class Options:
 
 
 def _seconds(name: str, value: object) -> float:
-    if isinstance(value, float) and value >= 0.0:  # the common case; NaN fails it
-        return float(value)
+    if isinstance(value, (float, int)) and not isinstance(value, bool):
+        if value >= 0:  # NaN fails this
+            return float(value)
+        raise ValueError(f"{name} must be non-negative or None, not {value!r}")
     if value is None:
         return math.inf
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{name} must be a number of seconds or None, not {type(value).__name__}"
-        )
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be non-negative or None, not {value!r}")
-    return float(value)
+    raise TypeError(
+        f"{name} must be a number of seconds or None, not {type(value).__name__}"
+    )
 
 
 def check_options(
