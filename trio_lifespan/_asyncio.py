@@ -13,21 +13,19 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
 from typing import Any, NoReturn
 
+from ._driver import LifespanDriver
 from ._options import Options
 from ._protocol import (
-    LifespanProtocol,
-    combine,
     combine_many,
     lifespan_scope,
     raised_by_the_call,
 )
 from ._reraise import reraise
-from ._state import AppT, LifespanApp, wrap_app
+from ._state import AppT, LifespanApp
 from ._types import AnyASGIApp, Message
 
 
@@ -90,33 +88,23 @@ async def _wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
     return interrupted
 
 
-class _AsyncioLifespan:
-    """One app's lifespan, as asyncio runs it: the context manager itself.
-
-    A class rather than an ``asynccontextmanager`` generator, for the cost of
-    entering and leaving (see :class:`._trio._TrioLifespan`).
-    """
+class _AsyncioLifespan(LifespanDriver):
+    """One app's lifespan, as asyncio runs it."""
 
     __slots__ = (
-        "app",
         "app_cancelled",
         "app_task",
         "body",
         "getter",
         "loop",
-        "options",
         "pending",
-        "protocol",
-        "raised",
         "settled",
-        "state",
     )
 
+    cancelled = asyncio.CancelledError
+
     def __init__(self, app: AnyASGIApp, options: Options) -> None:
-        self.app = app
-        self.options = options
-        self.protocol = LifespanProtocol(allow_unsupported=options.allow_unsupported)
-        self.state: dict[str, Any] = {}
+        super().__init__(app, options)
         self.loop = asyncio.get_running_loop()
         self.body = _BodyCanceller(_current_task())
         # The app's inbox holds one message at most (the startup, then the
@@ -127,29 +115,8 @@ class _AsyncioLifespan:
         self.settled: asyncio.Future[None] = self.loop.create_future()
         self.app_task: asyncio.Task[None] | None = None
         self.app_cancelled = False  # we asked the app's task to stop
-        self.raised: BaseException | None = None
 
-    async def __aenter__(self) -> LifespanApp[Any]:
-        __tracebackhide__ = True
-        if await self.start():
-            supported = self.protocol.running
-            return wrap_app(self.app, self.state if supported else None)
-        await self.leave()
-        raise AssertionError("a failed startup always has an error")  # pragma: no cover
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        __tracebackhide__ = True
-        self.raised = self.body.ended(exc)
-        await self.stop()
-        return await self.leave(exc)
-
-    def _sync(self) -> None:
-        """Act on what the protocol now says."""
+    def sync(self) -> None:
         protocol = self.protocol
         if protocol.app_must_stop:
             self._stop_app()
@@ -179,13 +146,13 @@ class _AsyncioLifespan:
                 return message
             self.getter = self.loop.create_future()
             return await self.getter
-        self._sync()
+        self.sync()
         await self._cancel_app_again()
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def send(self, message: Message) -> None:
         still_in = self.protocol.app_send(message)
-        self._sync()
+        self.sync()
         if not still_in:
             # An app that keeps sending after it broke the protocol must not
             # spin for ever.
@@ -209,7 +176,7 @@ class _AsyncioLifespan:
             self.protocol.app_exit(exc, at_call=raised_by_the_call(exc))
         else:
             self.protocol.app_exit(None)
-        self._sync()
+        self.sync()
 
     async def settle(
         self, message: Message, seconds: float, *, shielded: bool = False
@@ -244,26 +211,22 @@ class _AsyncioLifespan:
 
     def _time_up(self, seconds: float) -> None:
         self.protocol.time_out(seconds)
-        self._sync()
-
-    def _abandon(self, exc: BaseException) -> None:
-        self.raised = exc
-        self.protocol.abandon()
-        self._sync()
+        self.sync()
 
     async def start(self) -> bool:
-        """Run the startup; returns whether the body may run."""
         message = self.protocol.begin_startup()
         self.app_task = self.loop.create_task(self.run_app())
         try:
             await self.settle(message, self.options.startup_timeout)
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
-            self._abandon(exc)
+            self.abandon(exc)
             return False
         return self.protocol.error is None
 
+    def body_raised(self, exc: BaseException | None) -> BaseException | None:
+        return self.body.ended(exc)
+
     async def stop(self) -> None:
-        """Run the shutdown if it is due, shielded when the body raised."""
         try:
             if self.protocol.running:
                 message = self.protocol.begin_shutdown()
@@ -277,31 +240,20 @@ class _AsyncioLifespan:
             elif self.protocol.error is None:
                 await asyncio.sleep(0)  # no lifespan: exit still yields
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
-            self._abandon(exc)
+            self.abandon(exc)
 
-    async def leave(self, exc: BaseException | None = None) -> bool:
-        """Stop the app if it lingers, wait for its task, raise what matters.
-
-        No task of ours outlives us. Returns ``False`` when ``exc``, the
-        body's exception, is what comes out.
-        """
-        __tracebackhide__ = True
+    def join(self) -> Awaitable[object] | None:
+        # No task of ours outlives us.
         task = self.app_task
         assert task is not None
-        if not task.done():
-            self._stop_app()
-            interrupted = await _wait_all([task])
-            self.raised = self.raised or interrupted
-        raised = self.raised
-        error = self.protocol.error
-        if raised is None and error is None:
-            return False  # the common case, without combine's call
-        error = combine(
-            raised, error, raised_is_cancel=isinstance(raised, asyncio.CancelledError)
-        )
-        if error is not None and error is not exc:
-            reraise(error)
-        return False
+        if task.done():
+            return None
+        self._stop_app()
+        return self._wait_for(task)
+
+    async def _wait_for(self, task: asyncio.Task[None]) -> None:
+        interrupted = await _wait_all([task])
+        self.raised = self.raised or interrupted
 
 
 class _AsyncioGroup:

@@ -8,59 +8,42 @@ keeps time with cancel scopes and cancels what the protocol says must stop.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
 from typing import Any, NoReturn
 
 import trio
 
+from ._driver import LifespanDriver
 from ._options import Options
-from ._protocol import (
-    LifespanProtocol,
-    combine,
-    combine_many,
-    lifespan_scope,
-    raised_by_the_call,
-)
+from ._protocol import combine_many, lifespan_scope, raised_by_the_call
 from ._reraise import reraise
-from ._state import AppT, LifespanApp, wrap_app
+from ._state import AppT, LifespanApp
 from ._types import AnyASGIApp, Message
 
 
-class _TrioLifespan:
-    """One app's lifespan, as trio runs it: the context manager itself.
-
-    A class rather than an ``asynccontextmanager`` generator: entering and
-    leaving one costs a fraction of a generator's round trips, and every
-    ``open_lifespan`` pays it (``benchmarks/bench.py``).
-    """
+class _TrioLifespan(LifespanDriver):
+    """One app's lifespan, as trio runs it."""
 
     __slots__ = (
-        "app",
         "app_scope",
         "body_scope",
         "inbox",
         "limit",
         "nursery_manager",
-        "options",
-        "protocol",
-        "raised",
-        "state",
         "stopping",
         "to_app",
         "waiter",
     )
+
+    cancelled = trio.Cancelled
 
     # The nursery's own scope, which cancels the body if the app fails; set
     # on entry.
     body_scope: trio.CancelScope
 
     def __init__(self, app: AnyASGIApp, options: Options) -> None:
-        self.app = app
-        self.options = options
-        self.protocol = LifespanProtocol(allow_unsupported=options.allow_unsupported)
-        self.state: dict[str, Any] = {}
+        super().__init__(app, options)
         # Typed by annotation: subscripting open_memory_channel at run time
         # costs a typing alias on every lifespan.
         channel: tuple[
@@ -80,38 +63,8 @@ class _TrioLifespan:
         self.nursery_manager = trio.open_nursery()
         # Our task while it waits for the app's answer.
         self.waiter: trio.lowlevel.Task | None = None
-        # What interrupted us: the body's exception, or a cancellation or
-        # KeyboardInterrupt that arrived while we waited on the app.
-        self.raised: BaseException | None = None
 
-    async def __aenter__(self) -> LifespanApp[Any]:
-        __tracebackhide__ = True
-        nursery = await self.nursery_manager.__aenter__()
-        self.body_scope = nursery.cancel_scope
-        nursery.start_soon(self.run_app)
-        if await self.start():
-            supported = self.protocol.running
-            return wrap_app(self.app, self.state if supported else None)
-        await self.leave()
-        raise AssertionError("a failed startup always has an error")  # pragma: no cover
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        __tracebackhide__ = True
-        # A Cancelled of the nursery's own is ours: the app failed.
-        if exc is not None and not (
-            isinstance(exc, trio.Cancelled) and self.body_scope.cancel_called
-        ):
-            self.raised = exc
-        await self.stop()
-        return await self.leave(exc)
-
-    def _sync(self) -> None:
-        """Act on what the protocol now says."""
+    def sync(self) -> None:
         protocol = self.protocol
         if protocol.app_must_stop:
             self._stop_app()
@@ -129,12 +82,12 @@ class _TrioLifespan:
     async def receive(self) -> Message:
         if self.protocol.app_receive():
             return await self.inbox.receive()
-        self._sync()
+        self.sync()
         return await _sleep_forever()
 
     async def send(self, message: Message) -> None:
         still_in = self.protocol.app_send(message)
-        self._sync()
+        self.sync()
         if not still_in:
             # Let the cancellation in, so an app that keeps sending after it
             # broke the protocol cannot spin for ever.
@@ -152,7 +105,7 @@ class _TrioLifespan:
         if self.app_scope.cancel_called and not self.stopping and not at_call:
             self.protocol.time_out(self.limit)  # its stage's deadline passed
         self.protocol.app_exit(exc, at_call=at_call)
-        self._sync()
+        self.sync()
 
     async def settle(self, message: Message) -> None:
         """Deliver ``message`` and wait for the app's answer.
@@ -168,24 +121,25 @@ class _TrioLifespan:
         self.waiter = None
         return trio.lowlevel.Abort.SUCCEEDED
 
-    def _abandon(self, exc: BaseException) -> None:
-        """We were interrupted while waiting on the app: stop it, raise later."""
-        self.raised = exc
-        self.protocol.abandon()
-        self._sync()
-
     async def start(self) -> bool:
-        """Run the startup; returns whether the body may run."""
+        nursery = await self.nursery_manager.__aenter__()
+        self.body_scope = nursery.cancel_scope
+        nursery.start_soon(self.run_app)
         try:
             await self.settle(self.protocol.begin_startup())
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
-            self._abandon(exc)
+            self.abandon(exc)
             return False
         self.app_scope.deadline = math.inf
         return self.protocol.error is None
 
+    def body_raised(self, exc: BaseException | None) -> BaseException | None:
+        # A Cancelled of the nursery's own is ours: the app failed.
+        if isinstance(exc, trio.Cancelled) and self.body_scope.cancel_called:
+            return None
+        return exc
+
     async def stop(self) -> None:
-        """Run the shutdown if it is due, shielded when the body raised."""
         try:
             if self.protocol.running:
                 message = self.protocol.begin_shutdown()
@@ -200,27 +154,12 @@ class _TrioLifespan:
             elif self.protocol.error is None:
                 await trio.lowlevel.checkpoint()  # no lifespan: exit still checkpoints
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
-            self._abandon(exc)
+            self.abandon(exc)
 
-    async def leave(self, exc: BaseException | None = None) -> bool:
-        """Stop the app if it lingers, wait for it, and raise what matters.
-
-        Returns ``False`` when ``exc``, the body's exception, is that.
-        """
-        __tracebackhide__ = True
+    def join(self) -> Awaitable[object]:
         if not self.protocol.app_done:
             self._stop_app()
-        await self.nursery_manager.__aexit__(None, None, None)
-        raised = self.raised
-        error = self.protocol.error
-        if raised is None and error is None:
-            return False  # the common case, without combine's call
-        error = combine(
-            raised, error, raised_is_cancel=isinstance(raised, trio.Cancelled)
-        )
-        if error is not None and error is not exc:
-            reraise(error)
-        return False
+        return self.nursery_manager.__aexit__(None, None, None)
 
 
 async def _sleep_forever() -> NoReturn:
