@@ -99,6 +99,7 @@ class _AsyncioLifespan(LifespanDriver):
         "loop",
         "pending",
         "settled",
+        "timer",
     )
 
     cancelled = asyncio.CancelledError
@@ -113,6 +114,7 @@ class _AsyncioLifespan(LifespanDriver):
         self.pending: Message | None = None
         self.getter: asyncio.Future[Message] | None = None
         self.settled: asyncio.Future[None] = self.loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None  # the stage's time limit
         self.app_task: asyncio.Task[None] | None = None
         self.app_cancelled = False  # we asked the app's task to stop
 
@@ -187,20 +189,22 @@ class _AsyncioLifespan(LifespanDriver):
         them) do not cut the wait short; the time limit still bounds it.
         """
         self._deliver(message)
-        loop = self.loop
-        timer = (
-            None
-            if seconds == math.inf
-            else loop.call_at(loop.time() + seconds, self._time_up, seconds)
-        )
+        if seconds != math.inf:
+            # The time limit runs from now, but its timer is only set if the
+            # app has not answered by the loop's next turn: most apps answer
+            # in their first step, and a timer handle costs more than the
+            # rest of a cycle (see docs/benchmarks.rst).
+            loop = self.loop
+            loop.call_soon(self._arm, loop.time() + seconds, seconds, self.settled)
         try:
             if shielded:
                 await self._wait_out()
             else:
                 await self.settled
         finally:
-            if timer is not None:
-                timer.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
 
     async def _wait_out(self) -> None:
         while not self.settled.done():
@@ -209,7 +213,15 @@ class _AsyncioLifespan(LifespanDriver):
             except asyncio.CancelledError as exc:
                 self.raised = self.raised or exc
 
+    def _arm(
+        self, deadline: float, seconds: float, settled: asyncio.Future[None]
+    ) -> None:
+        """Set the stage's timer if the app has not answered yet."""
+        if not settled.done():
+            self.timer = self.loop.call_at(deadline, self._time_up, seconds)
+
     def _time_up(self, seconds: float) -> None:
+        self.timer = None
         self.protocol.time_out(seconds)
         self.sync()
 
