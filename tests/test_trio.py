@@ -29,6 +29,7 @@ from trio_lifespan import (
     open_lifespan,
     serve_lifespan,
 )
+from trio_lifespan._types import Receive, Scope, Send
 
 from .apps import GoodApp, http_request
 from .backends import TrioBackend
@@ -54,6 +55,28 @@ async def test_entry_and_exit_checkpoint_without_lifespan_too() -> None:
         await cm.__aenter__()
     with trio.testing.assert_checkpoints():
         await cm.__aexit__(None, None, None)
+
+
+@pytest.mark.trio
+async def test_a_startup_answered_after_its_deadline_cancelled_the_app_times_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The app shields itself past its deadline, then answers. Trio's deadline
+    # has already cancelled it, so it cannot serve: the limit is the error,
+    # not "the app returned without waiting for shutdown".
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        with trio.CancelScope(shield=True):
+            await trio.sleep(2)
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        raise AssertionError("the app's scope is cancelled")  # pragma: no cover
+
+    with pytest.raises(LifespanTimeout) as caught:
+        async with open_lifespan(app, startup_timeout=1):
+            await trio.sleep_forever()  # cancelled by the app's failure, if it runs
+    assert (caught.value.phase, caught.value.timeout) == ("startup", 1.0)
+    assert trio.current_time() == 2
 
 
 @pytest.mark.trio

@@ -238,15 +238,19 @@ class LifespanProtocol:
         """
         self.stage = _ABANDONED
 
-    def time_out(self, timeout: float) -> None:
+    def time_out(self, timeout: float, *, app_cancelled: bool = False) -> None:
         """The driver's time limit for this stage ran out.
 
         A limit that runs out just after the answer came (in the same turn of
-        the event loop) changes nothing.
+        the event loop) changes nothing, unless it already cancelled the app
+        (``app_cancelled``: a trio deadline does that by itself) after its
+        startup: then the app is gone, and the startup's limit is why.
         """
         if self.waiting:
             phase: Phase = "startup" if self.stage is _STARTUP else "shutdown"
             self.error = LifespanTimeout(phase, timeout)
+        elif app_cancelled and self.running:
+            self.error = LifespanTimeout("startup", timeout)
 
     # What the app does -------------------------------------------------------
 

@@ -71,6 +71,11 @@ class _TrioLifespan(LifespanDriver):
         if protocol.body_must_stop and not self.body_scope.cancel_called:
             self.body_scope.cancel()
         if self.waiter is not None and not protocol.waiting:
+            if protocol.running:
+                # The startup is answered: its time limit ends now, in the
+                # app's step, not when our task next runs (by then the
+                # deadline could have passed and cancelled a working app).
+                self.app_scope.deadline = math.inf
             trio.lowlevel.reschedule(self.waiter)
             self.waiter = None
 
@@ -103,7 +108,8 @@ class _TrioLifespan(LifespanDriver):
             exc = raised
         at_call = raised_by_the_call(exc)
         if self.app_scope.cancel_called and not self.stopping and not at_call:
-            self.protocol.time_out(self.limit)  # its stage's deadline passed
+            # Its stage's deadline passed, and cancelled it.
+            self.protocol.time_out(self.limit, app_cancelled=True)
         self.protocol.app_exit(exc, at_call=at_call)
         self.sync()
 
@@ -130,7 +136,6 @@ class _TrioLifespan(LifespanDriver):
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
             self.abandon(exc)
             return False
-        self.app_scope.deadline = math.inf
         return self.protocol.error is None
 
     def body_raised(self, exc: BaseException | None) -> BaseException | None:
