@@ -2,10 +2,11 @@
 
 As in :mod:`._trio`, nothing here decides a protocol question. The app runs in
 a task of its own (so an outer cancellation of the caller does not reach it:
-asyncio's shield), a queue carries messages to it, a future says when the
-protocol has its answer, and a timer handle keeps time. asyncio cancellation
-is a one-shot request, not a scope, so the shim counts its own requests and
-takes them back (``Task.uncancel``) when they have done their work.
+asyncio's shield), a one-message inbox carries messages to it, a future says
+when the protocol has its answer, and a timer handle, set only for an app
+that does not answer at once, keeps time. asyncio cancellation is a one-shot
+request, not a scope, so the shim counts its own requests and takes them back
+(``Task.uncancel``) when they have done their work.
 """
 
 from __future__ import annotations
