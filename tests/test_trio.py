@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import signal
 import sys
 from collections.abc import AsyncGenerator
 
@@ -27,6 +28,7 @@ from trio_lifespan import (
     LifespanStartupFailed,
     LifespanTimeout,
     open_lifespan,
+    open_lifespans,
     serve_lifespan,
 )
 from trio_lifespan._types import Receive, Scope, Send
@@ -77,6 +79,45 @@ async def test_a_startup_answered_after_its_deadline_cancelled_the_app_times_out
             await trio.sleep_forever()  # cancelled by the app's failure, if it runs
     assert (caught.value.phase, caught.value.timeout) == ("startup", 1.0)
     assert trio.current_time() == 2
+
+
+@trio.lowlevel.enable_ki_protection
+def press_ctrl_c() -> None:
+    # Raised where KeyboardInterrupt is deferred, trio hands it to its main
+    # task, here waiting for the app to finish: as if it came at that moment.
+    signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.parametrize("several", [False, True])
+@pytest.mark.parametrize("body_raises", [False, True])
+def test_ctrl_c_while_waiting_for_a_lingering_app_comes_out_bare(
+    body_raises: bool, several: bool
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        with trio.CancelScope(shield=True):  # lingers, and cannot be hurried
+            press_ctrl_c()
+            await trio.sleep(1)
+
+    body_error = ValueError("the body failed")
+
+    async def main() -> None:
+        cm = (
+            open_lifespans(app, GoodApp(TrioBackend()))
+            if several
+            else open_lifespan(app)
+        )
+        async with cm:
+            if body_raises:
+                raise body_error
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert type(caught.value) is KeyboardInterrupt  # not a group of one
+    assert caught.value.__context__ is (body_error if body_raises else None)
 
 
 @pytest.mark.trio

@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._protocol import LifespanProtocol, combine
+from ._protocol import LifespanProtocol, combine, interruption
 from ._reraise import reraise
 from ._state import LifespanApp, wrap_app
 
@@ -73,7 +73,10 @@ class LifespanDriver(ABC):
         __tracebackhide__ = True
         waiting = self.join()
         if waiting is not None:
-            await waiting
+            try:
+                await waiting
+            except BaseException as interrupted:  # noqa: BLE001 - raised below
+                self.raised = interruption(interrupted, self.raised)
         raised = self.raised
         error = self.protocol.error
         if raised is None and error is None:

@@ -90,7 +90,7 @@ _UNSUPPORTED_HINT = (
 )
 
 
-def _single(exc: BaseException | None) -> BaseException | None:
+def unwrap_single(exc: BaseException | None) -> BaseException | None:
     """The one exception inside a group of one (at any depth), or ``exc``.
 
     An app whose task group or nursery saw one failure raises a group of one;
@@ -343,7 +343,7 @@ class LifespanProtocol:
             error.__cause__ = exc
             self.error = error
             return
-        exc = _single(exc)
+        exc = unwrap_single(exc)
         if self.error is not None:
             if exc is not None and exc is not self.error:
                 add_note(
@@ -427,6 +427,21 @@ class LifespanProtocol:
         )
         error.__cause__ = cause
         self.error = error
+
+
+def interruption(exc: BaseException, raised: BaseException | None) -> BaseException:
+    """What to raise when ``exc`` interrupted the wait for apps to end.
+
+    A ``KeyboardInterrupt`` that reaches a trio nursery while it waits comes
+    out of it in a group of one: the one is what matters. It wins over
+    ``raised``, what the body raised (Ctrl-C must stop the program), which
+    becomes its ``__context__`` rather than being lost.
+    """
+    one = unwrap_single(exc)
+    assert one is not None
+    if raised is not None and one.__context__ is None:
+        one.__context__ = raised
+    return one
 
 
 def combine(

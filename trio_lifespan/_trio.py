@@ -16,7 +16,7 @@ import trio
 
 from ._driver import LifespanDriver
 from ._options import Options
-from ._protocol import combine_many, lifespan_scope, raised_by_the_call
+from ._protocol import combine_many, interruption, lifespan_scope, raised_by_the_call
 from ._reraise import reraise
 from ._state import AppT, LifespanApp
 from ._types import AnyASGIApp, Message
@@ -228,21 +228,24 @@ async def trio_lifespans(
     """Run several lifespans on trio; see :func:`trio_lifespan.open_lifespans`."""
     __tracebackhide__ = True
     group = _TrioGroup(len(apps), options)
-    async with trio.open_nursery() as nursery:
-        for index, app in enumerate(apps):
-            nursery.start_soon(group.hold, index, app)
-        try:
-            await group.ready.wait()
-        except BaseException as exc:  # noqa: BLE001 - raised after the nursery
-            group.raised = exc
-            group.abandon()
-        if not group.errors and group.raised is None:
+    try:
+        async with trio.open_nursery() as nursery:
+            for index, app in enumerate(apps):
+                nursery.start_soon(group.hold, index, app)
             try:
-                with group.body_scope:
-                    yield tuple(w for w in group.wrapped if w is not None)
+                await group.ready.wait()
             except BaseException as exc:  # noqa: BLE001 - raised after the nursery
                 group.raised = exc
-        group.stop.set()
+                group.abandon()
+            if not group.errors and group.raised is None:
+                try:
+                    with group.body_scope:
+                        yield tuple(w for w in group.wrapped if w is not None)
+                except BaseException as exc:  # noqa: BLE001 - raised after the nursery
+                    group.raised = exc
+            group.stop.set()
+    except BaseException as exc:  # noqa: BLE001 - the holders raise nothing
+        group.raised = interruption(exc, group.raised)
     error = group.result()
     if error is not None:
         reraise(error)
