@@ -106,7 +106,8 @@ def unwrap_single(exc: BaseException | None) -> BaseException | None:
 
 def _fields(message: object) -> Mapping[str, object] | None:
     """``message`` as a mapping, or ``None`` when it is not one."""
-    if isinstance(message, Mapping):
+    # A dict first: the common case, without the ABC check.
+    if message.__class__ is dict or isinstance(message, Mapping):
         return cast("Mapping[str, object]", message)
     return None
 
@@ -136,7 +137,7 @@ class LifespanProtocol:
 
     Args:
         allow_unsupported: Whether an app without lifespan support is let
-            through (``_UNSUPPORTED``) instead of being an error.
+            through (``Stage.UNSUPPORTED``) instead of being an error.
     """
 
     __slots__ = (
@@ -185,13 +186,7 @@ class LifespanProtocol:
         about to return, and the driver cancels it on leaving if it has not
         (cancelling costs, and nearly every app returns).
         """
-        stage = self.stage
-        return (
-            self.report is not None
-            or self.error is not None
-            or stage is _UNSUPPORTED
-            or stage is _ABANDONED
-        )
+        return self.report is not None or self.app_rejected
 
     @property
     def body_must_stop(self) -> bool:
@@ -293,11 +288,7 @@ class LifespanProtocol:
 
     def _take(self, message: object) -> LifespanProtocolError | None:
         """Act on a message from the app, or say what is wrong with it."""
-        fields = (
-            cast("Mapping[str, object]", message)
-            if message.__class__ is dict  # the common case, without an ABC check
-            else _fields(message)
-        )
+        fields = _fields(message)
         kind = fields.get("type") if fields is not None else None
         if fields is None or not isinstance(kind, str):
             return LifespanProtocolError(
