@@ -6,15 +6,16 @@ library when they are entered, not when they are made.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from ._options import Options, check_app, check_options, current_backend
+from ._options import check_app, check_options, current_backend
 from ._state import AppT, LifespanApp
 
 if TYPE_CHECKING:
+    from ._options import Backend
     from ._types import AnyASGIApp
 
 A1 = TypeVar("A1", bound="AnyASGIApp")
@@ -31,19 +32,13 @@ class _Deferred:
     ``open_lifespans`` declare what it yields.
     """
 
-    __slots__ = ("_app", "_apps", "_caller", "_cm", "_options")
+    __slots__ = ("_caller", "_cm", "_open")
 
     def __init__(
-        self,
-        caller: str,
-        options: Options,
-        app: AnyASGIApp | None = None,
-        apps: Sequence[AnyASGIApp] | None = None,
+        self, caller: str, open_: Callable[[Backend], AbstractAsyncContextManager[Any]]
     ) -> None:
         self._caller = caller
-        self._options = options
-        self._app = app  # for open_lifespan
-        self._apps = apps  # for open_lifespans
+        self._open = open_
         self._cm: AbstractAsyncContextManager[Any] | None = None
 
     def __aenter__(self) -> Awaitable[Any]:
@@ -53,12 +48,7 @@ class _Deferred:
                 f"this {self._caller}() context manager was already entered; "
                 f"call {self._caller}() again for each `async with`"
             )
-        backend = current_backend(self._caller)
-        if self._apps is None:
-            assert self._app is not None
-            self._cm = backend.open_one(self._app, self._options)
-        else:
-            self._cm = backend.open_many(self._apps, self._options)
+        self._cm = self._open(current_backend(self._caller))
         return self._cm.__aenter__()
 
     def __aexit__(
@@ -146,7 +136,9 @@ def open_lifespan(
     """
     check_app(app)
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
-    deferred = _Deferred("open_lifespan", options, app=app)
+    deferred = _Deferred(
+        "open_lifespan", lambda backend: backend.open_one(app, options)
+    )
     # Its methods return the driver's awaitables, not coroutines of their
     # own, which typeshed's protocol does not spell: hence the cast.
     return cast("AbstractAsyncContextManager[LifespanApp[AppT]]", deferred)
@@ -248,5 +240,7 @@ def open_lifespans(
     for index, app in enumerate(apps):
         check_app(app, f"apps[{index}]")
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
-    deferred = _Deferred("open_lifespans", options, apps=apps)
+    deferred = _Deferred(
+        "open_lifespans", lambda backend: backend.open_many(apps, options)
+    )
     return cast("AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]", deferred)
