@@ -10,6 +10,7 @@ from importlib import import_module as _import_module
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._errors import (
+    LifespanCrashed as LifespanCrashed,
     LifespanError as LifespanError,
     LifespanNotASGIApp as LifespanNotASGIApp,
     LifespanNotSupported as LifespanNotSupported,
@@ -17,6 +18,7 @@ from ._errors import (
     LifespanShutdownFailed as LifespanShutdownFailed,
     LifespanStartupFailed as LifespanStartupFailed,
     LifespanTimeout as LifespanTimeout,
+    LifespanUnavailable as LifespanUnavailable,
 )
 from ._open import open_lifespan as open_lifespan, open_lifespans as open_lifespans
 from ._state import LifespanApp as LifespanApp
@@ -42,6 +44,7 @@ _LAZY = {
 __all__ = [
     "TASK_STATUS_IGNORED",
     "LifespanApp",
+    "LifespanCrashed",
     "LifespanError",
     "LifespanManager",
     "LifespanNotASGIApp",
@@ -50,6 +53,7 @@ __all__ = [
     "LifespanShutdownFailed",
     "LifespanStartupFailed",
     "LifespanTimeout",
+    "LifespanUnavailable",
     "TaskStatus",
     "__version__",
     "open_lifespan",
@@ -88,3 +92,5 @@ _publish(LifespanProtocolError)
 _publish(LifespanShutdownFailed)
 _publish(LifespanStartupFailed)
 _publish(LifespanTimeout)
+_publish(LifespanCrashed)
+_publish(LifespanUnavailable)

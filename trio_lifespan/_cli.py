@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from ._errors import (
+    LifespanCrashed,
     LifespanNotASGIApp,
     LifespanNotSupported,
     LifespanProtocolError,
@@ -36,6 +37,7 @@ EXIT_NOT_SUPPORTED = 5
 EXIT_TIMEOUT = 6
 EXIT_BAD_STATUS = 7
 EXIT_PROTOCOL = 8
+EXIT_CRASHED = 9
 
 DEMO_APP = "trio_lifespan._demo:app"
 
@@ -50,6 +52,7 @@ exit statuses:
   {EXIT_TIMEOUT}  the startup, the shutdown or a request took too long
   {EXIT_BAD_STATUS}  a request got an unexpected status, or raised
   {EXIT_PROTOCOL}  the app broke the ASGI lifespan protocol
+  {EXIT_CRASHED}  the app's lifespan crashed while it was running (after its startup)
 """
 
 
@@ -342,16 +345,24 @@ async def run_check(
     return min(failures, default=EXIT_OK)
 
 
+_BY_TYPE: tuple[tuple[type[Exception], int], ...] = (
+    (LifespanNotASGIApp, EXIT_USAGE),
+    (LifespanNotSupported, EXIT_NOT_SUPPORTED),
+    (LifespanProtocolError, EXIT_PROTOCOL),
+)
+
+
 def _classify(exc: Exception, phase: str) -> tuple[int, str]:
     """The exit status for ``exc``, and the phase it belongs to."""
-    if isinstance(exc, LifespanNotASGIApp):
-        return EXIT_USAGE, phase
     if isinstance(exc, LifespanTimeout):
         return EXIT_TIMEOUT, exc.phase
-    if isinstance(exc, LifespanNotSupported):
-        return EXIT_NOT_SUPPORTED, phase
-    if isinstance(exc, LifespanProtocolError):
-        return EXIT_PROTOCOL, phase
+    for kind, status in _BY_TYPE:
+        if isinstance(exc, kind):
+            return status, phase
+    if isinstance(exc, LifespanCrashed) or phase == "requests":
+        # It came out while the requests were under way: the lifespan died
+        # under them, before any shutdown was asked for.
+        return EXIT_CRASHED, "running"
     if phase == "startup":
         return EXIT_STARTUP_FAILED, phase
     return EXIT_SHUTDOWN_FAILED, "shutdown"

@@ -82,6 +82,62 @@ class LifespanShutdownFailed(_ReportedFailure):
     phase: Phase = "shutdown"
 
 
+class LifespanCrashed(LifespanShutdownFailed):
+    """The app reported a failure while it was running, unasked.
+
+    Starlette and FastAPI send ``lifespan.shutdown.failed`` as soon as their
+    lifespan crashes after startup (a background task in its task group
+    died), long before a shutdown is asked for. An app that raises its own
+    exception after the report comes out as that exception; this error is
+    for an app that reported and then returned or waited on. A subclass of
+    :exc:`LifespanShutdownFailed`, as the report is that message.
+
+    Attributes:
+        message (str): The message the app sent with the report, or ``""``.
+    """
+
+    def __str__(self) -> str:
+        said = (
+            f"with the message: {self.message}" if self.message else "without a message"
+        )
+        return (
+            "the app reported a failure ('lifespan.shutdown.failed') while it was "
+            f"running, before its shutdown was asked for, {said}. Something its "
+            "lifespan keeps running (a background task, a connection pool) died; "
+            "look at the app's logs for the cause."
+        )
+
+
+class LifespanUnavailable(LifespanError):
+    """A request was sent through the app after its lifespan had failed.
+
+    Raised by the app that :func:`~trio_lifespan.open_lifespan` yields,
+    instead of passing the request to an app whose lifespan is gone (its
+    pools closed, its background tasks dead). The lifespan's error is the
+    ``__cause__``. It reaches tests that hold the lifespan in another task
+    (a pytest-asyncio fixture of module or session scope), which the
+    cancellation of the ``async with`` body cannot reach.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.__cause__ = error
+
+    @property
+    def error(self) -> BaseException:
+        """The lifespan's error: what ``open_lifespan`` raises, or will."""
+        error: BaseException = self.args[0]
+        return error
+
+    def __str__(self) -> str:
+        error = self.error
+        return (
+            "the app's lifespan has failed, so requests are not passed to it: "
+            f"{type(error).__name__}: {error}. Fix that failure first; the "
+            "`async with open_lifespan(...)` block raises it when it ends."
+        )
+
+
 class LifespanNotSupported(LifespanError):
     """The app does not take part in the lifespan protocol.
 
