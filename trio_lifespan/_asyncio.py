@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import sys
-from collections.abc import AsyncGenerator, Awaitable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Any, NoReturn
 
 from ._driver import LifespanDriver
 from ._options import Options
 from ._protocol import (
+    cancel_reason,
     combine_many,
     lifespan_scope,
+    only_cancellations,
     raised_by_the_call,
 )
 from ._reraise import reraise
@@ -55,18 +60,55 @@ class _BodyCanceller:
         self.host = host
         self.requested = False
 
-    def cancel(self) -> None:
+    def cancel(self, error: BaseException) -> None:
+        """Cancel the body because of ``error``, which the cancellation names."""
         if not self.requested:
             self.requested = True
-            self.host.cancel()
+            self.host.cancel(cancel_reason(error))
 
     def ended(self, exc: BaseException | None) -> BaseException | None:
         """What the body raised, less our own cancellation."""
         if self.requested:
+            self.requested = False
             others = _withdraw_cancel(self.host)
-            if isinstance(exc, asyncio.CancelledError) and not others:
+            if not others and only_cancellations(exc, asyncio.CancelledError):
                 return None  # ours: the failure that caused it comes out
         return exc
+
+
+def _ctrl_c_pressed() -> bool:
+    """Whether Ctrl-C is what cancels us: ``asyncio.run`` turns one into a
+    cancellation of its main task, and raises KeyboardInterrupt when that
+    task ends cancelled.
+
+    Read on the error path only, from the runner that handles SIGINT.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    runner = getattr(getattr(handler, "func", None), "__self__", None)
+    runner_type: type[object] | None = getattr(asyncio, "Runner", None)
+    return (
+        runner_type is not None
+        and isinstance(runner, runner_type)
+        and getattr(runner, "_interrupt_count", 0) > 0
+    )
+
+
+def _interrupted(
+    raised: BaseException | None, interrupted: BaseException | None
+) -> BaseException | None:
+    """What we raise when a cancellation ``interrupted`` a wait.
+
+    The body's exception (``raised``) wins over a cancellation, which asyncio
+    cannot deliver again; Ctrl-C wins over everything, as on trio, with the
+    body's exception as its context.
+    """
+    if interrupted is None or raised is None:
+        return raised or interrupted
+    if _ctrl_c_pressed():
+        if interrupted.__context__ is None:
+            interrupted.__context__ = raised
+        return interrupted
+    return raised
 
 
 def _current_task() -> asyncio.Task[Any]:
@@ -97,8 +139,8 @@ class _AsyncioLifespan(LifespanDriver):
         "app_task",
         "body",
         "getter",
+        "inbox",
         "loop",
-        "pending",
         "settled",
         "timer",
     )
@@ -109,10 +151,10 @@ class _AsyncioLifespan(LifespanDriver):
         super().__init__(app, options)
         self.loop = asyncio.get_running_loop()
         self.body = _BodyCanceller(_current_task())
-        # The app's inbox holds one message at most (the startup, then the
-        # shutdown), so it is a slot and the future of an app waiting on it,
-        # not an asyncio.Queue.
-        self.pending: Message | None = None
+        # The app's inbox: the messages it has not taken yet, and the future
+        # of an app waiting on it (an asyncio.Queue costs more). An app that
+        # cancels its own receive() still gets every message, in order.
+        self.inbox: deque[Message] = deque()
         self.getter: asyncio.Future[Message] | None = None
         self.settled: asyncio.Future[None] = self.loop.create_future()
         self.timer: asyncio.TimerHandle | None = None  # the stage's time limit
@@ -123,8 +165,11 @@ class _AsyncioLifespan(LifespanDriver):
         protocol = self.protocol
         if protocol.app_must_stop:
             self._stop_app()
-        if protocol.body_must_stop:
-            self.body.cancel()
+        error = protocol.error
+        if error is not None:
+            self.failed()
+            if protocol.body_must_stop and self.in_body:
+                self.body.cancel(error)
         if not protocol.waiting and not self.settled.done():
             self.settled.set_result(None)
 
@@ -139,16 +184,23 @@ class _AsyncioLifespan(LifespanDriver):
         if getter is not None and not getter.done():
             getter.set_result(message)
         else:
-            self.pending = message
+            self.inbox.append(message)
 
     async def receive(self) -> Message:
         if self.protocol.app_receive():
-            message = self.pending
-            if message is not None:
-                self.pending = None
-                return message
-            self.getter = self.loop.create_future()
-            return await self.getter
+            inbox = self.inbox
+            if inbox:
+                return inbox.popleft()
+            getter: asyncio.Future[Message] = self.loop.create_future()
+            self.getter = getter
+            try:
+                return await getter
+            except asyncio.CancelledError:
+                if not getter.cancelled():
+                    # Handed over, but the app was cancelled before it took
+                    # it: it stays first in line.
+                    inbox.appendleft(getter.result())
+                raise
         self.sync()
         await self._cancel_app_again()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -189,8 +241,14 @@ class _AsyncioLifespan(LifespanDriver):
         ``shielded``: cancellations that arrive meanwhile (anyio re-delivers
         them) do not cut the wait short; the time limit still bounds it.
         """
-        self._deliver(message)
-        if seconds != math.inf:
+        if seconds <= 0:
+            # No time at all, as on trio: the app never gets to answer, and
+            # the stage times out at the loop's next turn (after the app's
+            # first step, which may still show that it is not an ASGI app).
+            self.loop.call_soon(self._time_up, seconds)
+        else:
+            self._deliver(message)
+        if 0 < seconds != math.inf:
             # The time limit runs from now, but its timer is only set if the
             # app has not answered by the loop's next turn: most apps answer
             # in their first step, and a timer handle costs more than the
@@ -211,8 +269,10 @@ class _AsyncioLifespan(LifespanDriver):
         while not self.settled.done():
             try:
                 await asyncio.shield(self.settled)
-            except asyncio.CancelledError as exc:
-                self.raised = self.raised or exc
+            except asyncio.CancelledError:
+                if _ctrl_c_pressed():
+                    raise  # Ctrl-C: stop waiting, as on trio
+                # Any other cancellation gives way to the body's exception.
 
     def _arm(
         self, deadline: float, seconds: float, settled: asyncio.Future[None]
@@ -234,7 +294,7 @@ class _AsyncioLifespan(LifespanDriver):
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
             self.abandon(exc)
             return False
-        return self.protocol.error is None
+        return self.protocol.serving
 
     def body_raised(self, exc: BaseException | None) -> BaseException | None:
         return self.body.ended(exc)
@@ -254,6 +314,7 @@ class _AsyncioLifespan(LifespanDriver):
                 await asyncio.sleep(0)  # no lifespan: exit still yields
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
             self.abandon(exc)
+        self.failed()
 
     def join(self) -> Awaitable[object] | None:
         # No task of ours outlives us.
@@ -266,94 +327,112 @@ class _AsyncioLifespan(LifespanDriver):
 
     async def _wait_for(self, task: asyncio.Task[None]) -> None:
         interrupted = await _wait_all([task])
-        self.raised = self.raised or interrupted
+        self.raised = _interrupted(self.raised, interrupted)
 
 
-class _AsyncioGroup:
+class _AsyncioLifespans:
     """Several lifespans, each held open by a task of its own."""
 
-    def __init__(self, count: int, options: Options) -> None:
+    def __init__(self, apps: Sequence[AnyASGIApp], options: Options) -> None:
+        count = len(apps)
+        self.apps = apps
         self.options = options
-        loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self.body = _BodyCanceller(_current_task())
         self.in_body = False
         self.wrapped: list[LifespanApp[Any] | None] = [None] * count
-        self.waiting = count
-        self.ready: asyncio.Future[None] = loop.create_future()
-        self.stop = asyncio.Event()
+        self.starting = count  # holders whose app has not started yet
+        self.ready: asyncio.Future[None] = self.loop.create_future()
+        self.leave = asyncio.Event()  # the body is over: shut down
         self.tasks: list[asyncio.Task[None]] = []
-        self.cancelled: set[asyncio.Task[None]] = set()  # holders we stopped
+        self.abandoned = False  # we cancelled every holder
         self.errors: list[BaseException] = []
         self.raised: BaseException | None = None
-        if not count:
-            self.ready.set_result(None)
 
     async def hold(self, index: int, app: AnyASGIApp) -> None:
         try:
             async with _AsyncioLifespan(app, self.options) as wrapped:
                 self.wrapped[index] = wrapped
-                self.waiting -= 1
-                if not self.waiting:
+                self.starting -= 1
+                if not self.starting:
                     self.ready.set_result(None)
-                await self.stop.wait()
+                await self.leave.wait()
         except BaseException as exc:  # noqa: BLE001 - raised by the group
-            if not (
-                isinstance(exc, asyncio.CancelledError)
-                and _current_task() in self.cancelled
-            ):
+            if not (isinstance(exc, asyncio.CancelledError) and self.abandoned):
                 self.errors.append(exc)
-                if not self.stop.is_set():
-                    self.abandon()
+                if not self.leave.is_set():
+                    self.abandon(exc)
 
-    def abandon(self) -> None:
-        """Stop everything short of the shutdowns: something failed."""
+    def abandon(self, exc: BaseException | None) -> None:
+        """Stop everything short of the shutdowns: something failed.
+
+        Once: with many failing apps, each failure must not walk every holder
+        again.
+        """
+        if self.abandoned:
+            return
+        self.abandoned = True
         if not self.ready.done():
             self.ready.set_result(None)
-        if self.in_body:
-            self.body.cancel()
+        if self.in_body and exc is not None:
+            self.body.cancel(exc)
         # Cancelling a finished task, or the failing holder itself on its way
         # out, does nothing.
-        self.cancelled.update(self.tasks)
         for task in self.tasks:
             task.cancel()
 
-    def result(self) -> BaseException | None:
-        return combine_many(
+    async def __aenter__(self) -> tuple[LifespanApp[Any], ...]:
+        __tracebackhide__ = True
+        loop = self.loop
+        self.tasks = [
+            loop.create_task(self.hold(i, app)) for i, app in enumerate(self.apps)
+        ]
+        try:
+            if self.apps:
+                await self.ready
+            else:
+                await asyncio.sleep(0)  # no apps: entry still yields
+        except BaseException as exc:  # noqa: BLE001 - raised on leaving
+            self.raised = exc
+            self.abandon(None)
+        if not self.errors and self.raised is None:
+            self.in_body = True
+            return tuple(w for w in self.wrapped if w is not None)
+        await self.finish(None)
+        raise AssertionError("a failed startup always has an error")  # pragma: no cover
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        __tracebackhide__ = True
+        self.in_body = False
+        self.raised = self.body.ended(exc)
+        return await self.finish(exc)
+
+    async def finish(self, exc: BaseException | None) -> bool:
+        """Shut every app down, wait for the holders, raise what matters."""
+        __tracebackhide__ = True
+        self.leave.set()
+        interrupted: BaseException | None = None
+        if self.apps:
+            interrupted = await _wait_all(self.tasks)
+        else:
+            try:
+                await asyncio.sleep(0)  # no apps: exit still yields
+            except asyncio.CancelledError as cancelled:
+                interrupted = cancelled
+        self.raised = _interrupted(self.raised, interrupted)
+        error = combine_many(
             self.raised,
             self.errors,
-            raised_is_cancel=isinstance(self.raised, asyncio.CancelledError),
+            raised_is_cancel=only_cancellations(self.raised, asyncio.CancelledError),
         )
-
-
-@asynccontextmanager
-async def asyncio_lifespans(
-    apps: Sequence[AnyASGIApp], options: Options
-) -> AsyncGenerator[tuple[LifespanApp[Any], ...]]:
-    """Run several lifespans on asyncio; see :func:`trio_lifespan.open_lifespans`."""
-    __tracebackhide__ = True
-    group = _AsyncioGroup(len(apps), options)
-    loop = asyncio.get_running_loop()
-    group.tasks = [loop.create_task(group.hold(i, app)) for i, app in enumerate(apps)]
-    try:
-        await group.ready
-    except BaseException as exc:  # noqa: BLE001 - raised at the end
-        group.raised = exc
-        group.abandon()
-    if not group.errors and group.raised is None:
-        group.in_body = True
-        try:
-            yield tuple(w for w in group.wrapped if w is not None)
-        except BaseException as exc:  # noqa: BLE001 - raised at the end
-            group.raised = group.body.ended(exc)
-        else:
-            group.raised = group.body.ended(None)
-        group.in_body = False
-    group.stop.set()
-    interrupted = await _wait_all(group.tasks)
-    group.raised = group.raised or interrupted
-    error = group.result()
-    if error is not None:
-        reraise(error)
+        if error is not None and error is not exc:
+            reraise(error)
+        return False
 
 
 class _Asyncio:
@@ -367,7 +446,7 @@ class _Asyncio:
     def open_many(
         self, apps: Sequence[AnyASGIApp], options: Options, /
     ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
-        return asyncio_lifespans(apps, options)
+        return _AsyncioLifespans(apps, options)
 
     async def sleep_forever(self) -> NoReturn:
         await asyncio.get_running_loop().create_future()

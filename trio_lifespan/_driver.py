@@ -9,16 +9,22 @@ own (:mod:`._trio`, :mod:`._asyncio`); what the protocol decides is
 The drivers are classes rather than ``asynccontextmanager`` generators:
 entering and leaving one costs a fraction of a generator's round trips, and
 every ``open_lifespan`` pays it (``benchmarks/bench.py``).
+
+Entering and leaving are KI-protected under trio (:func:`._compat.ki_protected`):
+a Ctrl-C that lands between two lines of them would leave the nursery the
+trio driver opened by hand half-entered; protected, it waits for the next
+checkpoint, where the driver's own handling turns it into a clean exit.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._protocol import LifespanProtocol, combine, interruption
+from ._compat import ki_protected
+from ._protocol import LifespanProtocol, combine, interruption, only_cancellations
 from ._reraise import reraise
 from ._state import LifespanApp, wrap_app
 
@@ -30,7 +36,15 @@ if TYPE_CHECKING:
 class LifespanDriver(ABC):
     """One app's lifespan as an async context manager, for one async library."""
 
-    __slots__ = ("app", "options", "protocol", "raised", "state")
+    __slots__ = (
+        "app",
+        "fail_requests",
+        "in_body",
+        "options",
+        "protocol",
+        "raised",
+        "state",
+    )
 
     #: The library's cancellation exception: one that interrupted us gives
     #: way to the lifespan's own error (see :func:`._protocol.combine`).
@@ -44,15 +58,26 @@ class LifespanDriver(ABC):
         # What interrupted us: the body's exception, or a cancellation or
         # KeyboardInterrupt that arrived while we waited on the app.
         self.raised: BaseException | None = None
+        # Fails the wrapped app's requests once the lifespan has failed.
+        self.fail_requests: Callable[[BaseException], None] | None = None
+        # The body runs: only then may an app's failure cancel it (before, the
+        # failure comes out of the entry itself).
+        self.in_body = False
 
+    @ki_protected
     async def __aenter__(self) -> LifespanApp[Any]:
         __tracebackhide__ = True
         if await self.start():
             supported = self.protocol.running
-            return wrap_app(self.app, self.state if supported else None)
+            wrapped, self.fail_requests = wrap_app(
+                self.app, self.state if supported else None
+            )
+            self.in_body = True
+            return wrapped
         await self.leave(None)
         raise AssertionError("a failed startup always has an error")  # pragma: no cover
 
+    @ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -60,10 +85,12 @@ class LifespanDriver(ABC):
         tb: TracebackType | None,
     ) -> bool:
         __tracebackhide__ = True
+        self.in_body = False
         self.raised = self.body_raised(exc)
         await self.stop()
         return await self.leave(exc)
 
+    @ki_protected
     async def leave(self, exc: BaseException | None) -> bool:
         """Wait until the app's task is gone, then raise what matters.
 
@@ -82,7 +109,9 @@ class LifespanDriver(ABC):
         if raised is None and error is None:
             return False  # the common case, without combine's call
         error = combine(
-            raised, error, raised_is_cancel=isinstance(raised, self.cancelled)
+            raised,
+            error,
+            raised_is_cancel=only_cancellations(raised, self.cancelled),
         )
         if error is not None and error is not exc:
             reraise(error)
@@ -93,6 +122,12 @@ class LifespanDriver(ABC):
         self.raised = exc
         self.protocol.abandon()
         self.sync()
+
+    def failed(self) -> None:
+        """The lifespan has an error: refuse requests from now on."""
+        error = self.protocol.error
+        if error is not None and self.fail_requests is not None:
+            self.fail_requests(error)
 
     # What each driver does its own way ------------------------------------------
 

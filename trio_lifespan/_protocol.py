@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from ._compat import BaseExceptionGroup, add_note
 from ._errors import (
+    LifespanCrashed,
     LifespanNotASGIApp,
     LifespanNotSupported,
     LifespanProtocolError,
@@ -58,6 +59,10 @@ _REPLIES: dict[str, tuple[Stage, str]] = {
     "lifespan.shutdown.complete": (_SHUTDOWN, "complete"),
     "lifespan.shutdown.failed": (_SHUTDOWN, "failed"),
 }
+
+# Sent unasked while running, it reports a crash: Starlette and FastAPI do
+# this when their lifespan dies after startup, and uvicorn accepts it.
+_CRASH_REPORT = "lifespan.shutdown.failed"
 
 _EXPECTED: dict[Stage, tuple[str, ...]] = {
     _STARTUP: ("lifespan.startup.complete", "lifespan.startup.failed"),
@@ -104,6 +109,28 @@ def unwrap_single(exc: BaseException | None) -> BaseException | None:
     return exc  # pyright: ignore[reportUnknownVariableType]
 
 
+def only_cancellations(
+    exc: BaseException | None, cancelled: type[BaseException]
+) -> bool:
+    """Whether ``exc`` is a cancellation, or a group made only of them.
+
+    A body with a nursery or task group open turns one cancellation into a
+    group of them: it is still just the cancellation.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        members = cast(
+            "tuple[BaseException, ...]",
+            exc.exceptions,  # pyright: ignore[reportUnknownMemberType]
+        )
+        return all(only_cancellations(member, cancelled) for member in members)
+    return isinstance(exc, cancelled)
+
+
+def cancel_reason(error: BaseException) -> str:
+    """Why we cancel the ``async with`` body: the app's failure, named."""
+    return f"trio_lifespan: the app's lifespan failed: {type(error).__name__}: {error}"
+
+
 def _fields(message: object) -> Mapping[str, object] | None:
     """``message`` as a mapping, or ``None`` when it is not one."""
     # A dict first: the common case, without the ABC check.
@@ -112,19 +139,23 @@ def _fields(message: object) -> Mapping[str, object] | None:
     return None
 
 
-def raised_by_the_call(exc: BaseException | None) -> bool:
+def raised_by_the_call(exc: BaseException | None, depth: int = 1) -> bool:
     """Whether ``exc`` came from calling the app, before any of its code ran.
 
-    Pass what the I/O layer caught around ``await app(scope, receive, send)``
-    in the frame that made the call: then an exception whose traceback ends in
-    that frame came from the call or the ``await`` themselves (wrong
-    arguments, nothing to await), not from inside the app.
+    Pass what the I/O layer caught around ``await app(scope, receive, send)``,
+    and ``depth``, how many frames of ours the traceback holds down to the one
+    that made the call: then an exception whose traceback ends in that frame
+    came from the call or the ``await`` themselves (wrong arguments, nothing
+    to await), not from inside the app.
     """
-    return (
-        isinstance(exc, TypeError)
-        and exc.__traceback__ is not None
-        and exc.__traceback__.tb_next is None
-    )
+    if not isinstance(exc, TypeError):
+        return False
+    tb = exc.__traceback__
+    for _ in range(depth):
+        if tb is None:
+            return False
+        tb = tb.tb_next
+    return tb is None
 
 
 def lifespan_scope(state: dict[str, Any]) -> dict[str, Any]:
@@ -195,8 +226,17 @@ class LifespanProtocol:
 
     @property
     def running(self) -> bool:
-        """Whether startup completed and shutdown is still to be sent."""
-        return self.error is None and self.stage is _RUNNING
+        """Whether startup completed and shutdown is still to be sent.
+
+        Not once the app reported a crash: it is on its way out.
+        """
+        return self.error is None and self.stage is _RUNNING and self.report is None
+
+    @property
+    def serving(self) -> bool:
+        """Whether the ``async with`` body may run: the startup completed (or
+        the app has no lifespan and that is allowed) and nothing failed."""
+        return self.running or (self.error is None and self.stage is _UNSUPPORTED)
 
     # What the driver does ----------------------------------------------------
 
@@ -299,7 +339,15 @@ class LifespanProtocol:
                 _EXPECTED.get(self.stage, ()),
             )
         reply = _REPLIES.get(kind)
-        if reply is None or reply[0] is not self.stage or self.report is not None:
+        stage = self.stage
+        if (
+            reply is None
+            or self.report is not None
+            or (
+                reply[0] is not stage
+                and not (stage is _RUNNING and kind == _CRASH_REPORT)
+            )
+        ):
             return self._unexpected(message, kind)
         if reply[1] == "complete":
             self.stage = _RUNNING if self.stage is _STARTUP else _DONE
@@ -310,7 +358,7 @@ class LifespanProtocol:
                 f"the app sent {describe_message(message)}: its 'message' must be "
                 f"a string, not {type(text).__name__}. " + _PROTOCOL_HINT,
                 message,
-                _EXPECTED[self.stage],
+                _EXPECTED.get(stage, ()),
             )
         self.report = text
         return None
@@ -343,6 +391,10 @@ class LifespanProtocol:
                     f"also raised {type(exc).__name__}: {exc}",
                 )
             return
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            # Ctrl-C or an exit, whenever it came: never a lifespan verdict.
+            self.error = exc
+            return
         if self.stage is _UNSUPPORTED:
             return  # its exceptions are what 'unsupported' looks like
         if self.stage is _ABANDONED:
@@ -357,7 +409,10 @@ class LifespanProtocol:
                     "receive()"
                 )
             self._unsupported(detail + ".", cause=exc)
-        elif self.stage is _STARTUP or self.stage is _SHUTDOWN:
+        elif (
+            self.stage is _STARTUP or self.stage is _SHUTDOWN or self.report is not None
+        ):
+            # In reply to a stage, or after a crash report while running.
             if exc is not None:
                 if self.report:
                     add_note(exc, self.report)
@@ -384,6 +439,8 @@ class LifespanProtocol:
         assert self.report is not None
         if self.stage is _STARTUP:
             return LifespanStartupFailed(self.report)
+        if self.stage is _RUNNING:
+            return LifespanCrashed(self.report)
         return LifespanShutdownFailed(self.report)
 
     def _unexpected(self, message: object, kind: str) -> LifespanProtocolError:

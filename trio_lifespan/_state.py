@@ -8,9 +8,11 @@ much as calling an object (measured in ``benchmarks/bench.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
+
+from ._errors import LifespanUnavailable
 
 if TYPE_CHECKING:  # types only: importers of the package do not load them
     from ._types import AnyASGIApp, Receive, Scope, Send
@@ -34,6 +36,10 @@ class LifespanApp(Protocol[AppT_co]):
 
     When the app does not support lifespan and ``allow_unsupported=True`` let
     it run, requests pass through unchanged and :attr:`state` is empty.
+
+    Once the app's lifespan has failed (it crashed while running, say), every
+    call raises :exc:`LifespanUnavailable` at once, whose ``__cause__`` is the
+    lifespan's error, instead of reaching an app whose lifespan is gone.
     """
 
     @property
@@ -60,26 +66,44 @@ class LifespanApp(Protocol[AppT_co]):
         ...
 
 
-def wrap_app(app: AppT, state: dict[str, Any] | None) -> LifespanApp[AppT]:
-    """The :class:`LifespanApp` for ``app``; ``state`` is ``None`` without lifespan."""
+def wrap_app(
+    app: AppT, state: dict[str, Any] | None
+) -> tuple[LifespanApp[AppT], Callable[[BaseException], None]]:
+    """The :class:`LifespanApp` for ``app``, and the function that fails it.
+
+    ``state`` is ``None`` without lifespan. Once the driver calls the second
+    with the lifespan's error, every call of the first raises
+    :exc:`LifespanUnavailable` caused by that error.
+    """
+    failure: BaseException | None = None
+
     if state is None:
 
         async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
+            if failure is not None:
+                raise LifespanUnavailable(failure)
             await app(scope, receive, send)
 
     else:
 
         async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
+            if failure is not None:
+                raise LifespanUnavailable(failure)
             if scope["type"] in _REQUESTS:
                 scope["state"] = state.copy()
             await app(scope, receive, send)
+
+    def fail(error: BaseException) -> None:
+        nonlocal failure
+        if failure is None:
+            failure = error
 
     wrapped: Any = lifespan_app
     wrapped.app = app
     wrapped.state = _EMPTY if state is None else MappingProxyType(state)
     wrapped.supported = state is not None
     wrapped.__qualname__ = wrapped.__name__ = f"LifespanApp[{_name(app)}]"
-    return cast("LifespanApp[AppT]", wrapped)
+    return cast("LifespanApp[AppT]", wrapped), fail
 
 
 def _name(app: object) -> str:

@@ -3,23 +3,43 @@
 Nothing here decides a protocol question; :mod:`._protocol` does. This module
 delivers messages to the app over a memory channel, runs the app in a task,
 keeps time with cancel scopes and cancels what the protocol says must stop.
+
+Every function here that runs in one of our tasks is KI-protected
+(``enable_ki_protection``), as trio protects its own primitives: it enters
+and leaves a nursery by hand and reschedules a task, and a Ctrl-C between
+two of those lines would corrupt trio's nursery stack or orphan the app.
+Protected, a Ctrl-C waits for the next checkpoint; there it is one more
+interruption the driver handles, and it comes out bare. The app itself runs
+unprotected, as under a server.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Awaitable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Any, NoReturn
 
 import trio
+from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
+from ._compat import mark_ki_protected
 from ._driver import LifespanDriver
 from ._options import Options
-from ._protocol import combine_many, interruption, lifespan_scope, raised_by_the_call
+from ._protocol import (
+    cancel_reason,
+    combine_many,
+    interruption,
+    lifespan_scope,
+    only_cancellations,
+    raised_by_the_call,
+)
 from ._reraise import reraise
 from ._state import AppT, LifespanApp
 from ._types import AnyASGIApp, Message
+
+mark_ki_protected()  # what the shared modules marked before trio was loaded
 
 
 class _TrioLifespan(LifespanDriver):
@@ -45,10 +65,12 @@ class _TrioLifespan(LifespanDriver):
     def __init__(self, app: AnyASGIApp, options: Options) -> None:
         super().__init__(app, options)
         # Typed by annotation: subscripting open_memory_channel at run time
-        # costs a typing alias on every lifespan.
+        # costs a typing alias on every lifespan. Unbounded: an app that
+        # cancels its own receive() leaves its message there, and the next
+        # one queues behind it, so it still gets every message, in order.
         channel: tuple[
             trio.MemorySendChannel[Message], trio.MemoryReceiveChannel[Message]
-        ] = trio.open_memory_channel(1)
+        ] = trio.open_memory_channel(math.inf)
         self.to_app, self.inbox = channel
         # The app runs shielded: an outer cancellation must not cut its
         # shutdown short. Only the protocol's word cancels it, or the
@@ -64,12 +86,20 @@ class _TrioLifespan(LifespanDriver):
         # Our task while it waits for the app's answer.
         self.waiter: trio.lowlevel.Task | None = None
 
+    @enable_ki_protection
     def sync(self) -> None:
         protocol = self.protocol
         if protocol.app_must_stop:
             self._stop_app()
-        if protocol.body_must_stop and not self.body_scope.cancel_called:
-            self.body_scope.cancel()
+        error = protocol.error
+        if error is not None:
+            self.failed()
+            if (
+                protocol.body_must_stop
+                and self.in_body
+                and not self.body_scope.cancel_called
+            ):
+                self.body_scope.cancel(reason=cancel_reason(error))
         if self.waiter is not None and not protocol.waiting:
             if protocol.running:
                 # The startup is answered: its time limit ends now, in the
@@ -84,13 +114,27 @@ class _TrioLifespan(LifespanDriver):
             self.stopping = True
             self.app_scope.cancel()
 
+    def _deadline_passed(self) -> None:
+        """Tell the protocol if the stage's deadline cancelled the app.
+
+        Checked as soon as the app is back with us: many frameworks catch
+        the cancellation and report a failure, and that report must be the
+        timeout it is, not a failure of the app's own.
+        """
+        if not self.stopping and self.app_scope.cancel_called:
+            self.protocol.time_out(self.limit, app_cancelled=True)
+
+    @enable_ki_protection
     async def receive(self) -> Message:
+        self._deadline_passed()
         if self.protocol.app_receive():
             return await self.inbox.receive()
         self.sync()
         return await _sleep_forever()
 
+    @enable_ki_protection
     async def send(self, message: Message) -> None:
+        self._deadline_passed()
         still_in = self.protocol.app_send(message)
         self.sync()
         if not still_in:
@@ -98,21 +142,22 @@ class _TrioLifespan(LifespanDriver):
             # broke the protocol cannot spin for ever.
             await trio.lowlevel.checkpoint()
 
+    @enable_ki_protection
     async def run_app(self) -> None:
         scope = lifespan_scope(self.state)
         exc: BaseException | None = None
         try:
             with self.app_scope:
-                await self.app(scope, self.receive, self.send)
+                await _call(self.app, scope, self.receive, self.send)
         except BaseException as raised:  # noqa: BLE001 - the protocol judges it
             exc = raised
-        at_call = raised_by_the_call(exc)
-        if self.app_scope.cancel_called and not self.stopping and not at_call:
-            # Its stage's deadline passed, and cancelled it.
-            self.protocol.time_out(self.limit, app_cancelled=True)
+        at_call = raised_by_the_call(exc, depth=2)  # run_app, then _call
+        if not at_call:
+            self._deadline_passed()
         self.protocol.app_exit(exc, at_call=at_call)
         self.sync()
 
+    @enable_ki_protection
     async def settle(self, message: Message) -> None:
         """Deliver ``message`` and wait for the app's answer.
 
@@ -127,6 +172,7 @@ class _TrioLifespan(LifespanDriver):
         self.waiter = None
         return trio.lowlevel.Abort.SUCCEEDED
 
+    @enable_ki_protection
     async def start(self) -> bool:
         nursery = await self.nursery_manager.__aenter__()
         self.body_scope = nursery.cancel_scope
@@ -136,14 +182,16 @@ class _TrioLifespan(LifespanDriver):
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
             self.abandon(exc)
             return False
-        return self.protocol.error is None
+        return self.protocol.serving
 
     def body_raised(self, exc: BaseException | None) -> BaseException | None:
-        # A Cancelled of the nursery's own is ours: the app failed.
-        if isinstance(exc, trio.Cancelled) and self.body_scope.cancel_called:
+        # Cancelled of the nursery's own (alone, or a group of them from a
+        # nursery in the body) is ours: the app failed.
+        if self.body_scope.cancel_called and only_cancellations(exc, trio.Cancelled):
             return None
         return exc
 
+    @enable_ki_protection
     async def stop(self) -> None:
         try:
             if self.protocol.running:
@@ -160,11 +208,20 @@ class _TrioLifespan(LifespanDriver):
                 await trio.lowlevel.checkpoint()  # no lifespan: exit still checkpoints
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
             self.abandon(exc)
+        self.failed()
 
+    @enable_ki_protection
     def join(self) -> Awaitable[object]:
         if not self.protocol.app_done:
             self._stop_app()
         return self.nursery_manager.__aexit__(None, None, None)
+
+
+@disable_ki_protection
+async def _call(app: AnyASGIApp, scope: Any, receive: Any, send: Any) -> None:
+    # The app's own code runs as a task under a server would: a Ctrl-C may
+    # land in it, and comes out as what the app makes of it.
+    await app(scope, receive, send)
 
 
 async def _sleep_forever() -> NoReturn:
@@ -174,81 +231,130 @@ async def _sleep_forever() -> NoReturn:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _TrioGroup:
-    """Several lifespans, each held open by a task of its own."""
+class _TrioLifespans:
+    """Several lifespans, each held open by a task of its own.
 
-    def __init__(self, count: int, options: Options) -> None:
+    The body runs inside a nursery entered by hand (as for one app); each
+    holder is shielded, so only this group cancels it, and an outer
+    cancellation still gets every app's graceful shutdown.
+    """
+
+    def __init__(self, apps: Sequence[AnyASGIApp], options: Options) -> None:
+        count = len(apps)
+        self.apps = apps
         self.options = options
         self.wrapped: list[LifespanApp[Any] | None] = [None] * count
-        self.waiting = count
-        self.ready = trio.Event()
-        self.stop = trio.Event()
-        # Each holder is shielded: only this group cancels it, so an outer
-        # cancellation still gets every app's graceful shutdown.
+        self.starting = count  # holders whose app has not started yet
+        self.holding = count  # holders still running
+        self.ready = trio.Event()  # every app started, or one failed
+        self.leave = trio.Event()  # the body is over: shut down
+        self.gone = trio.Event()  # every holder has returned
         self.scopes = [trio.CancelScope(shield=True) for _ in range(count)]
-        self.body_scope = trio.CancelScope()
         self.errors: list[BaseException] = []
         self.raised: BaseException | None = None
+        self.abandoned = False
+        self.in_body = False
+        self.nursery_manager = trio.open_nursery()
+        self.body_scope: trio.CancelScope | None = None
         if not count:
             self.ready.set()
+            self.gone.set()
 
+    @enable_ki_protection
     async def hold(self, index: int, app: AnyASGIApp) -> None:
         try:
             with self.scopes[index]:
                 async with _TrioLifespan(app, self.options) as wrapped:
                     self.wrapped[index] = wrapped
-                    self.waiting -= 1
-                    if not self.waiting:
+                    self.starting -= 1
+                    if not self.starting:
                         self.ready.set()
-                    await self.stop.wait()
+                    await self.leave.wait()
         except BaseException as exc:  # noqa: BLE001 - raised by the group
             self.errors.append(exc)
-            if not self.stop.is_set():
-                self.abandon()
+            if not self.leave.is_set():
+                self.abandon(exc)
+        self.holding -= 1
+        if not self.holding:
+            self.gone.set()
 
-    def abandon(self) -> None:
-        """Stop everything short of the shutdowns: something failed."""
+    def abandon(self, exc: BaseException | None) -> None:
+        """Stop everything short of the shutdowns: something failed.
+
+        Once: with many failing apps, each failure must not walk every holder
+        again.
+        """
+        if self.abandoned:
+            return
+        self.abandoned = True
         self.ready.set()
-        self.body_scope.cancel()
+        if self.in_body and self.body_scope is not None and exc is not None:
+            self.body_scope.cancel(reason=cancel_reason(exc))
         for scope in self.scopes:
             scope.cancel()
 
-    def result(self) -> BaseException | None:
-        return combine_many(
+    @enable_ki_protection
+    async def __aenter__(self) -> tuple[LifespanApp[Any], ...]:
+        __tracebackhide__ = True
+        nursery = await self.nursery_manager.__aenter__()
+        self.body_scope = nursery.cancel_scope
+        for index, app in enumerate(self.apps):
+            nursery.start_soon(self.hold, index, app)
+        try:
+            await self.ready.wait()
+        except BaseException as exc:  # noqa: BLE001 - raised on leaving
+            self.raised = exc
+            self.abandon(None)
+        if not self.errors and self.raised is None:
+            self.in_body = True
+            return tuple(w for w in self.wrapped if w is not None)
+        await self.finish(None)
+        raise AssertionError("a failed startup always has an error")  # pragma: no cover
+
+    @enable_ki_protection
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        __tracebackhide__ = True
+        self.in_body = False
+        assert self.body_scope is not None
+        if not (
+            self.body_scope.cancel_called and only_cancellations(exc, trio.Cancelled)
+        ):
+            self.raised = exc
+        return await self.finish(exc)
+
+    @enable_ki_protection
+    async def finish(self, exc: BaseException | None) -> bool:
+        """Shut every app down, wait for the holders, raise what matters."""
+        __tracebackhide__ = True
+        self.leave.set()
+        try:
+            # Shielded: every app gets its graceful shutdown (each bounded by
+            # its timeout) whatever cancels us; only a Ctrl-C cuts it short.
+            if self.apps:
+                with trio.CancelScope(shield=True):
+                    await self.gone.wait()
+            else:
+                await trio.lowlevel.checkpoint()  # no apps: exit still checkpoints
+        except BaseException as interrupted:  # noqa: BLE001 - raised below
+            self.raised = interruption(interrupted, self.raised)
+            self.abandon(None)
+        try:
+            await self.nursery_manager.__aexit__(None, None, None)
+        except BaseException as interrupted:  # noqa: BLE001 - raised below
+            self.raised = interruption(interrupted, self.raised)
+        error = combine_many(
             self.raised,
             self.errors,
-            raised_is_cancel=isinstance(self.raised, trio.Cancelled),
+            raised_is_cancel=only_cancellations(self.raised, trio.Cancelled),
         )
-
-
-@asynccontextmanager
-async def trio_lifespans(
-    apps: Sequence[AnyASGIApp], options: Options
-) -> AsyncGenerator[tuple[LifespanApp[Any], ...]]:
-    """Run several lifespans on trio; see :func:`trio_lifespan.open_lifespans`."""
-    __tracebackhide__ = True
-    group = _TrioGroup(len(apps), options)
-    try:
-        async with trio.open_nursery() as nursery:
-            for index, app in enumerate(apps):
-                nursery.start_soon(group.hold, index, app)
-            try:
-                await group.ready.wait()
-            except BaseException as exc:  # noqa: BLE001 - raised after the nursery
-                group.raised = exc
-                group.abandon()
-            if not group.errors and group.raised is None:
-                try:
-                    with group.body_scope:
-                        yield tuple(w for w in group.wrapped if w is not None)
-                except BaseException as exc:  # noqa: BLE001 - raised after the nursery
-                    group.raised = exc
-            group.stop.set()
-    except BaseException as exc:  # noqa: BLE001 - the holders raise nothing
-        group.raised = interruption(exc, group.raised)
-    error = group.result()
-    if error is not None:
-        reraise(error)
+        if error is not None and error is not exc:
+            reraise(error)
+        return False
 
 
 class _Trio:
@@ -262,7 +368,7 @@ class _Trio:
     def open_many(
         self, apps: Sequence[AnyASGIApp], options: Options, /
     ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
-        return trio_lifespans(apps, options)
+        return _TrioLifespans(apps, options)
 
     async def sleep_forever(self) -> NoReturn:
         await _sleep_forever()
