@@ -26,6 +26,7 @@ from ._options import Options
 from ._protocol import (
     cancel_reason,
     combine_many,
+    interruption,
     lifespan_scope,
     only_cancellations,
     raised_by_the_call,
@@ -61,10 +62,12 @@ class _BodyCanceller:
         self.requested = False
 
     def cancel(self, error: BaseException) -> None:
-        """Cancel the body because of ``error``, which the cancellation names."""
-        if not self.requested:
-            self.requested = True
-            self.host.cancel(cancel_reason(error))
+        """Cancel the body because of ``error``, which the cancellation names.
+
+        Called once: the caller stops counting the body as running.
+        """
+        self.requested = True
+        self.host.cancel(cancel_reason(error))
 
     def ended(self, exc: BaseException | None) -> BaseException | None:
         """What the body raised, less our own cancellation."""
@@ -105,9 +108,7 @@ def _interrupted(
     if interrupted is None or raised is None:
         return raised or interrupted
     if _ctrl_c_pressed():
-        if interrupted.__context__ is None:
-            interrupted.__context__ = raised
-        return interrupted
+        return interruption(interrupted, raised)
     return raised
 
 
@@ -169,6 +170,7 @@ class _AsyncioLifespan(LifespanDriver):
         if error is not None:
             self.failed()
             if protocol.body_must_stop and self.in_body:
+                self.in_body = False  # once: it is being stopped
                 self.body.cancel(error)
         if not protocol.waiting and not self.settled.done():
             self.settled.set_result(None)
@@ -375,6 +377,7 @@ class _AsyncioLifespans:
         if not self.ready.done():
             self.ready.set_result(None)
         if self.in_body and exc is not None:
+            self.in_body = False  # once: it is being stopped
             self.body.cancel(exc)
         # Cancelling a finished task, or the failing holder itself on its way
         # out, does nothing.

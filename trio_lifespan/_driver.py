@@ -118,8 +118,12 @@ class LifespanDriver(ABC):
         return False
 
     def abandon(self, exc: BaseException) -> None:
-        """We were interrupted while waiting on the app: stop it, raise later."""
-        self.raised = exc
+        """We were interrupted while waiting on the app: stop it, raise later.
+
+        The interruption (a cancellation, Ctrl-C) keeps the body's exception,
+        if any, as its context.
+        """
+        self.raised = interruption(exc, self.raised)
         self.protocol.abandon()
         self.sync()
 

@@ -150,12 +150,12 @@ def raised_by_the_call(exc: BaseException | None, depth: int = 1) -> bool:
     """
     if not isinstance(exc, TypeError):
         return False
+    frames = 0
     tb = exc.__traceback__
-    for _ in range(depth):
-        if tb is None:
-            return False
+    while tb is not None:
+        frames += 1
         tb = tb.tb_next
-    return tb is None
+    return frames == depth
 
 
 def lifespan_scope(state: dict[str, Any]) -> dict[str, Any]:

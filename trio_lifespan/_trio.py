@@ -94,11 +94,8 @@ class _TrioLifespan(LifespanDriver):
         error = protocol.error
         if error is not None:
             self.failed()
-            if (
-                protocol.body_must_stop
-                and self.in_body
-                and not self.body_scope.cancel_called
-            ):
+            if protocol.body_must_stop and self.in_body:
+                self.in_body = False  # once: it is being stopped
                 self.body_scope.cancel(reason=cancel_reason(error))
         if self.waiter is not None and not protocol.waiting:
             if protocol.running:
@@ -327,26 +324,31 @@ class _TrioLifespans:
             self.raised = exc
         return await self.finish(exc)
 
+    async def _holders_gone(self) -> None:
+        if self.apps:
+            # Shielded: every app gets its graceful shutdown (each bounded by
+            # its timeout) whatever cancels us; only a Ctrl-C cuts it short.
+            with trio.CancelScope(shield=True):
+                await self.gone.wait()
+        else:
+            await trio.lowlevel.checkpoint()  # no apps: exit still checkpoints
+
+    async def _exit_nursery(self) -> None:
+        await self.nursery_manager.__aexit__(None, None, None)
+
     @enable_ki_protection
     async def finish(self, exc: BaseException | None) -> bool:
         """Shut every app down, wait for the holders, raise what matters."""
         __tracebackhide__ = True
         self.leave.set()
-        try:
-            # Shielded: every app gets its graceful shutdown (each bounded by
-            # its timeout) whatever cancels us; only a Ctrl-C cuts it short.
-            if self.apps:
-                with trio.CancelScope(shield=True):
-                    await self.gone.wait()
-            else:
-                await trio.lowlevel.checkpoint()  # no apps: exit still checkpoints
-        except BaseException as interrupted:  # noqa: BLE001 - raised below
-            self.raised = interruption(interrupted, self.raised)
-            self.abandon(None)
-        try:
-            await self.nursery_manager.__aexit__(None, None, None)
-        except BaseException as interrupted:  # noqa: BLE001 - raised below
-            self.raised = interruption(interrupted, self.raised)
+        for wait in (self._holders_gone, self._exit_nursery):
+            try:
+                await wait()
+            except BaseException as interrupted:  # noqa: BLE001 - raised below
+                # Ctrl-C (or, with no apps, a cancellation): stop waiting
+                # for graceful shutdowns, but still for every task.
+                self.raised = interruption(interrupted, self.raised)
+                self.abandon(None)
         error = combine_many(
             self.raised,
             self.errors,
