@@ -7,9 +7,17 @@ with a zero timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
 
+import anyio
 import sniffio
 import trio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from trio_lifespan._types import Receive, Scope, Send
 
@@ -105,3 +113,38 @@ not_an_app = 42
 def wsgi_app(environ: dict[str, object], start_response: object) -> list[bytes]:
     """A WSGI app by mistake: it cannot be called as an ASGI app."""
     raise AssertionError("never called with two arguments")  # pragma: no cover
+
+
+# Real Starlette apps (tests/test_framework_failures.py) ----------------------
+
+
+@contextlib.asynccontextmanager
+async def _stuck(app: Starlette) -> AsyncGenerator[None]:
+    await anyio.sleep_forever()  # a service that never answers
+    yield  # pragma: no cover
+
+
+starlette_never_starts = Starlette(lifespan=_stuck)
+
+
+@contextlib.asynccontextmanager
+async def _refresher(app: Starlette) -> AsyncGenerator[dict[str, Any]]:
+    asked = anyio.Event()
+
+    async def refresh_cache() -> None:
+        await asked.wait()  # dies while the request below waits
+        raise RuntimeError("the cache refresher died")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(refresh_cache)
+        yield {"asked": asked}
+        tasks.cancel_scope.cancel()  # pragma: no cover
+
+
+async def _wait(request: Request) -> PlainTextResponse:
+    request.state.asked.set()
+    await anyio.sleep_forever()
+    return PlainTextResponse("never")  # pragma: no cover
+
+
+starlette_crashes = Starlette(routes=[Route("/wait", _wait)], lifespan=_refresher)
