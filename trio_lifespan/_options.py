@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import TYPE_CHECKING
 
 import sniffio
@@ -60,8 +61,19 @@ class Options:
 def _seconds(name: str, value: object) -> float:
     if isinstance(value, (float, int)) and not isinstance(value, bool):
         if value >= 0:  # NaN fails this
-            return float(value)
-        raise ValueError(f"{name} must be non-negative or None, not {value!r}")
+            try:
+                return float(value)
+            except OverflowError:  # an int past the largest float
+                raise ValueError(
+                    f"{name} must be at most {sys.float_info.max!r} seconds or None, "
+                    f"not an int of {int(value).bit_length()} bits"
+                ) from None
+        if isinstance(value, int) and value.bit_length() > _FLOAT_BITS:
+            # Past any float, and maybe too long for repr() to print.
+            shown = f"a negative int of {value.bit_length()} bits"
+        else:
+            shown = repr(value)
+        raise ValueError(f"{name} must be non-negative or None, not {shown}")
     if value is None:
         return math.inf
     raise TypeError(
@@ -69,15 +81,22 @@ def _seconds(name: str, value: object) -> float:
     )
 
 
+#: No int with more bits than this fits in a float.
+_FLOAT_BITS = sys.float_info.max_exp
+
+
 def check_options(
     startup_timeout: object, shutdown_timeout: object, allow_unsupported: object
 ) -> Options:
     """Check the options at the call, so misuse fails where it is written."""
-    return Options(
-        _seconds("startup_timeout", startup_timeout),
-        _seconds("shutdown_timeout", shutdown_timeout),
-        bool(allow_unsupported),
-    )
+    startup = _seconds("startup_timeout", startup_timeout)
+    shutdown = _seconds("shutdown_timeout", shutdown_timeout)
+    if type(allow_unsupported) is not bool:  # not bool(): "no" is no True
+        raise TypeError(
+            "allow_unsupported must be True or False, not "
+            f"{type(allow_unsupported).__name__}"
+        )
+    return Options(startup, shutdown, allow_unsupported)
 
 
 def check_app(app: object, name: str = "app") -> None:
