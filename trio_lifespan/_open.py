@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
+from ._compat import ki_protected
 from ._options import check_app, check_options, current_backend
 from ._state import AppT, LifespanApp
 
@@ -41,6 +42,7 @@ class _Deferred:
         self._open = open_
         self._cm: AbstractAsyncContextManager[Any] | None = None
 
+    @ki_protected
     def __aenter__(self) -> Awaitable[Any]:
         __tracebackhide__ = True
         if self._cm is not None:
@@ -51,6 +53,7 @@ class _Deferred:
         self._cm = self._open(current_backend(self._caller))
         return self._cm.__aenter__()
 
+    @ki_protected
     def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -58,8 +61,14 @@ class _Deferred:
         tb: TracebackType | None,
     ) -> Awaitable[bool | None]:
         __tracebackhide__ = True
-        assert self._cm is not None
-        return self._cm.__aexit__(exc_type, exc, tb)
+        cm = self._cm
+        if cm is None:
+            raise RuntimeError(
+                f"__aexit__ was called on a {self._caller}() context manager that "
+                f"was never entered: call __aenter__ first (`async with "
+                f"{self._caller}(...)` does both)"
+            )
+        return cm.__aexit__(exc_type, exc, tb)
 
 
 def open_lifespan(
@@ -91,13 +100,16 @@ def open_lifespan(
         An async context manager that yields a :class:`LifespanApp`.
 
     Raises:
-        TypeError: A timeout is not a number.
+        TypeError: A timeout is not a number, or ``allow_unsupported`` is not
+            a bool.
         LifespanNotASGIApp: ``app`` is not callable (raised at the call), or
             calling it as ``app(scope, receive, send)`` fails before any of its
             code runs: a plain ``def``, a WSGI or an ASGI 2 app. A
             :exc:`TypeError` too.
-        ValueError: A timeout is negative or NaN.
-        RuntimeError: No supported async library is running.
+        ValueError: A timeout is negative, NaN, or an int too large for a
+            float.
+        RuntimeError: No supported async library is running, or the context
+            manager is entered twice or exited without being entered.
         LifespanStartupFailed: The app sent ``lifespan.startup.failed`` and
             then returned or waited on. An app that raises instead comes out
             as its own exception, unwrapped, with the message it sent (if
@@ -215,9 +227,11 @@ def open_lifespans(
         An async context manager that yields a tuple of :class:`LifespanApp`.
 
     Raises:
-        TypeError: A timeout is not a number.
+        TypeError: A timeout is not a number, or ``allow_unsupported`` is not
+            a bool.
         LifespanNotASGIApp: An app is not callable.
-        ValueError: A timeout is negative or NaN.
+        ValueError: A timeout is negative, NaN, or an int too large for a
+            float.
 
     What comes out when things fail:
 
