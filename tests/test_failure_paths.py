@@ -618,3 +618,23 @@ def test_asyncio_ctrl_c_while_a_group_shuts_down_after_a_body_error_wins() -> No
         chain.append(link)
         link = link.__context__
     assert body_error in chain
+
+
+@pytest.mark.parametrize("kind", [KeyboardInterrupt, SystemExit])
+async def test_an_interrupt_from_the_app_in_the_shutdown_wins_over_the_body(
+    backend: Backend, kind: type[BaseException]
+) -> None:
+    error = kind()
+    body_error = Boom("the body failed")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        raise error
+
+    with pytest.raises(kind) as caught:
+        async with open_lifespan(app):
+            raise body_error
+    assert caught.value is error
+    assert caught.value.__context__ is body_error

@@ -356,7 +356,8 @@ class _AsyncioLifespans:
             async with _AsyncioLifespan(app, self.options) as wrapped:
                 self.wrapped[index] = wrapped
                 self.starting -= 1
-                if not self.starting:
+                if not self.starting and not self.ready.done():
+                    # (Done already if we were cancelled while starting.)
                     self.ready.set_result(None)
                 await self.leave.wait()
         except BaseException as exc:  # noqa: BLE001 - raised by the group

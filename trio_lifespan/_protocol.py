@@ -508,7 +508,8 @@ def combine(
 
     Returns:
         The exception to raise, or ``None``. The body's exception wins and
-        carries the lifespan error as a note; a cancellation gives way to the
+        carries the lifespan error as a note, unless that error is a
+        ``KeyboardInterrupt`` or ``SystemExit``; a cancellation gives way to the
         lifespan error (the cancellation is delivered again at the next
         checkpoint, the error would otherwise be lost).
     """
@@ -516,6 +517,10 @@ def combine(
         return raised if error is None else error
     if raised_is_cancel:
         return error
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        # Ctrl-C (or an exit) from the app wins, as a Ctrl-C anywhere else
+        # does; the body's exception is its context.
+        return interruption(error, raised)
     add_note(
         raised,
         "trio_lifespan: the app's lifespan failed too, after this exception: "
