@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import platform
@@ -27,7 +28,10 @@ from typing import Any
 import trio
 from asgi_lifespan import LifespanManager
 
-from trio_lifespan import open_lifespan
+from trio_lifespan import open_lifespan, open_lifespans
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 Scope = dict[str, Any]
 Factory = Callable[[Any], AbstractAsyncContextManager[Any]]
@@ -156,6 +160,30 @@ async def per_app_seconds(factory: Factory, count: int) -> float:
     return (time.perf_counter() - began) / count
 
 
+class _AppFailed(Exception):
+    """What the failing app raises."""
+
+
+async def failing_app(scope: Scope, receive: Any, send: Any) -> None:
+    await receive()
+    raise _AppFailed("startup failed")
+
+
+async def failing_group_seconds(count: int) -> float:
+    """Seconds per app for ``open_lifespans`` of ``count`` apps that all fail.
+
+    Ours only: the incumbent has no group. Each failure stops the rest, so a
+    group that walked every app on every failure would be quadratic.
+    """
+    began = time.perf_counter()
+    try:
+        async with open_lifespans(*[failing_app] * count):
+            pass
+    except BaseExceptionGroup:
+        pass
+    return (time.perf_counter() - began) / count
+
+
 def run_on(library: str, fn: Callable[[], Coroutine[Any, Any, float]]) -> float:
     # Every run starts from an empty collector, so that no contender pays
     # for garbage the one before it left behind.
@@ -225,6 +253,7 @@ def main() -> None:
         (3, 50, 2_000, 3) if args.quick else (9, 1_000, 50_000, 15)
     )
     counts = (1, 10, 100) if args.quick else (1, 10, 100, 1_000)
+    failing_counts = (10, 100) if args.quick else (100, 2_000)
 
     print(
         f"machine: {platform.machine()}, {platform.python_implementation()} "
@@ -266,6 +295,23 @@ def main() -> None:
         targets.append(
             f"{library} per-app cost at {largest} open within 1.2x of that at 10: "
             f"{per_app[largest]['trio_lifespan'] / per_app[10]['trio_lifespan']:.2f}x"
+        )
+        failing = {
+            count: statistics.median(
+                run_on(library, functools.partial(failing_group_seconds, count))
+                for _ in range(rounds)
+            )
+            for count in failing_counts
+        }
+        small, large = failing_counts
+        print(
+            f"| {library}: per app, {small} / {large} failing together "
+            f"| - | {failing[small] * 1e6:.1f} / {failing[large] * 1e6:.1f} µs "
+            "| - | - | - |"
+        )
+        targets.append(
+            f"{library} per-app cost of {large} apps failing together within 1.5x "
+            f"of {small} (linear): {failing[large] / failing[small]:.2f}x"
         )
     ours = import_seconds("trio_lifespan", imports)
     theirs = import_seconds("asgi_lifespan", imports)
