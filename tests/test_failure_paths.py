@@ -638,3 +638,36 @@ async def test_an_interrupt_from_the_app_in_the_shutdown_wins_over_the_body(
             raise body_error
     assert caught.value is error
     assert caught.value.__context__ is body_error
+
+
+async def test_a_refused_request_in_the_body_gives_way_to_the_crash(
+    backend: Backend,
+) -> None:
+    app = CrashingApp(backend, "raise")
+    refused: list[LifespanUnavailable] = []
+    with pytest.raises(Boom) as caught:
+        async with open_lifespan(app) as wrapped:
+            try:
+                await backend.sleep(forever())
+            except backend.cancelled:
+                # (On trio a body can get here before any cancellation.)
+                try:
+                    await http_request(wrapped)
+                except LifespanUnavailable as exc:
+                    refused.append(exc)
+                    raise
+    assert caught.value is app.error
+    assert [exc.error for exc in refused] == [app.error]
+
+
+async def test_a_refused_request_in_a_groups_body_gives_way_to_the_crash(
+    backend: Backend,
+) -> None:
+    app = CrashingApp(backend, "raise")
+    with pytest.raises(Boom) as caught:
+        async with open_lifespans(app, GoodApp(backend)) as (wrapped, _):
+            try:
+                await backend.sleep(forever())
+            except backend.cancelled:
+                await http_request(wrapped)
+    assert caught.value is app.error

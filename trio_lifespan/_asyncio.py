@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from ._driver import LifespanDriver
+from ._errors import LifespanUnavailable
 from ._options import Options
 from ._protocol import (
     cancel_reason,
@@ -147,6 +148,7 @@ class _AsyncioLifespan(LifespanDriver):
     )
 
     cancelled = asyncio.CancelledError
+    gives_way = (asyncio.CancelledError, LifespanUnavailable)
 
     def __init__(self, app: AnyASGIApp, options: Options) -> None:
         super().__init__(app, options)
@@ -432,7 +434,9 @@ class _AsyncioLifespans:
         error = combine_many(
             self.raised,
             self.errors,
-            raised_is_cancel=only_cancellations(self.raised, asyncio.CancelledError),
+            raised_is_cancel=only_cancellations(
+                self.raised, (asyncio.CancelledError, LifespanUnavailable)
+            ),
         )
         if error is not None and error is not exc:
             reraise(error)

@@ -50,6 +50,11 @@ class LifespanDriver(ABC):
     #: way to the lifespan's own error (see :func:`._protocol.combine`).
     cancelled: ClassVar[type[BaseException]]
 
+    #: What the body raised that gives way to the lifespan's error: our
+    #: cancellation, or a request refused because that error had happened
+    #: (on trio a body can make one before the cancellation reaches it).
+    gives_way: ClassVar[tuple[type[BaseException], ...]]
+
     def __init__(self, app: AnyASGIApp, options: Options) -> None:
         self.app = app
         self.options = options
@@ -111,7 +116,7 @@ class LifespanDriver(ABC):
         error = combine(
             raised,
             error,
-            raised_is_cancel=only_cancellations(raised, self.cancelled),
+            raised_is_cancel=only_cancellations(raised, self.gives_way),
         )
         if error is not None and error is not exc:
             reraise(error)

@@ -125,7 +125,7 @@ class LifespanUnavailable(LifespanError):
 
     @property
     def error(self) -> BaseException:
-        """The lifespan's error: what ``open_lifespan`` raises, or will."""
+        """The lifespan's error, which ``open_lifespan`` raises, or will."""
         error: BaseException = self.args[0]
         return error
 

@@ -121,8 +121,10 @@ def open_lifespan(
             cancelled. It is a :exc:`TimeoutError` too.
         LifespanProtocolError: The app sent a message it should not have.
 
-    What comes out when several things fail at once. Never an exception
-    group: one exception, the one that matters, unchanged:
+    What comes out when several things fail at once: one exception, the one
+    that matters, unchanged. No group of ours ever comes out; an app whose
+    own task group raised a group of one comes out as that one exception,
+    and an app's own group of several as it is:
 
     - The body raises: a graceful shutdown is still run (shielded from
       cancellation, bounded by ``shutdown_timeout``) so the app's cleanup

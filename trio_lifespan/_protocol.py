@@ -110,12 +110,14 @@ def unwrap_single(exc: BaseException | None) -> BaseException | None:
 
 
 def only_cancellations(
-    exc: BaseException | None, cancelled: type[BaseException]
+    exc: BaseException | None,
+    cancelled: type[BaseException] | tuple[type[BaseException], ...],
 ) -> bool:
     """Whether ``exc`` is a cancellation, or a group made only of them.
 
     A body with a nursery or task group open turns one cancellation into a
-    group of them: it is still just the cancellation.
+    group of them: it is still just the cancellation. ``cancelled`` may name
+    several types (as ``isinstance`` takes them).
     """
     if isinstance(exc, BaseExceptionGroup):
         members = cast(

@@ -26,6 +26,7 @@ from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
 from ._compat import mark_ki_protected
 from ._driver import LifespanDriver
+from ._errors import LifespanUnavailable
 from ._options import Options
 from ._protocol import (
     cancel_reason,
@@ -57,6 +58,7 @@ class _TrioLifespan(LifespanDriver):
     )
 
     cancelled = trio.Cancelled
+    gives_way = (trio.Cancelled, LifespanUnavailable)
 
     # The nursery's own scope, which cancels the body if the app fails; set
     # on entry.
@@ -352,7 +354,9 @@ class _TrioLifespans:
         error = combine_many(
             self.raised,
             self.errors,
-            raised_is_cancel=only_cancellations(self.raised, trio.Cancelled),
+            raised_is_cancel=only_cancellations(
+                self.raised, (trio.Cancelled, LifespanUnavailable)
+            ),
         )
         if error is not None and error is not exc:
             reraise(error)
