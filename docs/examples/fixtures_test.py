@@ -41,6 +41,19 @@ async def test_on_asyncio(asyncio_app: LifespanApp) -> None:  # type: ignore[typ
     assert asyncio_app.state["greeting"] == "hello"
 
 
+# pytest-asyncio, one lifespan for the whole module: the fixture and the tests
+# that use it run on the module's event loop.
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_app() -> AsyncGenerator[LifespanApp]:  # type: ignore[type-arg]
+    async with open_lifespan(app) as wrapped:
+        yield wrapped
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_on_the_module_loop(module_app: LifespanApp) -> None:  # type: ignore[type-arg]
+    assert module_app.state["greeting"] == "hello"
+
+
 # anyio's plugin: one fixture, both backends.
 @pytest.fixture(params=["trio", "asyncio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
