@@ -671,3 +671,39 @@ async def test_a_refused_request_in_a_groups_body_gives_way_to_the_crash(
             except backend.cancelled:
                 await http_request(wrapped)
     assert caught.value is app.error
+
+
+@pytest.mark.parametrize("message", ["the pool died", ""])
+async def test_a_report_that_is_the_traceback_of_the_raise_is_not_a_note(
+    backend: Backend, message: str
+) -> None:
+    error = Boom(message)
+    report = "Traceback (most recent call last):\n  ...\ntests.Boom" + (
+        f": {message}\n" if message else "\n"
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": report})
+        raise error
+
+    with pytest.raises(Boom) as caught:
+        async with open_lifespan(app):
+            pass  # pragma: no cover
+    assert caught.value is error
+    assert getattr(error, "__notes__", []) == []
+
+
+async def test_a_report_that_is_another_text_is_a_note(backend: Backend) -> None:
+    error = Boom("the pool died")
+    report = "Traceback (most recent call last):\n  ...\nOtherError: elsewhere\n"
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": report})
+        raise error
+
+    with pytest.raises(Boom):
+        async with open_lifespan(app):
+            pass  # pragma: no cover
+    assert getattr(error, "__notes__", []) == [report]

@@ -128,6 +128,20 @@ def only_cancellations(
     return isinstance(exc, cancelled)
 
 
+def _is_traceback_of(report: str, exc: BaseException) -> bool:
+    """Whether the app's report is a formatted traceback that shows ``exc``.
+
+    Starlette, FastAPI and Litestar send ``traceback.format_exc()`` with their
+    '.failed' report, then re-raise (from a task group: a group around it):
+    as a note, it would print the traceback a second time under the
+    exception.
+    """
+    text = str(exc)
+    shown = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    first = report.partition("\n")[0]
+    return first.endswith("Traceback (most recent call last):") and shown in report
+
+
 def cancel_reason(error: BaseException) -> str:
     """Why we cancel the ``async with`` body: the app's failure, named."""
     return f"trio_lifespan: the app's lifespan failed: {type(error).__name__}: {error}"
@@ -416,7 +430,7 @@ class LifespanProtocol:
         ):
             # In reply to a stage, or after a crash report while running.
             if exc is not None:
-                if self.report:
+                if self.report and not _is_traceback_of(self.report, exc):
                     add_note(exc, self.report)
                 self.error = exc
             elif self.report is not None:
