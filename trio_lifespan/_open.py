@@ -113,7 +113,8 @@ def open_lifespan(
         LifespanStartupFailed: The app sent ``lifespan.startup.failed`` and
             then returned or waited on. An app that raises instead comes out
             as its own exception, unwrapped, with the message it sent (if
-            any) added as a note. The body never runs.
+            any) added as a note, unless that message is a traceback that
+            already shows the exception. The body never runs.
         LifespanShutdownFailed: The same for the shutdown.
         LifespanNotSupported: The app raised before its first ``receive()``,
             called ``send()`` first, or returned without receiving.
