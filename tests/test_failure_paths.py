@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -707,3 +707,41 @@ async def test_a_report_that_is_another_text_is_a_note(backend: Backend) -> None
         async with open_lifespan(app):
             pass  # pragma: no cover
     assert getattr(error, "__notes__", []) == [report]
+
+
+async def test_a_cancellation_as_the_startup_completes_still_shuts_down(
+    backend: Backend,
+) -> None:
+    events: list[str] = []
+    host: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        host[0]()  # the caller is cancelled in the same turn
+        events.append((await receive())["type"])
+        await send({"type": "lifespan.shutdown.complete"})
+
+    body_ran: list[bool] = []
+    cancelled: list[BaseException] = []
+    task = asyncio.current_task() if backend.name == "asyncio" else None
+    with backend.move_on_after(forever()) as scope:
+        trio_scope = cast("trio.CancelScope", scope)
+        host.append(task.cancel if task is not None else trio_scope.cancel)
+        try:
+            async with open_lifespan(app):
+                body_ran.append(True)  # trio: the body runs to its checkpoint
+                await backend.checkpoint()
+        except backend.cancelled as exc:
+            cancelled.append(exc)
+            if backend.name == "trio":
+                raise
+    assert events == ["lifespan.shutdown"]
+    assert len(cancelled) == 1  # the cancellation goes on after the shutdown
+    if task is not None:
+        assert body_ran == []
+        if sys.version_info >= (3, 11):
+            assert task.uncancel() == 0
+    else:
+        assert body_ran == [True]
+        assert scope.cancelled_caught

@@ -25,6 +25,7 @@ from ._driver import LifespanDriver
 from ._errors import LifespanUnavailable
 from ._options import Options
 from ._protocol import (
+    Stage,
     cancel_reason,
     combine_many,
     interruption,
@@ -238,12 +239,14 @@ class _AsyncioLifespan(LifespanDriver):
         self.sync()
 
     async def settle(
-        self, message: Message, seconds: float, *, shielded: bool = False
+        self, message: Message, seconds: float, *, graceful: bool = False
     ) -> None:
         """Deliver ``message`` and wait, up to ``seconds``, for the app's answer.
 
-        ``shielded``: cancellations that arrive meanwhile (anyio re-delivers
-        them) do not cut the wait short; the time limit still bounds it.
+        ``graceful`` (the shutdown): a cancellation that arrives meanwhile does
+        not cut the wait short (anyio re-delivers them: each one); the time
+        limit still bounds it, and the cancellation is raised after. Only
+        Ctrl-C stops the wait, as on trio.
         """
         if seconds <= 0:
             # No time at all, as on trio: the app never gets to answer, and
@@ -258,31 +261,28 @@ class _AsyncioLifespan(LifespanDriver):
             # in their first step, and a timer handle costs more than the
             # rest of a cycle (see docs/benchmarks.rst).
             loop = self.loop
-            loop.call_soon(self._arm, loop.time() + seconds, seconds, self.settled)
+            stage = self.protocol.stage
+            loop.call_soon(self._arm, loop.time() + seconds, seconds, stage)
         try:
-            if shielded:
-                await self._wait_out()
-            else:
-                await self.settled
+            while not self.settled.done():
+                try:
+                    await self.settled
+                except asyncio.CancelledError as exc:
+                    if not graceful or _ctrl_c_pressed():
+                        raise
+                    self.raised = self.raised or exc  # raised after the answer
+                    if self.settled.cancelled() and self.protocol.waiting:
+                        # It cancelled the future we waited on: a new one.
+                        self.settled = self.loop.create_future()
         finally:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
 
-    async def _wait_out(self) -> None:
-        while not self.settled.done():
-            try:
-                await asyncio.shield(self.settled)
-            except asyncio.CancelledError:
-                if _ctrl_c_pressed():
-                    raise  # Ctrl-C: stop waiting, as on trio
-                # Any other cancellation gives way to the body's exception.
-
-    def _arm(
-        self, deadline: float, seconds: float, settled: asyncio.Future[None]
-    ) -> None:
-        """Set the stage's timer if the app has not answered yet."""
-        if not settled.done():
+    def _arm(self, deadline: float, seconds: float, stage: Stage) -> None:
+        """Set the stage's timer if the app has not answered it yet."""
+        protocol = self.protocol
+        if protocol.waiting and protocol.stage is stage:
             self.timer = self.loop.call_at(deadline, self._time_up, seconds)
 
     def _time_up(self, seconds: float) -> None:
@@ -296,7 +296,7 @@ class _AsyncioLifespan(LifespanDriver):
         try:
             await self.settle(message, self.options.startup_timeout)
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
-            self.abandon(exc)
+            self.interrupted(exc)
             return False
         return self.protocol.serving
 
@@ -309,10 +309,13 @@ class _AsyncioLifespan(LifespanDriver):
                 message = self.protocol.begin_shutdown()
                 if message is not None:
                     self.settled = self.loop.create_future()
+                    # Graceful after the body raised or was cancelled, as on
+                    # trio; a cancellation after a body that ended well cuts
+                    # it short (as asgi-lifespan's does).
                     await self.settle(
                         message,
                         self.options.shutdown_timeout,
-                        shielded=self.raised is not None,
+                        graceful=self.raised is not None,
                     )
             elif self.protocol.error is None:
                 await asyncio.sleep(0)  # no lifespan: exit still yields

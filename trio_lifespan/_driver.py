@@ -79,6 +79,10 @@ class LifespanDriver(ABC):
             )
             self.in_body = True
             return wrapped
+        if self.protocol.running:
+            # Cancelled as the startup completed: the app started, so it gets
+            # its graceful shutdown, then the cancellation goes on.
+            await self.stop()
         await self.leave(None)
         raise AssertionError("a failed startup always has an error")  # pragma: no cover
 
@@ -121,6 +125,18 @@ class LifespanDriver(ABC):
         if error is not None and error is not exc:
             reraise(error)
         return False
+
+    def interrupted(self, exc: BaseException) -> None:
+        """Something interrupted the wait for the startup's answer.
+
+        A cancellation that arrives once the startup has completed (in the
+        same turn of the loop) is kept for after the graceful shutdown, as a
+        cancellation of the body would be; anything else stops the app.
+        """
+        if self.protocol.running and isinstance(exc, self.cancelled):
+            self.raised = exc
+        else:
+            self.abandon(exc)
 
     def abandon(self, exc: BaseException) -> None:
         """We were interrupted while waiting on the app: stop it, raise later.

@@ -157,13 +157,13 @@ class _TrioLifespan(LifespanDriver):
         self.sync()
 
     @enable_ki_protection
-    async def settle(self, message: Message) -> None:
-        """Deliver ``message`` and wait for the app's answer.
+    async def wait_for_answer(self) -> None:
+        """Wait until the app has answered this stage.
 
         The app's scope has the stage's deadline: it cancels the app, whose
         task then reports the timeout, which is an answer too.
         """
-        self.to_app.send_nowait(message)
+        # Called right after the message went out: the answer cannot be in.
         self.waiter = trio.lowlevel.current_task()
         await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
 
@@ -176,10 +176,11 @@ class _TrioLifespan(LifespanDriver):
         nursery = await self.nursery_manager.__aenter__()
         self.body_scope = nursery.cancel_scope
         nursery.start_soon(self.run_app)
+        self.to_app.send_nowait(self.protocol.begin_startup())
         try:
-            await self.settle(self.protocol.begin_startup())
+            await self.wait_for_answer()
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
-            self.abandon(exc)
+            self.interrupted(exc)
             return False
         return self.protocol.serving
 
@@ -198,11 +199,17 @@ class _TrioLifespan(LifespanDriver):
                 if message is not None:
                     self.limit = self.options.shutdown_timeout
                     self.app_scope.deadline = trio.current_time() + self.limit
+                    self.to_app.send_nowait(message)
                     if self.raised is None:  # no shield scope on the common path
-                        await self.settle(message)
+                        # A cancellation now, after a body that ended well,
+                        # cuts the shutdown short (as asgi-lifespan's does).
+                        await self.wait_for_answer()
                     else:
+                        # After the body raised or was cancelled: graceful,
+                        # shielded and bounded by the deadline; only a Ctrl-C
+                        # cuts it short.
                         with trio.CancelScope(shield=True):
-                            await self.settle(message)
+                            await self.wait_for_answer()
             elif self.protocol.error is None:
                 await trio.lowlevel.checkpoint()  # no lifespan: exit still checkpoints
         except BaseException as exc:  # noqa: BLE001 - raised on leaving
