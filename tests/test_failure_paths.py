@@ -21,6 +21,7 @@ import trio
 import trio.testing
 
 from trio_lifespan import (
+    LifespanCancelled,
     LifespanCrashed,
     LifespanError,
     LifespanNotSupported,
@@ -745,3 +746,51 @@ async def test_a_cancellation_as_the_startup_completes_still_shuts_down(
     else:
         assert body_ran == [True]
         assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize("when", ["startup", "running", "shutdown"])
+def test_asyncio_a_cancellation_the_app_made_itself_is_lifespan_cancelled(
+    when: str,
+) -> None:
+    made: list[BaseException] = []
+
+    async def cancel_itself() -> None:
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        try:
+            await future
+        except asyncio.CancelledError as exc:
+            made.append(exc)
+            raise
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        if when == "startup":
+            await cancel_itself()
+        await send({"type": "lifespan.startup.complete"})
+        if when == "running":
+            await asyncio.sleep(1)
+            await cancel_itself()
+        await receive()
+        await cancel_itself()
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        with pytest.raises(LifespanCancelled) as caught:
+            async with open_lifespan(app):
+                await asyncio.sleep(2)
+        assert caught.value.__cause__ is made[0]
+        during = {
+            "startup": "during its startup",
+            "running": "while it was running",
+            "shutdown": "during its shutdown",
+        }[when]
+        assert str(caught.value).startswith(
+            f"the app's lifespan ended with CancelledError() {during}, but nobody "
+            "cancelled it: something inside the app did"
+        )
+        if sys.version_info >= (3, 11):
+            assert task.cancelling() == 0
+
+    _run_asyncio(main)

@@ -10,6 +10,7 @@ from importlib import import_module as _import_module
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._errors import (
+    LifespanCancelled as LifespanCancelled,
     LifespanCrashed as LifespanCrashed,
     LifespanError as LifespanError,
     LifespanNotASGIApp as LifespanNotASGIApp,
@@ -44,6 +45,7 @@ _LAZY = {
 __all__ = [
     "TASK_STATUS_IGNORED",
     "LifespanApp",
+    "LifespanCancelled",
     "LifespanCrashed",
     "LifespanError",
     "LifespanManager",
@@ -92,5 +94,6 @@ _publish(LifespanProtocolError)
 _publish(LifespanShutdownFailed)
 _publish(LifespanStartupFailed)
 _publish(LifespanTimeout)
+_publish(LifespanCancelled)
 _publish(LifespanCrashed)
 _publish(LifespanUnavailable)

@@ -231,7 +231,10 @@ class _AsyncioLifespan(LifespanDriver):
         try:
             await self.app(scope, self.receive, self.send)
         except asyncio.CancelledError as exc:
-            self.protocol.app_exit(None if self.app_cancelled else exc)
+            if self.app_cancelled:
+                self.protocol.app_exit(None)  # ours
+            else:
+                self.protocol.app_exit(exc, cancelled=True)
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
             self.protocol.app_exit(exc, at_call=raised_by_the_call(exc))
         else:

@@ -138,6 +138,19 @@ class LifespanUnavailable(LifespanError):
         )
 
 
+class LifespanCancelled(LifespanError):
+    """The app's lifespan ended with a cancellation that nobody asked for.
+
+    On asyncio, something inside the app can cancel the task its lifespan
+    runs in: a cancel scope or task group of its own (a background task that
+    failed, whose error the app then lost), or a future it awaited that was
+    cancelled. The lifespan then raises ``CancelledError`` though neither
+    trio_lifespan nor the caller was cancelled. That cancellation is the
+    ``__cause__``; it is not raised as it is, because the caller would take it
+    for its own (an :class:`asyncio.TaskGroup` drops it without a word).
+    """
+
+
 class LifespanNotSupported(LifespanError):
     """The app does not take part in the lifespan protocol.
 

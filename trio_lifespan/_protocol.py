@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from ._compat import BaseExceptionGroup, add_note
 from ._errors import (
+    LifespanCancelled,
     LifespanCrashed,
     LifespanNotASGIApp,
     LifespanNotSupported,
@@ -74,6 +75,14 @@ _WHEN: dict[Stage, str] = {
     _RUNNING: "after its startup had completed and before 'lifespan.shutdown' was sent",
     _SHUTDOWN: "in reply to 'lifespan.shutdown'",
     _DONE: "after its shutdown had completed",
+}
+
+_DURING: dict[Stage, str] = {
+    _STARTUP: "during its startup",
+    _RUNNING: "while it was running",
+    _SHUTDOWN: "during its shutdown",
+    _DONE: "after its shutdown had completed",
+    _UNSUPPORTED: "while it ran without lifespan support",
 }
 
 _PROTOCOL_HINT = (
@@ -379,7 +388,13 @@ class LifespanProtocol:
         self.report = text
         return None
 
-    def app_exit(self, exc: BaseException | None, *, at_call: bool = False) -> None:
+    def app_exit(
+        self,
+        exc: BaseException | None,
+        *,
+        at_call: bool = False,
+        cancelled: bool = False,
+    ) -> None:
         """The app's lifespan call ended.
 
         Args:
@@ -387,8 +402,23 @@ class LifespanProtocol:
                 by the I/O layer (which absorbs its own cancellation).
             at_call: ``exc`` came from calling the app, before any of its code
                 ran (see :func:`raised_by_the_call`): it is not an ASGI app.
+            cancelled: ``exc`` is the event loop's cancellation, which the I/O
+                layer did not ask for: something inside the app cancelled it.
         """
         self.app_done = True
+        if cancelled and self.error is None and self.stage is not _ABANDONED:
+            assert exc is not None
+            stray = LifespanCancelled(
+                f"the app's lifespan ended with {type(exc).__name__}({exc}) "
+                f"{_DURING[self.stage]}, but nobody cancelled it: something "
+                "inside the app did (a cancel scope or task group in its "
+                "lifespan, after a background task failed; or a future it "
+                "awaited was cancelled). Look at the app's logs for the "
+                "failure it lost."
+            )
+            stray.__cause__ = exc
+            self.error = stray
+            return
         if at_call and self.error is None:
             assert exc is not None
             error = LifespanNotASGIApp(
@@ -540,9 +570,21 @@ def combine(
     add_note(
         raised,
         "trio_lifespan: the app's lifespan failed too, after this exception: "
-        f"{type(error).__name__}: {error}",
+        + _describe(error),
     )
     return raised
+
+
+def _describe(error: BaseException) -> str:
+    """``Type: message``; for a group, each of its members too."""
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, BaseExceptionGroup):
+        members = cast(
+            "tuple[BaseException, ...]",
+            error.exceptions,  # pyright: ignore[reportUnknownMemberType]
+        )
+        text += " (" + "; ".join(map(_describe, members)) + ")"
+    return text
 
 
 def combine_many(
