@@ -45,6 +45,8 @@ async def _answer(scope: Scope, send: Send) -> bool:
     """Respond to one request; whether a response was sent."""
     if scope["path"] == "/boom":
         raise ValueError("handler exploded")
+    if scope["path"] == "/exit":
+        raise SystemExit(0)  # a handler that calls sys.exit(0)
     if scope["path"] == "/slow":
         await _sleep_forever()
     if scope["path"] == "/silent":
@@ -69,6 +71,14 @@ async def good(scope: Scope, receive: Receive, send: Send) -> None:
     if await _answer(scope, send):
         disconnect = await receive()  # waits until the response is complete
         assert disconnect == {"type": "http.disconnect"}
+
+
+async def odd_state_keys(scope: Scope, receive: Receive, send: Send) -> None:
+    """Startup puts keys that are not strings in the state."""
+    if scope["type"] == "lifespan":
+        scope["state"][42] = "answer"
+        scope["state"][("a", 1)] = "pair"
+    await good(scope, receive, send)
 
 
 async def startup_fails(scope: Scope, receive: Receive, send: Send) -> None:

@@ -115,6 +115,21 @@ def test_each_backend(backend: str) -> None:
             r"takes 2 positional arguments",
         ),
         (
+            ["tests.cli_apps:good", "--get", "/exit"],
+            7,
+            r"GET       --- +\d+\.\d ms  /exit  FAILED: SystemExit: 0$",
+        ),
+        (
+            ["tests.cli_apps:good", "--get", "/exit", "--backend", "asyncio"],
+            7,
+            r"GET       --- +\d+\.\d ms  /exit  FAILED: SystemExit: 0$",
+        ),
+        (
+            ["tests.cli_apps:starlette_crashes", "--get", "/wait"],
+            9,
+            r"running   FAILED  RuntimeError: the cache refresher died$",
+        ),
+        (
             ["tests.cli_apps:breaks_protocol"],
             8,
             r"startup   FAILED  LifespanProtocolError: the app sent \{'type': 'lifespan\.startup\.ready'\}",
@@ -128,6 +143,12 @@ def test_each_failure_has_its_status_and_line(
     assert got == status
     assert any(re.match(line, text) for text in out.splitlines()), out
     assert out.splitlines()[-1] == f"failed (exit status {status})"
+
+
+def test_state_keys_that_are_not_strings_are_shown_as_text() -> None:
+    status, out = check("tests.cli_apps:odd_state_keys")
+    assert status == 0, out
+    assert re.search(r"state: \('a', 1\), 42, db$", out, re.MULTILINE), out
 
 
 def test_allow_unsupported_runs_the_requests() -> None:
@@ -277,6 +298,7 @@ STATUSES = {
     6: ["tests.cli_apps:never_starts", "--startup-timeout", "0"],
     7: ["--get", "/missing"],
     8: ["tests.cli_apps:breaks_protocol"],
+    9: ["tests.cli_apps:starlette_crashes", "--get", "/wait"],
 }
 
 

@@ -292,3 +292,23 @@ async def test_manager_surfaces_a_startup_failure_at_once(backend: Backend) -> N
 @pytest.mark.parametrize("value", [math.inf, 0])
 def test_manager_takes_the_usual_timeouts(value: float) -> None:
     assert LifespanManager(returns_at_once, value, value).shutdown_timeout == value
+
+
+async def test_the_body_exception_names_each_app_that_failed_too(
+    backend: Backend,
+) -> None:
+    error = KeyError("body")
+    with pytest.raises(KeyError) as caught:
+        async with open_lifespans(
+            reporting_app(backend, "shutdown", "return", "first"),
+            reporting_app(backend, "shutdown", "return", "second"),
+        ):
+            raise error
+    assert caught.value is error
+    (note,) = notes(error)
+    assert note.startswith(
+        "trio_lifespan: the app's lifespan failed too, after this exception: "
+        "ExceptionGroup: 2 lifespans failed (2 sub-exceptions) (LifespanShutdownFailed:"
+    )
+    assert "with the message: first." in note
+    assert "with the message: second." in note

@@ -223,6 +223,16 @@ class _Primitives:
 
         return asyncio.Event()
 
+    def cancelled(self) -> type[BaseException]:
+        """The event loop's cancellation, which a request lets through."""
+        if self.backend == "trio":
+            import trio  # noqa: PLC0415
+
+            return trio.Cancelled
+        import asyncio  # noqa: PLC0415
+
+        return asyncio.CancelledError
+
     async def within(self, seconds: float, call: Callable[[], Awaitable[None]]) -> bool:
         """Run ``call()``; whether it finished within ``seconds``."""
         if self.backend == "trio":
@@ -280,12 +290,21 @@ async def _get(
         ):
             finished.set()
 
-    async def call() -> None:
-        await app(scope, receive, send)
+    failures: list[BaseException] = []
 
-    try:
-        in_time = await primitives.within(seconds, call)
-    except Exception as exc:  # noqa: BLE001 - reported, and the check fails
+    async def call() -> None:
+        try:
+            await app(scope, receive, send)
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, primitives.cancelled())):
+                raise
+            # Anything else the app raises, SystemExit included, fails this
+            # request (not the whole check, and never silently).
+            failures.append(exc)
+
+    in_time = await primitives.within(seconds, call)
+    if failures:
+        exc = failures[0]
         return (status[0] if status else None), f"{type(exc).__name__}: {exc}"
     if not in_time:
         return None, TIMED_OUT
@@ -311,7 +330,8 @@ async def run_check(
             report.phase(
                 "startup",
                 time.perf_counter() - start,
-                state_keys=sorted(wrapped.state),
+                # Keys need not be strings: shown as text, never failing.
+                state_keys=sorted(map(str, wrapped.state)),
                 **({} if wrapped.supported else {"lifespan": False}),
             )
             phase = "requests"
