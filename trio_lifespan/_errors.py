@@ -147,7 +147,7 @@ class LifespanCancelled(LifespanError):
     cancelled. The lifespan then raises ``CancelledError`` though neither
     trio_lifespan nor the caller was cancelled. That cancellation is the
     ``__cause__``; it is not raised as it is, because the caller would take it
-    for its own (an :class:`asyncio.TaskGroup` drops it without a word).
+    for its own (an ``asyncio.TaskGroup`` drops it without a word).
     """
 
 
