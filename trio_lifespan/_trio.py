@@ -116,16 +116,18 @@ class _TrioLifespan(LifespanDriver):
     def _deadline_passed(self) -> None:
         """Tell the protocol if the stage's deadline cancelled the app.
 
-        Checked as soon as the app is back with us: many frameworks catch
-        the cancellation and report a failure, and that report must be the
-        timeout it is, not a failure of the app's own.
+        Checked when the app reports a failure, and when it ends: many
+        frameworks catch the cancellation and report a failure, and that
+        report must be the timeout it is, not a failure of the app's own.
+        (Not on every message: reading the deadline costs every cycle.)
         """
         if not self.stopping and self.app_scope.cancel_called:
             self.protocol.time_out(self.limit, app_cancelled=True)
 
     @enable_ki_protection
     async def receive(self) -> Message:
-        self._deadline_passed()
+        if self.protocol.report is not None:
+            self._deadline_passed()  # before the report becomes the error
         if self.protocol.app_receive():
             return await self.inbox.receive()
         self.sync()
@@ -133,8 +135,9 @@ class _TrioLifespan(LifespanDriver):
 
     @enable_ki_protection
     async def send(self, message: Message) -> None:
-        self._deadline_passed()
         still_in = self.protocol.app_send(message)
+        if self.protocol.report is not None:
+            self._deadline_passed()  # a report made as our deadline cancels it
         self.sync()
         if not still_in:
             # Let the cancellation in, so an app that keeps sending after it
@@ -176,6 +179,12 @@ class _TrioLifespan(LifespanDriver):
         nursery = await self.nursery_manager.__aenter__()
         self.body_scope = nursery.cancel_scope
         nursery.start_soon(self.run_app)
+        if self.limit <= 0:
+            # No time at all: the deadline has passed already, but trio
+            # notices only when its run loop next looks, and the app could
+            # answer first. Cancelled now, not by us (``stopping`` stays
+            # unset), it reads as the timeout it is.
+            self.app_scope.cancel()
         self.to_app.send_nowait(self.protocol.begin_startup())
         try:
             await self.wait_for_answer()
@@ -199,6 +208,10 @@ class _TrioLifespan(LifespanDriver):
                 if message is not None:
                     self.limit = self.options.shutdown_timeout
                     self.app_scope.deadline = trio.current_time() + self.limit
+                    if self.limit <= 0:
+                        # No time at all (as in start), before the message
+                        # can be handed to an app waiting for it.
+                        self.app_scope.cancel()
                     self.to_app.send_nowait(message)
                     if self.raised is None:  # no shield scope on the common path
                         # A cancellation now, after a body that ended well,
