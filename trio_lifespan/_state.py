@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    NoReturn,
+    Protocol,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 
 from ._errors import LifespanUnavailable
 
@@ -38,8 +46,9 @@ class LifespanApp(Protocol[AppT_co]):
     it run, requests pass through unchanged and :attr:`state` is empty.
 
     Once the app's lifespan has failed (it crashed while running, say), every
-    call raises :exc:`LifespanUnavailable` at once, whose ``__cause__`` is the
-    lifespan's error, instead of reaching an app whose lifespan is gone.
+    request (``http``, ``websocket``) raises :exc:`LifespanUnavailable` at
+    once, whose ``__cause__`` is the lifespan's error, instead of reaching an
+    app whose lifespan is gone.
     """
 
     @property
@@ -66,37 +75,54 @@ class LifespanApp(Protocol[AppT_co]):
         ...
 
 
+class _Refused:
+    """Stands in for the state once the lifespan has failed."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def copy(self) -> NoReturn:
+        """Refuse the request that asks for the state."""
+        raise LifespanUnavailable(self.error)
+
+
 def wrap_app(
     app: AppT, state: dict[str, Any] | None
 ) -> tuple[LifespanApp[AppT], Callable[[BaseException], None]]:
     """The :class:`LifespanApp` for ``app``, and the function that fails it.
 
     ``state`` is ``None`` without lifespan. Once the driver calls the second
-    with the lifespan's error, every call of the first raises
+    with the lifespan's error, every request through the first raises
     :exc:`LifespanUnavailable` caused by that error.
     """
-    failure: BaseException | None = None
-
     if state is None:
+        failure: BaseException | None = None
 
         async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
             if failure is not None:
                 raise LifespanUnavailable(failure)
             await app(scope, receive, send)
+
+        def fail(error: BaseException) -> None:
+            nonlocal failure
+            failure = error
 
     else:
+        # What each request copies: the state, then, once the lifespan has
+        # failed, a stand-in whose copy refuses the request. No check of our
+        # own on the request path (every request pays for one).
+        shared: dict[str, Any] | _Refused = state
 
         async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
-            if failure is not None:
-                raise LifespanUnavailable(failure)
             if scope["type"] in _REQUESTS:
-                scope["state"] = state.copy()
+                scope["state"] = shared.copy()
             await app(scope, receive, send)
 
-    def fail(error: BaseException) -> None:
-        nonlocal failure
-        if failure is None:
-            failure = error
+        def fail(error: BaseException) -> None:
+            nonlocal shared
+            shared = _Refused(error)
 
     wrapped: Any = lifespan_app
     wrapped.app = app
