@@ -196,7 +196,11 @@ class _TrioLifespan(LifespanDriver):
     def body_raised(self, exc: BaseException | None) -> BaseException | None:
         # Cancelled of the nursery's own (alone, or a group of them from a
         # nursery in the body) is ours: the app failed.
-        if self.body_scope.cancel_called and only_cancellations(exc, trio.Cancelled):
+        if (
+            exc is not None  # first: reading cancel_called of a live scope costs
+            and only_cancellations(exc, trio.Cancelled)
+            and self.body_scope.cancel_called
+        ):
             return None
         return exc
 
@@ -341,7 +345,7 @@ class _TrioLifespans:
         self.in_body = False
         assert self.body_scope is not None
         if not (
-            self.body_scope.cancel_called and only_cancellations(exc, trio.Cancelled)
+            only_cancellations(exc, trio.Cancelled) and self.body_scope.cancel_called
         ):
             self.raised = exc
         return await self.finish(exc)
