@@ -84,16 +84,6 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-_publish(LifespanApp)
-_publish(open_lifespan)
-_publish(open_lifespans)
-_publish(LifespanError)
-_publish(LifespanNotASGIApp)
-_publish(LifespanNotSupported)
-_publish(LifespanProtocolError)
-_publish(LifespanShutdownFailed)
-_publish(LifespanStartupFailed)
-_publish(LifespanTimeout)
-_publish(LifespanCancelled)
-_publish(LifespanCrashed)
-_publish(LifespanUnavailable)
+# Every eager public name; the lazy ones are published as they load.
+for _eager in [globals()[name] for name in __all__ if name not in _LAZY]:
+    _publish(_eager)

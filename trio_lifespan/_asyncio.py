@@ -16,14 +16,13 @@ import math
 import signal
 import sys
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._driver import LifespanDriver
 from ._errors import LifespanUnavailable
-from ._options import Options
 from ._protocol import (
     Stage,
     cancel_reason,
@@ -36,6 +35,11 @@ from ._protocol import (
 from ._reraise import reraise
 from ._state import AppT, LifespanApp
 from ._types import AnyASGIApp, Message
+
+if TYPE_CHECKING:
+    from ._options import Options
+
+T = TypeVar("T")
 
 
 def _withdraw_cancel(task: asyncio.Task[Any]) -> bool:
@@ -450,7 +454,7 @@ class _AsyncioLifespans:
 
 
 class _Asyncio:
-    """The asyncio driver, as :func:`._options.current_backend` hands it out."""
+    """The asyncio driver, as :func:`._backend.current_backend` hands it out."""
 
     def open_one(
         self, app: AppT, options: Options, /
@@ -465,6 +469,26 @@ class _Asyncio:
     async def sleep_forever(self) -> NoReturn:
         await asyncio.get_running_loop().create_future()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    cancelled: type[BaseException] = asyncio.CancelledError
+
+    def run(self, fn: Callable[[], Coroutine[Any, Any, T]], /) -> T:
+        return asyncio.run(fn())
+
+    def event(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    async def within(
+        self, seconds: float, fn: Callable[[], Awaitable[None]], /
+    ) -> bool:
+        async def call() -> None:  # wait_for takes an awaitable, not a callable
+            await fn()
+
+        try:
+            await asyncio.wait_for(call(), seconds)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
 
 BACKEND = _Asyncio()

@@ -7,8 +7,9 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Generic
 
+from ._backend import current_backend
 from ._compat import ki_protected
-from ._options import check_app, check_options, current_backend
+from ._options import check_app, check_options
 from ._state import AppT, LifespanApp
 
 

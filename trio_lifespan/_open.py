@@ -11,12 +11,13 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
+from ._backend import current_backend
 from ._compat import ki_protected
-from ._options import check_app, check_options, current_backend
+from ._options import check_app, check_options
 from ._state import AppT, LifespanApp
 
 if TYPE_CHECKING:
-    from ._options import Backend
+    from ._backend import Backend
     from ._types import AnyASGIApp
 
 A1 = TypeVar("A1", bound="AnyASGIApp")

@@ -1,44 +1,11 @@
-"""Options shared by every entry point, checked once, and the choice of driver."""
+"""Options shared by every entry point, checked once at the call."""
 
 from __future__ import annotations
 
 import math
 import sys
-from typing import TYPE_CHECKING
-
-import sniffio
 
 from ._errors import LifespanNotASGIApp
-
-if TYPE_CHECKING:  # types only: a Protocol class costs import time
-    from collections.abc import Sequence
-    from contextlib import AbstractAsyncContextManager
-    from typing import Any, NoReturn, Protocol
-
-    from ._state import AppT, LifespanApp
-    from ._types import AnyASGIApp
-
-    class Backend(Protocol):
-        """What a driver module offers for its async library."""
-
-        def open_one(
-            self, app: AppT, options: Options, /
-        ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
-            """Run one app's lifespan around a block."""
-            ...
-
-        def open_many(
-            self, apps: Sequence[AnyASGIApp], options: Options, /
-        ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
-            """Run several apps' lifespans around a block."""
-            ...
-
-        async def sleep_forever(self) -> NoReturn:
-            """Wait until cancelled."""
-            ...
-
-
-SUPPORTED_LIBRARIES = ("trio", "asyncio")
 
 
 class Options:
@@ -106,37 +73,3 @@ def check_app(app: object, name: str = "app") -> None:
             f"{name} must be an ASGI app (an async callable taking scope, receive "
             f"and send), not {type(app).__name__}"
         )
-
-
-_BACKENDS: dict[str, Backend] = {}  # each driver module, once it is imported
-
-
-def current_backend(caller: str) -> Backend:
-    """The driver for the async library running now."""
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        raise RuntimeError(
-            f"{caller}() found no running async library: use it inside an "
-            f"async function run by one of: {', '.join(SUPPORTED_LIBRARIES)}"
-        ) from None
-    backend = _BACKENDS.get(library)
-    if backend is None:
-        backend = _BACKENDS[library] = _load(caller, library)
-    return backend
-
-
-def _load(caller: str, library: str) -> Backend:
-    """Import the driver for ``library``: trio is imported only if used."""
-    if library == "trio":
-        from . import _trio  # noqa: PLC0415
-
-        return _trio.BACKEND
-    if library == "asyncio":
-        from . import _asyncio  # noqa: PLC0415
-
-        return _asyncio.BACKEND
-    raise RuntimeError(
-        f"{caller}() is running under {library!r}, which trio_lifespan does "
-        f"not support; supported: {', '.join(SUPPORTED_LIBRARIES)}"
-    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn, Protocol, TypeVar
 
+from ._backend import current_backend
 from ._open import open_lifespan
-from ._options import current_backend
 from ._state import AppT, LifespanApp
 
 T_contra = TypeVar("T_contra", contravariant=True)

@@ -16,10 +16,10 @@ unprotected, as under a server.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import trio
 from trio.lowlevel import disable_ki_protection, enable_ki_protection
@@ -27,7 +27,6 @@ from trio.lowlevel import disable_ki_protection, enable_ki_protection
 from ._compat import mark_ki_protected
 from ._driver import LifespanDriver
 from ._errors import LifespanUnavailable
-from ._options import Options
 from ._protocol import (
     cancel_reason,
     combine_many,
@@ -39,6 +38,11 @@ from ._protocol import (
 from ._reraise import reraise
 from ._state import AppT, LifespanApp
 from ._types import AnyASGIApp, Message
+
+if TYPE_CHECKING:
+    from ._options import Options
+
+T = TypeVar("T")
 
 mark_ki_protected()  # what the shared modules marked before trio was loaded
 
@@ -388,7 +392,7 @@ class _TrioLifespans:
 
 
 class _Trio:
-    """The trio driver, as :func:`._options.current_backend` hands it out."""
+    """The trio driver, as :func:`._backend.current_backend` hands it out."""
 
     def open_one(
         self, app: AppT, options: Options, /
@@ -402,6 +406,22 @@ class _Trio:
 
     async def sleep_forever(self) -> NoReturn:
         await _sleep_forever()
+
+    cancelled: type[BaseException] = trio.Cancelled
+
+    def run(self, fn: Callable[[], Awaitable[T]], /) -> T:
+        return trio.run(fn)
+
+    def event(self) -> trio.Event:
+        return trio.Event()
+
+    async def within(
+        self, seconds: float, fn: Callable[[], Awaitable[None]], /
+    ) -> bool:
+        with trio.move_on_after(seconds):
+            await fn()
+            return True
+        return False
 
 
 BACKEND = _Trio()
