@@ -1,12 +1,13 @@
 """The asyncio shim: the trio driver's few moves, made with asyncio's primitives.
 
-As in :mod:`._trio`, nothing here decides a protocol question. The app runs in
-a task of its own (so an outer cancellation of the caller does not reach it:
-asyncio's shield), a one-message inbox carries messages to it, a future says
-when the protocol has its answer, and a timer handle, set only for an app
-that does not answer at once, keeps time. asyncio cancellation is a one-shot
-request, not a scope, so the shim counts its own requests and takes them back
-(``Task.uncancel``) when they have done their work.
+As in :mod:`._trio`, nothing here decides a protocol question: each event
+goes to the protocol, and what it returns is done in one place, ``apply``.
+The app runs in a task of its own (so an outer cancellation of the caller
+does not reach it: asyncio's shield), an inbox carries messages to it, a
+future says when the stage has its answer, and a timer handle, set only for
+an app that does not answer at once, keeps time. asyncio cancellation is a
+one-shot request, not a scope, so the shim counts its own requests and
+takes them back (``Task.uncancel``) when they have done their work.
 """
 
 from __future__ import annotations
@@ -21,19 +22,24 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from ._driver import LifespanDriver
-from ._errors import LifespanUnavailable
+from ._exceptions import reraise
 from ._protocol import (
-    Stage,
+    ANSWERED,
+    CHECKPOINT,
+    PARK,
+    READY,
+    REFUSE,
+    STOP_APP,
+    STOP_BODY,
+    STOP_HOLDERS,
+    Do,
+    LifespanProtocol,
+    LifespansProtocol,
     cancel_reason,
-    combine_many,
-    interruption,
     lifespan_scope,
-    only_cancellations,
     raised_by_the_call,
 )
-from ._reraise import reraise
-from ._state import AppT, LifespanApp
+from ._state import AppT, LifespanApp, wrap_app
 from ._types import AnyASGIApp, Message
 
 if TYPE_CHECKING:
@@ -75,14 +81,13 @@ class _BodyCanceller:
         self.requested = True
         self.host.cancel(cancel_reason(error))
 
-    def ended(self, exc: BaseException | None) -> BaseException | None:
-        """What the body raised, less our own cancellation."""
-        if self.requested:
-            self.requested = False
-            others = _withdraw_cancel(self.host)
-            if not others and only_cancellations(exc, asyncio.CancelledError):
-                return None  # ours: the failure that caused it comes out
-        return exc
+    def ended(self) -> bool:
+        """The body ended: take our request back; whether a cancellation of
+        the body can only have been ours (no other request is pending)."""
+        if not self.requested:
+            return False
+        self.requested = False
+        return not _withdraw_cancel(self.host)
 
 
 def _ctrl_c_pressed() -> bool:
@@ -100,22 +105,6 @@ def _ctrl_c_pressed() -> bool:
         and isinstance(runner, runner_type)
         and getattr(runner, "_interrupt_count", 0) > 0
     )
-
-
-def _interrupted(
-    raised: BaseException | None, interrupted: BaseException | None
-) -> BaseException | None:
-    """What we raise when a cancellation ``interrupted`` a wait.
-
-    The body's exception (``raised``) wins over a cancellation, which asyncio
-    cannot deliver again; Ctrl-C wins over everything, as on trio, with the
-    body's exception as its context.
-    """
-    if interrupted is None or raised is None:
-        return raised or interrupted
-    if _ctrl_c_pressed():
-        return interruption(interrupted, raised)
-    return raised
 
 
 def _current_task() -> asyncio.Task[Any]:
@@ -138,25 +127,39 @@ async def _wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
     return interrupted
 
 
-class _AsyncioLifespan(LifespanDriver):
-    """One app's lifespan, as asyncio runs it."""
+class AsyncioLifespan:
+    """One app's lifespan as an async context manager, on asyncio.
+
+    Entering starts the app in a task of its own and waits for the startup's
+    answer; leaving sends the shutdown, waits for its answer and for the
+    app's task to end, and raises what the protocol says.
+    """
 
     __slots__ = (
+        "answered",
+        "app",
         "app_cancelled",
         "app_task",
         "body",
+        "fail_requests",
         "getter",
         "inbox",
         "loop",
+        "options",
+        "protocol",
         "settled",
+        "stage_number",
+        "state",
         "timer",
     )
 
-    cancelled = asyncio.CancelledError
-    gives_way = (asyncio.CancelledError, LifespanUnavailable)
-
     def __init__(self, app: AnyASGIApp, options: Options) -> None:
-        super().__init__(app, options)
+        self.app = app
+        self.options = options
+        self.protocol = LifespanProtocol(
+            asyncio.CancelledError, allow_unsupported=options.allow_unsupported
+        )
+        self.state: dict[str, Any] = {}
         self.loop = asyncio.get_running_loop()
         self.body = _BodyCanceller(_current_task())
         # The app's inbox: the messages it has not taken yet, and the future
@@ -164,86 +167,118 @@ class _AsyncioLifespan(LifespanDriver):
         # cancels its own receive() still gets every message, in order.
         self.inbox: deque[Message] = deque()
         self.getter: asyncio.Future[Message] | None = None
+        # The stage's answer (``ANSWERED``): a future to wait on, and a flag
+        # that outlives a future a cancellation cancelled.
         self.settled: asyncio.Future[None] = self.loop.create_future()
+        self.answered = False
+        self.stage_number = 0  # which stage a pending timer belongs to
         self.timer: asyncio.TimerHandle | None = None  # the stage's time limit
         self.app_task: asyncio.Task[None] | None = None
         self.app_cancelled = False  # we asked the app's task to stop
+        # Fails the wrapped app's requests once the lifespan has failed.
+        self.fail_requests: Callable[[BaseException], None] | None = None
 
-    def sync(self) -> None:
+    # Entering and leaving, top to bottom ----------------------------------------
+
+    async def __aenter__(self) -> LifespanApp[Any]:
+        __tracebackhide__ = True
         protocol = self.protocol
-        if protocol.app_must_stop:
-            self._stop_app()
-        error = protocol.error
-        if error is not None:
-            self.failed()
-            if protocol.body_must_stop and self.in_body:
-                self.in_body = False  # once: it is being stopped
-                self.body.cancel(error)
-        if not protocol.waiting and not self.settled.done():
-            self.settled.set_result(None)
+        message = protocol.begin_startup()
+        self.app_task = self.loop.create_task(self.run_app())
+        try:
+            await self.settle(message, self.options.startup_timeout)
+        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
+            self.apply(protocol.interrupted(exc))
+        if protocol.serving:
+            wrapped, self.fail_requests = wrap_app(
+                self.app, self.state if protocol.supported else None
+            )
+            protocol.body_started()
+            return wrapped
+        # Failed, or cancelled as the startup completed (then the app gets
+        # its graceful shutdown first).
+        await self.shut_down()
+        await self.leave(None)
+        raise AssertionError("a failed startup always has an error")  # pragma: no cover
 
-    def _stop_app(self) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        __tracebackhide__ = True
+        self.protocol.body_ended(exc, ours=self.body.ended())
+        await self.shut_down()
+        return await self.leave(exc)
+
+    async def shut_down(self) -> None:
+        """Send the shutdown if it is due, and wait for its answer.
+
+        Graceful after a body that raised or was cancelled, as on trio; a
+        cancellation after a body that ended well cuts it short (as
+        asgi-lifespan's does).
+        """
+        protocol = self.protocol
+        message, do = protocol.begin_shutdown()
+        try:
+            if message is not None:
+                self.settled = self.loop.create_future()
+                self.answered = False
+                await self.settle(
+                    message,
+                    self.options.shutdown_timeout,
+                    graceful=protocol.raised is not None,
+                )
+            elif do & CHECKPOINT:
+                await asyncio.sleep(0)  # no lifespan: exit still yields
+            else:
+                self.apply(do)
+        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
+            self.apply(protocol.interrupted(exc))
+
+    async def leave(self, exc: BaseException | None) -> bool:
+        """Wait until the app's task is gone, then raise what matters."""
+        __tracebackhide__ = True
+        protocol = self.protocol
+        self.apply(protocol.leave())
+        task = self.app_task
+        assert task is not None
+        if not task.done():  # no task of ours outlives us
+            interrupted = await _wait_all([task])
+            if interrupted is not None:
+                protocol.interrupted_leaving(interrupted, wins=_ctrl_c_pressed())
+        error = protocol.outcome()
+        if error is not None and error is not exc:
+            reraise(error)
+        return False
+
+    # Doing what the protocol decided ------------------------------------------------
+
+    def apply(self, do: Do) -> None:
+        """Do what the protocol decided: the one place that acts on it."""
+        if not do:
+            return
+        if do & STOP_APP:
+            self.stop_app()
+        if do & REFUSE and self.fail_requests is not None:
+            error = self.protocol.error
+            assert error is not None
+            self.fail_requests(error)
+        if do & STOP_BODY:
+            error = self.protocol.error
+            assert error is not None
+            self.body.cancel(error)
+        if do & ANSWERED:
+            self.answered = True
+            if not self.settled.done():
+                self.settled.set_result(None)
+
+    def stop_app(self) -> None:
         task = self.app_task
         if not self.app_cancelled and task is not None:
             self.app_cancelled = True
             task.cancel()
-
-    def _deliver(self, message: Message) -> None:
-        getter = self.getter
-        if getter is not None and not getter.done():
-            getter.set_result(message)
-        else:
-            self.inbox.append(message)
-
-    async def receive(self) -> Message:
-        if self.protocol.app_receive():
-            inbox = self.inbox
-            if inbox:
-                return inbox.popleft()
-            getter: asyncio.Future[Message] = self.loop.create_future()
-            self.getter = getter
-            try:
-                return await getter
-            except asyncio.CancelledError:
-                if not getter.cancelled():
-                    # Handed over, but the app was cancelled before it took
-                    # it: it stays first in line.
-                    inbox.appendleft(getter.result())
-                raise
-        self.sync()
-        await self._cancel_app_again()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def send(self, message: Message) -> None:
-        still_in = self.protocol.app_send(message)
-        self.sync()
-        if not still_in:
-            # An app that keeps sending after it broke the protocol must not
-            # spin for ever.
-            await self._cancel_app_again()
-
-    async def _cancel_app_again(self) -> NoReturn:
-        # asyncio cancels once; an app that swallowed it and came back to us
-        # is cancelled again, the way a trio cancel scope stays cancelled.
-        self.app_cancelled = True
-        _current_task().cancel()
-        await self.loop.create_future()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def run_app(self) -> None:
-        scope = lifespan_scope(self.state)
-        try:
-            await self.app(scope, self.receive, self.send)
-        except asyncio.CancelledError as exc:
-            if self.app_cancelled:
-                self.protocol.app_exit(None)  # ours
-            else:
-                self.protocol.app_exit(exc, cancelled=True)
-        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.protocol.app_exit(exc, at_call=raised_by_the_call(exc))
-        else:
-            self.protocol.app_exit(None)
-        self.sync()
 
     async def settle(
         self, message: Message, seconds: float, *, graceful: bool = False
@@ -255,6 +290,7 @@ class _AsyncioLifespan(LifespanDriver):
         limit still bounds it, and the cancellation is raised after. Only
         Ctrl-C stops the wait, as on trio.
         """
+        self.stage_number += 1
         if seconds <= 0:
             # No time at all, as on trio: the app never gets to answer, and
             # the stage times out at the loop's next turn (after the app's
@@ -268,17 +304,16 @@ class _AsyncioLifespan(LifespanDriver):
             # in their first step, and a timer handle costs more than the
             # rest of a cycle (see docs/benchmarks.rst).
             loop = self.loop
-            stage = self.protocol.stage
-            loop.call_soon(self._arm, loop.time() + seconds, seconds, stage)
+            loop.call_soon(self._arm, loop.time() + seconds, seconds, self.stage_number)
         try:
-            while not self.settled.done():
+            while not self.answered:
                 try:
                     await self.settled
                 except asyncio.CancelledError as exc:
                     if not graceful or _ctrl_c_pressed():
                         raise
-                    self.raised = self.raised or exc  # raised after the answer
-                    if self.settled.cancelled() and self.protocol.waiting:
+                    self.protocol.deferred(exc)  # raised after the answer
+                    if self.settled.cancelled():
                         # It cancelled the future we waited on: a new one.
                         self.settled = self.loop.create_future()
         finally:
@@ -286,133 +321,112 @@ class _AsyncioLifespan(LifespanDriver):
                 self.timer.cancel()
                 self.timer = None
 
-    def _arm(self, deadline: float, seconds: float, stage: Stage) -> None:
+    def _arm(self, deadline: float, seconds: float, stage_number: int) -> None:
         """Set the stage's timer if the app has not answered it yet."""
-        protocol = self.protocol
-        if protocol.waiting and protocol.stage is stage:
+        if not self.answered and stage_number == self.stage_number:
             self.timer = self.loop.call_at(deadline, self._time_up, seconds)
 
     def _time_up(self, seconds: float) -> None:
         self.timer = None
-        self.protocol.time_out(seconds)
-        self.sync()
+        self.apply(self.protocol.time_out(seconds))
 
-    async def start(self) -> bool:
-        message = self.protocol.begin_startup()
-        self.app_task = self.loop.create_task(self.run_app())
+    # The app's task and its receive() and send() ------------------------------------
+
+    async def run_app(self) -> None:
+        scope = lifespan_scope(self.state)
+        # Captured by hand: the trio driver uses outcome.acapture, but an
+        # asyncio user should load neither outcome nor the attrs it needs.
+        exc: BaseException | None = None
         try:
-            await self.settle(message, self.options.startup_timeout)
-        except BaseException as exc:  # noqa: BLE001 - raised on leaving
-            self.interrupted(exc)
-            return False
-        return self.protocol.serving
+            await self.app(scope, self.receive, self.send)
+        except BaseException as raised:  # noqa: BLE001 - the protocol judges it
+            exc = raised
+        if isinstance(exc, asyncio.CancelledError):
+            if self.app_cancelled:
+                do = self.protocol.app_exit(None)  # ours
+            else:
+                do = self.protocol.app_exit(exc, cancelled=True)
+        else:
+            # This frame: an error raised right here came from calling the
+            # app, not from its code.
+            do = self.protocol.app_exit(exc, at_call=raised_by_the_call(exc))
+        self.apply(do)
 
-    def body_raised(self, exc: BaseException | None) -> BaseException | None:
-        return self.body.ended(exc)
+    def _deliver(self, message: Message) -> None:
+        getter = self.getter
+        if getter is not None and not getter.done():
+            getter.set_result(message)
+        else:
+            self.inbox.append(message)
 
-    async def stop(self) -> None:
+    async def receive(self) -> Message:
+        do = self.protocol.app_receive()
+        self.apply(do)
+        if do & PARK:
+            await self._cancel_app_again()
+        inbox = self.inbox
+        if inbox:
+            return inbox.popleft()
+        getter: asyncio.Future[Message] = self.loop.create_future()
+        self.getter = getter
         try:
-            if self.protocol.running:
-                message = self.protocol.begin_shutdown()
-                if message is not None:
-                    self.settled = self.loop.create_future()
-                    # Graceful after the body raised or was cancelled, as on
-                    # trio; a cancellation after a body that ended well cuts
-                    # it short (as asgi-lifespan's does).
-                    await self.settle(
-                        message,
-                        self.options.shutdown_timeout,
-                        graceful=self.raised is not None,
-                    )
-            elif self.protocol.error is None:
-                await asyncio.sleep(0)  # no lifespan: exit still yields
-        except BaseException as exc:  # noqa: BLE001 - raised on leaving
-            self.abandon(exc)
-        self.failed()
+            return await getter
+        except asyncio.CancelledError:
+            if not getter.cancelled():
+                # Handed over, but the app was cancelled before it took it:
+                # it stays first in line.
+                inbox.appendleft(getter.result())
+            raise
 
-    def join(self) -> Awaitable[object] | None:
-        # No task of ours outlives us.
-        task = self.app_task
-        assert task is not None
-        if task.done():
-            return None
-        self._stop_app()
-        return self._wait_for(task)
+    async def send(self, message: Message) -> None:
+        do = self.protocol.app_send(message)
+        self.apply(do)
+        if do & PARK:
+            # An app that keeps sending after it broke the protocol must not
+            # spin for ever.
+            await self._cancel_app_again()
 
-    async def _wait_for(self, task: asyncio.Task[None]) -> None:
-        interrupted = await _wait_all([task])
-        self.raised = _interrupted(self.raised, interrupted)
+    async def _cancel_app_again(self) -> NoReturn:
+        # asyncio cancels once; an app that swallowed it and came back to us
+        # is cancelled again, the way a trio cancel scope stays cancelled.
+        self.app_cancelled = True
+        _current_task().cancel()
+        await self.loop.create_future()
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _AsyncioLifespans:
-    """Several lifespans, each held open by a task of its own."""
+class AsyncioLifespans:
+    """Several lifespans, each held open by a task of its own, on asyncio."""
 
     def __init__(self, apps: Sequence[AnyASGIApp], options: Options) -> None:
         count = len(apps)
         self.apps = apps
         self.options = options
+        self.protocol = LifespansProtocol(count, asyncio.CancelledError)
         self.loop = asyncio.get_running_loop()
         self.body = _BodyCanceller(_current_task())
-        self.in_body = False
         self.wrapped: list[LifespanApp[Any] | None] = [None] * count
-        self.starting = count  # holders whose app has not started yet
         self.ready: asyncio.Future[None] = self.loop.create_future()
-        self.leave = asyncio.Event()  # the body is over: shut down
+        self.leaving = asyncio.Event()  # the body is over: shut down
         self.tasks: list[asyncio.Task[None]] = []
-        self.abandoned = False  # we cancelled every holder
-        self.errors: list[BaseException] = []
-        self.raised: BaseException | None = None
-
-    async def hold(self, index: int, app: AnyASGIApp) -> None:
-        try:
-            async with _AsyncioLifespan(app, self.options) as wrapped:
-                self.wrapped[index] = wrapped
-                self.starting -= 1
-                if not self.starting and not self.ready.done():
-                    # (Done already if we were cancelled while starting.)
-                    self.ready.set_result(None)
-                await self.leave.wait()
-        except BaseException as exc:  # noqa: BLE001 - raised by the group
-            if not (isinstance(exc, asyncio.CancelledError) and self.abandoned):
-                self.errors.append(exc)
-                if not self.leave.is_set():
-                    self.abandon(exc)
-
-    def abandon(self, exc: BaseException | None) -> None:
-        """Stop everything short of the shutdowns: something failed.
-
-        Once: with many failing apps, each failure must not walk every holder
-        again.
-        """
-        if self.abandoned:
-            return
-        self.abandoned = True
-        if not self.ready.done():
-            self.ready.set_result(None)
-        if self.in_body and exc is not None:
-            self.in_body = False  # once: it is being stopped
-            self.body.cancel(exc)
-        # Cancelling a finished task, or the failing holder itself on its way
-        # out, does nothing.
-        for task in self.tasks:
-            task.cancel()
 
     async def __aenter__(self) -> tuple[LifespanApp[Any], ...]:
         __tracebackhide__ = True
+        protocol = self.protocol
         loop = self.loop
         self.tasks = [
             loop.create_task(self.hold(i, app)) for i, app in enumerate(self.apps)
         ]
+        self.apply(protocol.begin())
         try:
             if self.apps:
                 await self.ready
             else:
                 await asyncio.sleep(0)  # no apps: entry still yields
-        except BaseException as exc:  # noqa: BLE001 - raised on leaving
-            self.raised = exc
-            self.abandon(None)
-        if not self.errors and self.raised is None:
-            self.in_body = True
+        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
+            self.apply(protocol.interrupted(exc))
+        if protocol.serving:
+            protocol.body_started()
             return tuple(w for w in self.wrapped if w is not None)
         await self.finish(None)
         raise AssertionError("a failed startup always has an error")  # pragma: no cover
@@ -424,14 +438,13 @@ class _AsyncioLifespans:
         tb: TracebackType | None,
     ) -> bool:
         __tracebackhide__ = True
-        self.in_body = False
-        self.raised = self.body.ended(exc)
+        self.protocol.body_ended(exc, ours=self.body.ended())
         return await self.finish(exc)
 
     async def finish(self, exc: BaseException | None) -> bool:
         """Shut every app down, wait for the holders, raise what matters."""
         __tracebackhide__ = True
-        self.leave.set()
+        self.leaving.set()
         interrupted: BaseException | None = None
         if self.apps:
             interrupted = await _wait_all(self.tasks)
@@ -440,17 +453,35 @@ class _AsyncioLifespans:
                 await asyncio.sleep(0)  # no apps: exit still yields
             except asyncio.CancelledError as cancelled:
                 interrupted = cancelled
-        self.raised = _interrupted(self.raised, interrupted)
-        error = combine_many(
-            self.raised,
-            self.errors,
-            raised_is_cancel=only_cancellations(
-                self.raised, (asyncio.CancelledError, LifespanUnavailable)
-            ),
-        )
+        if interrupted is not None:
+            self.apply(
+                self.protocol.interrupted_leaving(interrupted, wins=_ctrl_c_pressed())
+            )
+        error = self.protocol.outcome()
         if error is not None and error is not exc:
             reraise(error)
         return False
+
+    async def hold(self, index: int, app: AnyASGIApp) -> None:
+        try:
+            async with AsyncioLifespan(app, self.options) as wrapped:
+                self.wrapped[index] = wrapped
+                self.apply(self.protocol.app_started())
+                await self.leaving.wait()
+        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
+            self.apply(self.protocol.holder_failed(exc, leaving=self.leaving.is_set()))
+
+    def apply(self, do: Do) -> None:
+        """Do what the group's protocol decided."""
+        if do & READY and not self.ready.done():
+            self.ready.set_result(None)
+        if do & STOP_BODY:
+            self.body.cancel(self.protocol.errors[-1])
+        if do & STOP_HOLDERS:
+            # Cancelling a finished task, or the failing holder itself on its
+            # way out, does nothing.
+            for task in self.tasks:
+                task.cancel()
 
 
 class _Asyncio:
@@ -459,12 +490,12 @@ class _Asyncio:
     def open_one(
         self, app: AppT, options: Options, /
     ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
-        return _AsyncioLifespan(app, options)
+        return AsyncioLifespan(app, options)
 
     def open_many(
         self, apps: Sequence[AnyASGIApp], options: Options, /
     ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
-        return _AsyncioLifespans(apps, options)
+        return AsyncioLifespans(apps, options)
 
     async def sleep_forever(self) -> NoReturn:
         await asyncio.get_running_loop().create_future()

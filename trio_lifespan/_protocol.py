@@ -1,12 +1,35 @@
-"""The lifespan exchange between a server and one app, without any I/O.
+"""The lifespan exchange between a server and apps, without any I/O.
 
-:class:`LifespanProtocol` decides every protocol question: which message may
-come next, what each message from the app means, when the app has broken the
-protocol, and what error the user sees. The trio driver and the asyncio shim
-only move messages, keep time, and cancel tasks when this module says so. The
-shape follows h11: the I/O layer feeds events in (``app_receive``,
-``app_send``, ``app_exit``, ``time_out``) and reads the state back
-(``waiting``, ``app_must_stop``, ``body_must_stop``, ``error``).
+Theory of operation
+-------------------
+
+:class:`LifespanProtocol` decides every question about one app's lifespan:
+which message may come next, what each message from the app means, when the
+app has broken the protocol, what must be stopped, and which one exception
+leaves ``open_lifespan``. The trio driver and the asyncio shim only move
+messages, keep time and cancel tasks. The shape follows h11: the I/O layer
+feeds each event in (the app receives, sends or ends; a deadline passes; the
+body starts, ends or is interrupted) and gets back, as the event's return
+value, what it must do now: a set of :data:`Do` flags, which each driver
+applies in one place. No driver reads the protocol's state to decide.
+
+The stages, and what moves the app between them (``_MOVES`` is the table of
+the app's messages)::
+
+    IDLE --begin_startup--> STARTUP --startup.complete--> RUNNING
+                               |--startup.failed--> STARTUP_FAILED
+    RUNNING --shutdown.failed (unasked)--> CRASHED
+    RUNNING --begin_shutdown--> SHUTDOWN --shutdown.complete--> DONE
+                                   |--shutdown.failed--> SHUTDOWN_FAILED
+    STARTUP --app has no lifespan, allowed--> UNSUPPORTED
+    any --we were interrupted while waiting--> ABANDONED
+
+A reported failure is a stage of its own: the app is stopped, and what it
+does next (raise, return, wait on) decides the error. :attr:`error` is set
+once, then only gets notes.
+
+:class:`LifespansProtocol` decides the same for a group of lifespans held
+by tasks of their own (``open_lifespans``).
 """
 
 from __future__ import annotations
@@ -15,7 +38,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any, cast
 
-from ._compat import BaseExceptionGroup, add_note
+from ._compat import add_note
 from ._errors import (
     LifespanCancelled,
     LifespanCrashed,
@@ -25,45 +48,112 @@ from ._errors import (
     LifespanShutdownFailed,
     LifespanStartupFailed,
     LifespanTimeout,
-    Phase,
+    LifespanUnavailable,
     describe_message,
+)
+from ._exceptions import (
+    combine,
+    combine_many,
+    interruption,
+    only_cancellations,
+    unwrap_single,
 )
 
 ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.0"}
 
+# What the I/O layer must do now: flags, combined with ``|``, returned by
+# every event (plain ints: an enum.Flag costs a microsecond per ``|``).
+#: Cancel the app's task: it is out of the exchange (once).
+STOP_APP = 1
+#: Cancel the ``async with`` body: the app failed while it ran (once).
+STOP_BODY = 2
+#: This stage has its answer: wake the task that waits for it (once a stage).
+ANSWERED = 4
+#: The startup is answered: its time limit ends now, in the app's step.
+END_DEADLINE = 8
+#: The lifespan has failed: refuse requests through the app from now on.
+REFUSE = 16
+#: (``app_receive``, ``app_send``) The app is out: park it until it is
+#: stopped, deliver nothing, take nothing.
+PARK = 32
+#: (``app_send``) A failure report: if the stage's deadline had already
+#: cancelled the app, say so (:meth:`LifespanProtocol.deadline_passed`).
+CHECK_DEADLINE = 64
+#: (``begin_shutdown``) No shutdown to send (the app has no lifespan, or it
+#: failed): exit still yields to the event loop once.
+CHECKPOINT = 128
+#: (``LifespansProtocol``) Every app has started, or one failed: the entry
+#: may go on.
+READY = 256
+#: (``LifespansProtocol``) Something failed: stop every holder (once).
+STOP_HOLDERS = 512
+
+Do = int  # a set of the flags above
+
 
 class Stage(enum.Enum):
-    """Where the exchange stands."""
+    """Where one app's exchange stands."""
 
     IDLE = "idle"  # nothing sent yet
     STARTUP = "startup"  # 'lifespan.startup' sent, its reply awaited
+    STARTUP_FAILED = "startup failed"  # it reported so; being stopped
     RUNNING = "running"  # startup completed, shutdown not sent yet
+    CRASHED = "crashed"  # it reported a failure while running
     SHUTDOWN = "shutdown"  # 'lifespan.shutdown' sent, its reply awaited
+    SHUTDOWN_FAILED = "shutdown failed"  # it reported so; being stopped
     DONE = "done"  # shutdown completed
     UNSUPPORTED = "unsupported"  # the app has no lifespan and that is allowed
-    ABANDONED = "abandoned"  # the server gave up waiting (it was cancelled)
+    ABANDONED = "abandoned"  # the server gave up waiting (it was interrupted)
 
 
 # Module-level names for the stages: looking a member up on an Enum class
 # costs ten times a global's lookup, and the drivers ask on every message.
 _IDLE = Stage.IDLE
 _STARTUP = Stage.STARTUP
+_STARTUP_FAILED = Stage.STARTUP_FAILED
 _RUNNING = Stage.RUNNING
+_CRASHED = Stage.CRASHED
 _SHUTDOWN = Stage.SHUTDOWN
+_SHUTDOWN_FAILED = Stage.SHUTDOWN_FAILED
 _DONE = Stage.DONE
 _UNSUPPORTED = Stage.UNSUPPORTED
 _ABANDONED = Stage.ABANDONED
 
-_REPLIES: dict[str, tuple[Stage, str]] = {
-    "lifespan.startup.complete": (_STARTUP, "complete"),
-    "lifespan.startup.failed": (_STARTUP, "failed"),
-    "lifespan.shutdown.complete": (_SHUTDOWN, "complete"),
-    "lifespan.shutdown.failed": (_SHUTDOWN, "failed"),
+#: The app's messages: (stage, message type) -> the stage it moves to. A
+#: '.failed' sent unasked while running reports a crash: Starlette and
+#: FastAPI send it when their lifespan dies after startup, and uvicorn
+#: accepts it. Every other pair breaks the protocol.
+_MOVES: dict[tuple[Stage, str], Stage] = {
+    (_STARTUP, "lifespan.startup.complete"): _RUNNING,
+    (_STARTUP, "lifespan.startup.failed"): _STARTUP_FAILED,
+    (_RUNNING, "lifespan.shutdown.failed"): _CRASHED,
+    (_SHUTDOWN, "lifespan.shutdown.complete"): _DONE,
+    (_SHUTDOWN, "lifespan.shutdown.failed"): _SHUTDOWN_FAILED,
 }
 
-# Sent unasked while running, it reports a crash: Starlette and FastAPI do
-# this when their lifespan dies after startup, and uvicorn accepts it.
-_CRASH_REPORT = "lifespan.shutdown.failed"
+#: The reported failures, and the error each becomes.
+_REPORTED: dict[Stage, type[LifespanStartupFailed | LifespanShutdownFailed]] = {
+    _STARTUP_FAILED: LifespanStartupFailed,
+    _CRASHED: LifespanCrashed,
+    _SHUTDOWN_FAILED: LifespanShutdownFailed,
+}
+
+#: Stages in which the app is out of the exchange, and is stopped.
+_OUT = frozenset(
+    {_STARTUP_FAILED, _CRASHED, _SHUTDOWN_FAILED, _UNSUPPORTED, _ABANDONED}
+)
+
+#: Stages that answer the stage the driver waits on.
+_ANSWERS = frozenset({_RUNNING, _DONE, _UNSUPPORTED, _ABANDONED})
+
+_LIFESPAN_TYPES = frozenset(
+    {
+        "lifespan.startup.complete",
+        "lifespan.startup.failed",
+        "lifespan.shutdown.complete",
+        "lifespan.shutdown.failed",
+    }
+)
 
 _EXPECTED: dict[Stage, tuple[str, ...]] = {
     _STARTUP: ("lifespan.startup.complete", "lifespan.startup.failed"),
@@ -72,15 +162,21 @@ _EXPECTED: dict[Stage, tuple[str, ...]] = {
 
 _WHEN: dict[Stage, str] = {
     _STARTUP: "in reply to 'lifespan.startup'",
+    _STARTUP_FAILED: "in reply to 'lifespan.startup'",
     _RUNNING: "after its startup had completed and before 'lifespan.shutdown' was sent",
+    _CRASHED: "after its startup had completed and before 'lifespan.shutdown' was sent",
     _SHUTDOWN: "in reply to 'lifespan.shutdown'",
+    _SHUTDOWN_FAILED: "in reply to 'lifespan.shutdown'",
     _DONE: "after its shutdown had completed",
 }
 
 _DURING: dict[Stage, str] = {
     _STARTUP: "during its startup",
+    _STARTUP_FAILED: "during its startup",
     _RUNNING: "while it was running",
+    _CRASHED: "while it was running",
     _SHUTDOWN: "during its shutdown",
+    _SHUTDOWN_FAILED: "during its shutdown",
     _DONE: "after its shutdown had completed",
     _UNSUPPORTED: "while it ran without lifespan support",
 }
@@ -102,39 +198,6 @@ _UNSUPPORTED_HINT = (
     "'lifespan' (most frameworks do this for you); to run it anyway, pass "
     "allow_unsupported=True."
 )
-
-
-def unwrap_single(exc: BaseException | None) -> BaseException | None:
-    """The one exception inside a group of one (at any depth), or ``exc``.
-
-    An app whose task group or nursery saw one failure raises a group of one;
-    the user gets the exception that matters, the very object the app raised.
-    """
-    while isinstance(exc, BaseExceptionGroup):
-        members = cast("tuple[BaseException, ...]", exc.exceptions)
-        if len(members) != 1:
-            break
-        exc = members[0]
-    return exc  # pyright: ignore[reportUnknownVariableType]
-
-
-def only_cancellations(
-    exc: BaseException | None,
-    cancelled: type[BaseException] | tuple[type[BaseException], ...],
-) -> bool:
-    """Whether ``exc`` is a cancellation, or a group made only of them.
-
-    A body with a nursery or task group open turns one cancellation into a
-    group of them: it is still just the cancellation. ``cancelled`` may name
-    several types (as ``isinstance`` takes them).
-    """
-    if isinstance(exc, BaseExceptionGroup):
-        members = cast(
-            "tuple[BaseException, ...]",
-            exc.exceptions,  # pyright: ignore[reportUnknownMemberType]
-        )
-        return all(only_cancellations(member, cancelled) for member in members)
-    return isinstance(exc, cancelled)
 
 
 def _is_traceback_of(report: str, exc: BaseException) -> bool:
@@ -189,95 +252,139 @@ def lifespan_scope(state: dict[str, Any]) -> dict[str, Any]:
 
 
 class LifespanProtocol:
-    """The state of one app's lifespan exchange.
+    """The state of one app's lifespan exchange, and every decision about it.
 
     Args:
+        cancelled: The event loop's cancellation exception
+            (``trio.Cancelled``, ``asyncio.CancelledError``): a body that
+            raises only that, after we stopped it, raised nothing of its own.
         allow_unsupported: Whether an app without lifespan support is let
             through (``Stage.UNSUPPORTED``) instead of being an error.
     """
 
     __slots__ = (
         "_allow_unsupported",
+        "_answer_due",
+        "_app_stopped",
+        "_body_stopped",
+        "_gives_way",
+        "_refused",
         "app_done",
         "error",
+        "in_body",
+        "raised",
         "received",
         "report",
         "stage",
     )
 
-    def __init__(self, *, allow_unsupported: bool = False) -> None:
+    def __init__(
+        self, cancelled: type[BaseException], *, allow_unsupported: bool = False
+    ) -> None:
         self._allow_unsupported = allow_unsupported
+        self._gives_way = (cancelled, LifespanUnavailable)
         self.stage = _IDLE
         #: The app has called ``receive()`` at least once.
         self.received = False
         #: The app's lifespan call has returned or raised.
         self.app_done = False
-        #: The message of a '.failed' report the app sent in this stage.
+        #: The message of the '.failed' report the app sent, if it did.
         self.report: str | None = None
-        #: The error the user will see; set once, then only notes are added.
+        #: The lifespan's error; set once, then only notes are added.
         self.error: BaseException | None = None
+        #: The ``async with`` body runs.
+        self.in_body = False
+        #: What the body raised (less our cancellation), or what interrupted
+        #: the driver while it waited.
+        self.raised: BaseException | None = None
+        # What was decided already (each decision is made once).
+        self._answer_due = False  # a task waits for this stage's answer
+        self._app_stopped = False
+        self._body_stopped = False
+        self._refused = False
 
-    # What the I/O layer reads back -------------------------------------------
-
-    @property
-    def waiting(self) -> bool:
-        """Whether the driver still waits for the app's answer to this stage."""
-        stage = self.stage
-        return self.error is None and (stage is _STARTUP or stage is _SHUTDOWN)
-
-    @property
-    def app_rejected(self) -> bool:
-        """Whether the app is out of the exchange: it failed, has no lifespan,
-        or the server gave up on it."""
-        stage = self.stage
-        return self.error is not None or stage is _UNSUPPORTED or stage is _ABANDONED
-
-    @property
-    def app_must_stop(self) -> bool:
-        """Whether the app's lifespan task should be cancelled now.
-
-        After a '.failed' report too: an app that raises straight after it
-        still raises (cancellation only lands at its next await), one that
-        lingers is not waited out. Not after its shutdown completed: it is
-        about to return, and the driver cancels it on leaving if it has not
-        (cancelling costs, and nearly every app returns).
-        """
-        return self.report is not None or self.app_rejected
-
-    @property
-    def body_must_stop(self) -> bool:
-        """Whether the ``async with`` body must be cancelled: the app failed."""
-        return self.error is not None and self.stage is _RUNNING
-
-    @property
-    def running(self) -> bool:
-        """Whether startup completed and shutdown is still to be sent.
-
-        Not once the app reported a crash: it is on its way out.
-        """
-        return self.error is None and self.stage is _RUNNING and self.report is None
+    # Answers to the driver ------------------------------------------------------
 
     @property
     def serving(self) -> bool:
         """Whether the ``async with`` body may run: the startup completed (or
-        the app has no lifespan and that is allowed) and nothing failed."""
-        return self.running or (self.error is None and self.stage is _UNSUPPORTED)
+        the app has no lifespan and that is allowed), nothing failed and
+        nothing interrupted us."""
+        stage = self.stage
+        return (
+            self.error is None
+            and self.raised is None
+            and (stage is _RUNNING or stage is _UNSUPPORTED)
+        )
 
-    # What the driver does ----------------------------------------------------
+    @property
+    def supported(self) -> bool:
+        """Whether the app takes part in the lifespan protocol (requests then
+        get its state)."""
+        return self.stage is not _UNSUPPORTED
+
+    def outcome(self) -> BaseException | None:
+        """The one exception that leaves, or ``None``.
+
+        The body's exception wins and carries the lifespan's error as a note;
+        a cancellation, or a request refused because of that error, gives way
+        to the error; a Ctrl-C or exit from the app wins over the body's
+        exception. See :func:`._exceptions.combine`.
+        """
+        raised = self.raised
+        error = self.error
+        if raised is None:
+            return error
+        return combine(
+            raised, error, raised_gives_way=only_cancellations(raised, self._gives_way)
+        )
+
+    # The driver's events ----------------------------------------------------------
 
     def begin_startup(self) -> dict[str, Any]:
         """Start the exchange; returns the message to deliver to the app."""
         assert self.stage is _IDLE, self.stage
         self.stage = _STARTUP
+        self._answer_due = True
         return {"type": "lifespan.startup"}
 
-    def begin_shutdown(self) -> dict[str, Any] | None:
-        """Begin the shutdown; returns the message to deliver to the app.
+    def body_started(self) -> None:
+        """The ``async with`` body runs from now on."""
+        self.in_body = True
 
-        Returns ``None`` when there is nobody to deliver it to: the app's
-        lifespan already returned, which is then the error.
+    def body_ended(self, exc: BaseException | None, *, ours: bool) -> None:
+        """The body ended, raising ``exc`` (or nothing).
+
+        Args:
+            exc: What it raised.
+            ours: Whether a cancellation in ``exc`` can only be the one we
+                asked for when the app failed (on asyncio, no other request
+                to cancel the task is pending). Then it raised nothing of its
+                own: the app's failure is what comes out.
         """
-        assert self.running, (self.stage, self.error)
+        self.in_body = False
+        if (
+            exc is not None
+            and ours
+            and self._body_stopped
+            and only_cancellations(exc, self._gives_way[0])
+        ):
+            return
+        self.raised = exc
+
+    def begin_shutdown(self) -> tuple[dict[str, Any] | None, Do]:
+        """The shutdown is due: the message to deliver to the app, if any.
+
+        Returns:
+            ``(message, do)``. No message when no shutdown is due: the startup
+            did not complete (the error says why), the app has no lifespan
+            (``CHECKPOINT``: exit still yields once), or its lifespan
+            returned already, which is then the error.
+        """
+        stage = self.stage
+        if stage is not _RUNNING or self.error is not None:
+            idle = self.error is None and stage is not _ABANDONED
+            return None, CHECKPOINT if idle else 0
         if self.app_done:
             self.error = LifespanProtocolError(
                 "the app's lifespan returned after 'lifespan.startup.complete' "
@@ -285,20 +392,64 @@ class LifespanProtocol:
                 "ran. A lifespan app keeps calling receive() until "
                 "'lifespan.shutdown' arrives, then replies to it."
             )
-            return None
+            return None, self._decide()
         self.stage = _SHUTDOWN
-        self.report = None
-        return {"type": "lifespan.shutdown"}
+        self._answer_due = True
+        return {"type": "lifespan.shutdown"}, 0
 
-    def abandon(self) -> None:
-        """The driver stops waiting for the app: it was itself cancelled.
+    def leave(self) -> Do:
+        """The driver is about to wait for the app's task to end.
 
-        The app is stopped. How it ends is no longer a protocol question,
-        except that an exception it raises while stopping still comes out.
+        ``STOP_APP`` if it still runs (it lingers after its shutdown): no
+        task of ours outlives ``open_lifespan``.
         """
-        self.stage = _ABANDONED
+        if self.app_done or self._app_stopped:
+            return 0
+        self._app_stopped = True
+        return STOP_APP
 
-    def time_out(self, timeout: float, *, app_cancelled: bool = False) -> None:
+    def interrupted(self, exc: BaseException) -> Do:
+        """A cancellation or Ctrl-C interrupted the wait for the app's answer.
+
+        A cancellation that arrives as the startup completes (in the same
+        turn of the event loop) is kept for after the graceful shutdown, as a
+        cancellation of the body would be. Anything else: the app is
+        stopped, and the interruption comes out (the body's exception, if
+        any, as its context).
+        """
+        if (
+            self.stage is _RUNNING
+            and self.error is None
+            and isinstance(exc, self._gives_way[0])
+        ):
+            self.raised = exc
+            return 0
+        self.raised = interruption(exc, self.raised)
+        self.stage = _ABANDONED
+        return self._decide()
+
+    def deferred(self, exc: BaseException) -> None:
+        """A cancellation arrived during the graceful shutdown; it waits.
+
+        It comes out once the shutdown is over, unless the body's exception
+        (or the lifespan's error) is there to come out instead.
+        """
+        if self.raised is None:
+            self.raised = exc
+
+    def interrupted_leaving(self, exc: BaseException, *, wins: bool) -> None:
+        """Something interrupted the wait for the app's task to end.
+
+        Args:
+            exc: The interruption (on trio a nursery may put it in a group of
+                one).
+            wins: Whether it wins over the body's exception: Ctrl-C does (on
+                asyncio, a cancellation that is not Ctrl-C gives way).
+        """
+        if wins or self.raised is None:
+            self.raised = interruption(exc, self.raised)
+
+    def time_out(self, timeout: float, *, app_cancelled: bool = False) -> Do:
         """The driver's time limit for this stage ran out.
 
         A limit that runs out just after the answer came (in the same turn of
@@ -306,86 +457,96 @@ class LifespanProtocol:
         (``app_cancelled``: a trio deadline does that by itself) after its
         startup: then the app is gone, and the startup's limit is why.
         """
-        if self.waiting:
-            phase: Phase = "startup" if self.stage is _STARTUP else "shutdown"
-            self.error = LifespanTimeout(phase, timeout)
-        elif app_cancelled and self.running:
-            self.error = LifespanTimeout("startup", timeout)
+        stage = self.stage
+        if self.error is None:
+            if stage is _STARTUP or stage is _STARTUP_FAILED:
+                self.error = LifespanTimeout("startup", timeout)
+            elif stage is _SHUTDOWN or stage is _SHUTDOWN_FAILED:
+                self.error = LifespanTimeout("shutdown", timeout)
+            elif app_cancelled and stage is _RUNNING:
+                self.error = LifespanTimeout("startup", timeout)
+        return self._decide()
 
-    # What the app does -------------------------------------------------------
+    def deadline_passed(self, timeout: float) -> Do:
+        """The stage's deadline cancelled the app (trio: its scope did).
 
-    def app_receive(self) -> bool:
+        Whatever the app reports while being cancelled (frameworks answer the
+        cancellation with '.failed'), it is the timeout.
+        """
+        return self.time_out(timeout, app_cancelled=True)
+
+    # The app's events ----------------------------------------------------------------
+
+    def app_receive(self) -> Do:
         """The app called ``receive()``.
 
         Returns:
-            Whether the app may wait for its next message. ``False`` means the
-            exchange is over for the app (it failed, or it lingers after its
-            shutdown) and the I/O layer must stop it.
+            What to do; with ``PARK``, the exchange is over for the app (it
+            failed, or it lingers after its shutdown): deliver nothing.
         """
         self.received = True
-        if self.report is not None and self.error is None:
+        stage = self.stage
+        if self.error is None and stage in _REPORTED:
             # It reported a failure and then waits on instead of returning.
             self.error = self._reported_failure()
-        return not self.app_must_stop and self.stage is not _DONE
+        do = self._decide()
+        if self._app_stopped or stage is _DONE:
+            do |= PARK
+        return do
 
-    def app_send(self, message: object) -> bool:
+    def app_send(self, message: object) -> Do:
         """The app called ``send(message)``.
 
         Returns:
-            Whether the app is still in the exchange. ``False`` means it is out
-            (it broke the protocol, has no lifespan, or was given up on) and
-            is being stopped: the I/O layer lets the cancellation in.
+            What to do; with ``PARK``, the app is out (it broke the protocol,
+            has no lifespan, or was given up on): let the cancellation in.
         """
-        if self.app_rejected:
-            return False  # already decided; the app is being stopped
+        stage = self.stage
+        if self.error is not None or stage is _UNSUPPORTED or stage is _ABANDONED:
+            return PARK  # already decided; the app is being stopped
         if not self.received:
             self._unsupported(
                 f"the app called send({describe_message(message)}) before its "
                 "first receive(): it treats the lifespan scope like a request.",
                 cause=None,
             )
-            return False
+            return self._decide() | PARK
         error = self._take(message)
         if error is not None:
             self.error = error
-            return False
-        return True
+            return self._decide() | PARK
+        do = self._decide()
+        if self.stage in _REPORTED:
+            do |= CHECK_DEADLINE
+        return do
 
     def _take(self, message: object) -> LifespanProtocolError | None:
-        """Act on a message from the app, or say what is wrong with it."""
+        """Move on the app's message, or say what is wrong with it."""
         fields = _fields(message)
         kind = fields.get("type") if fields is not None else None
+        stage = self.stage
         if fields is None or not isinstance(kind, str):
             return LifespanProtocolError(
                 f"the app sent {describe_message(message)}, which is not an ASGI "
                 "message: a mapping with a string 'type' such as "
                 "{'type': 'lifespan.startup.complete'}. " + _PROTOCOL_HINT,
                 message,
-                _EXPECTED.get(self.stage, ()),
-            )
-        reply = _REPLIES.get(kind)
-        stage = self.stage
-        if (
-            reply is None
-            or self.report is not None
-            or (
-                reply[0] is not stage
-                and not (stage is _RUNNING and kind == _CRASH_REPORT)
-            )
-        ):
-            return self._unexpected(message, kind)
-        if reply[1] == "complete":
-            self.stage = _RUNNING if self.stage is _STARTUP else _DONE
-            return None
-        text = fields.get("message", "")
-        if not isinstance(text, str):
-            return LifespanProtocolError(
-                f"the app sent {describe_message(message)}: its 'message' must be "
-                f"a string, not {type(text).__name__}. " + _PROTOCOL_HINT,
-                message,
                 _EXPECTED.get(stage, ()),
             )
-        self.report = text
+        moved = _MOVES.get((stage, kind))
+        if moved is None:
+            return self._unexpected(message, kind)
+        if moved in _REPORTED:
+            text = fields.get("message", "")
+            if not isinstance(text, str):
+                return LifespanProtocolError(
+                    f"the app sent {describe_message(message)}: its 'message' must "
+                    f"be a string, not {type(text).__name__}. " + _PROTOCOL_HINT,
+                    message,
+                    _EXPECTED.get(stage, ()),
+                )
+            self.report = text
+        self.stage = moved
         return None
 
     def app_exit(
@@ -394,7 +555,7 @@ class LifespanProtocol:
         *,
         at_call: bool = False,
         cancelled: bool = False,
-    ) -> None:
+    ) -> Do:
         """The app's lifespan call ended.
 
         Args:
@@ -406,11 +567,18 @@ class LifespanProtocol:
                 layer did not ask for: something inside the app cancelled it.
         """
         self.app_done = True
-        if cancelled and self.error is None and self.stage is not _ABANDONED:
+        self._judge_exit(exc, at_call=at_call, cancelled=cancelled)
+        return self._decide()
+
+    def _judge_exit(
+        self, exc: BaseException | None, *, at_call: bool, cancelled: bool
+    ) -> None:
+        stage = self.stage
+        if cancelled and self.error is None and stage is not _ABANDONED:
             assert exc is not None
             stray = LifespanCancelled(
                 f"the app's lifespan ended with {type(exc).__name__}({exc}) "
-                f"{_DURING[self.stage]}, but nobody cancelled it: something "
+                f"{_DURING[stage]}, but nobody cancelled it: something "
                 "inside the app did (a cancel scope or task group in its "
                 "lifespan, after a background task failed; or a future it "
                 "awaited was cancelled). Look at the app's logs for the "
@@ -440,13 +608,11 @@ class LifespanProtocol:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             # Ctrl-C or an exit, whenever it came: never a lifespan verdict.
             self.error = exc
-            return
-        if self.stage is _UNSUPPORTED:
-            return  # its exceptions are what 'unsupported' looks like
-        if self.stage is _ABANDONED:
+        elif stage is _UNSUPPORTED:
+            pass  # its exceptions are what 'unsupported' looks like
+        elif stage is _ABANDONED:
             self.error = exc
-            return
-        if not self.received:
+        elif not self.received:
             if exc is None:
                 detail = "the app returned without ever calling receive()"
             else:
@@ -455,57 +621,82 @@ class LifespanProtocol:
                     "receive()"
                 )
             self._unsupported(detail + ".", cause=exc)
-        elif (
-            self.stage is _STARTUP or self.stage is _SHUTDOWN or self.report is not None
-        ):
-            # In reply to a stage, or after a crash report while running.
-            if exc is not None:
-                if self.report and not _is_traceback_of(self.report, exc):
-                    add_note(exc, self.report)
-                self.error = exc
-            elif self.report is not None:
-                self.error = self._reported_failure()
-            else:
-                name = self.stage.value
-                self.error = LifespanProtocolError(
-                    f"the app's lifespan returned during its {name} without sending "
-                    f"'lifespan.{name}.complete' or 'lifespan.{name}.failed'. "
-                    + _PROTOCOL_HINT,
-                    None,
-                    _EXPECTED[self.stage],
-                )
         elif exc is not None:
-            # Raised while running, or after its shutdown completed; a return
-            # while running is noticed when the shutdown begins.
+            # Raised in reply to a stage, after a failure report, while
+            # running, or after its shutdown completed.
+            report = self.report
+            if report and not _is_traceback_of(report, exc):
+                add_note(exc, report)
             self.error = exc
+        elif stage in _REPORTED:
+            self.error = self._reported_failure()
+        elif stage is _STARTUP or stage is _SHUTDOWN:
+            name = stage.value
+            self.error = LifespanProtocolError(
+                f"the app's lifespan returned during its {name} without sending "
+                f"'lifespan.{name}.complete' or 'lifespan.{name}.failed'. "
+                + _PROTOCOL_HINT,
+                None,
+                _EXPECTED[stage],
+            )
+        # A return while running is noticed when the shutdown begins; one
+        # after the shutdown completed is how it should end.
 
-    # Helpers -----------------------------------------------------------------
+    # Deciding ------------------------------------------------------------------------
+
+    def _decide(self) -> Do:
+        """What the I/O layer must do now that the state moved; each once."""
+        do = 0
+        error = self.error
+        stage = self.stage
+        if (
+            not self._app_stopped
+            and not self.app_done
+            and (error is not None or stage in _OUT)
+        ):
+            # After a '.failed' report too: an app that raises straight after
+            # it still raises (cancellation lands at its next await), one that
+            # lingers is not waited out. Not after its shutdown completed: it
+            # is about to return, and the driver stops it on leaving if not.
+            self._app_stopped = True
+            do = STOP_APP
+        if error is not None:
+            if not self._refused:
+                self._refused = True
+                do |= REFUSE
+            if self.in_body and not self._body_stopped:
+                self._body_stopped = True
+                do |= STOP_BODY
+        if self._answer_due and (error is not None or stage in _ANSWERS):
+            self._answer_due = False
+            do |= ANSWERED
+            if stage is _RUNNING and error is None:
+                do |= END_DEADLINE
+        return do
 
     def _reported_failure(self) -> BaseException:
         assert self.report is not None
-        if self.stage is _STARTUP:
-            return LifespanStartupFailed(self.report)
-        if self.stage is _RUNNING:
-            return LifespanCrashed(self.report)
-        return LifespanShutdownFailed(self.report)
+        return _REPORTED[self.stage](self.report)
 
     def _unexpected(self, message: object, kind: str) -> LifespanProtocolError:
-        expected = () if self.report is not None else _EXPECTED.get(self.stage, ())
-        if self.report is not None:
+        stage = self.stage
+        reported = stage in _REPORTED
+        expected = () if reported else _EXPECTED.get(stage, ())
+        if reported:
             wanted = "nothing after its '.failed' report (it should return or raise)"
         elif expected:
             wanted = " or ".join(repr(t) for t in expected)
-        elif self.stage is _RUNNING:
+        elif stage is _RUNNING:
             wanted = "no message until 'lifespan.shutdown' is sent"
         else:
             wanted = "no further message"
         known = (
             ""
-            if kind in _REPLIES
+            if kind in _LIFESPAN_TYPES
             else f"{describe_message(kind)} is not a lifespan message type. "
         )
         return LifespanProtocolError(
-            f"the app sent {describe_message(message)} {_WHEN[self.stage]}; "
+            f"the app sent {describe_message(message)} {_WHEN[stage]}; "
             f"expected {wanted}. {known}{_PROTOCOL_HINT}",
             message,
             expected,
@@ -523,87 +714,114 @@ class LifespanProtocol:
         self.error = error
 
 
-def interruption(exc: BaseException, raised: BaseException | None) -> BaseException:
-    """What to raise when ``exc`` interrupted the wait for apps to end.
+class LifespansProtocol:
+    """Several lifespans at once (``open_lifespans``), each held by a task.
 
-    A ``KeyboardInterrupt`` that reaches a trio nursery while it waits comes
-    out of it in a group of one: the one is what matters. It wins over
-    ``raised``, what the body raised (Ctrl-C must stop the program), which
-    becomes its ``__context__`` rather than being lost.
-    """
-    one = unwrap_single(exc)
-    assert one is not None
-    if raised is not None and one.__context__ is None:
-        one.__context__ = raised
-    return one
-
-
-def combine(
-    raised: BaseException | None,
-    error: BaseException | None,
-    *,
-    raised_is_cancel: bool,
-) -> BaseException | None:
-    """Decide the one exception that leaves ``open_lifespan``.
+    Decides when the entry may go on, when to stop every holder, when to
+    cancel the body, and the one exception that leaves; each driver holds
+    the apps with its own tasks and applies the decisions.
 
     Args:
-        raised: What the ``async with`` body raised, or what interrupted the
-            driver (a cancellation or ``KeyboardInterrupt``).
-        error: The lifespan's own error, from :attr:`LifespanProtocol.error`.
-        raised_is_cancel: Whether ``raised`` is the event loop's cancellation.
-
-    Returns:
-        The exception to raise, or ``None``. The body's exception wins and
-        carries the lifespan error as a note, unless that error is a
-        ``KeyboardInterrupt`` or ``SystemExit``; a cancellation gives way to the
-        lifespan error (the cancellation is delivered again at the next
-        checkpoint, the error would otherwise be lost).
+        count: How many apps.
+        cancelled: The event loop's cancellation exception.
     """
-    if raised is None or error is None:
-        return raised if error is None else error
-    if raised_is_cancel:
-        return error
-    if isinstance(error, (KeyboardInterrupt, SystemExit)):
-        # Ctrl-C (or an exit) from the app wins, as a Ctrl-C anywhere else
-        # does; the body's exception is its context.
-        return interruption(error, raised)
-    add_note(
-        raised,
-        "trio_lifespan: the app's lifespan failed too, after this exception: "
-        + _describe(error),
-    )
-    return raised
 
+    def __init__(self, count: int, cancelled: type[BaseException]) -> None:
+        self.count = count
+        self._cancelled = cancelled
+        self._starting = count  # holders whose app has not started yet
+        self._ready = False
+        #: The holders were stopped (something failed).
+        self.stopped = False
+        self.in_body = False
+        self._body_stopped = False
+        #: What the apps raised, in the order it happened.
+        self.errors: list[BaseException] = []
+        #: What the body raised, or what interrupted us.
+        self.raised: BaseException | None = None
 
-def _describe(error: BaseException) -> str:
-    """``Type: message``; for a group, each of its members too."""
-    text = f"{type(error).__name__}: {error}"
-    if isinstance(error, BaseExceptionGroup):
-        members = cast(
-            "tuple[BaseException, ...]",
-            error.exceptions,  # pyright: ignore[reportUnknownMemberType]
+    @property
+    def serving(self) -> bool:
+        """Whether the body may run: every app started and nothing failed."""
+        return not self.errors and self.raised is None and not self._starting
+
+    def begin(self) -> Do:
+        """The holders are started; with no apps, the entry goes on."""
+        return self._ready_now() if not self.count else 0
+
+    def app_started(self) -> Do:
+        """One more app's startup completed."""
+        self._starting -= 1
+        return self._ready_now() if not self._starting else 0
+
+    def holder_failed(self, exc: BaseException, *, leaving: bool) -> Do:
+        """A holder's lifespan raised ``exc``.
+
+        Args:
+            exc: What it raised; a cancellation once we stopped the holders is
+                ours, nothing of its own.
+            leaving: The body is over and every app is being shut down: no
+                holder is stopped for it.
+        """
+        if self.stopped and isinstance(exc, self._cancelled):
+            return 0
+        self.errors.append(exc)
+        return 0 if leaving else self._stop(exc)
+
+    def interrupted(self, exc: BaseException) -> Do:
+        """A cancellation or Ctrl-C interrupted the wait for the startups."""
+        self.raised = exc
+        return self._stop(None)
+
+    def interrupted_leaving(self, exc: BaseException, *, wins: bool) -> Do:
+        """Something interrupted the wait for the holders to end (see
+        :meth:`LifespanProtocol.interrupted_leaving`); the holders are stopped
+        short of their graceful shutdowns."""
+        if wins or self.raised is None:
+            self.raised = interruption(exc, self.raised)
+        return self._stop(None)
+
+    def body_started(self) -> None:
+        """The body runs from now on."""
+        self.in_body = True
+
+    def body_ended(self, exc: BaseException | None, *, ours: bool) -> None:
+        """The body ended (see :meth:`LifespanProtocol.body_ended`)."""
+        self.in_body = False
+        if (
+            exc is not None
+            and ours
+            and self._body_stopped
+            and only_cancellations(exc, self._cancelled)
+        ):
+            return
+        self.raised = exc
+
+    def outcome(self) -> BaseException | None:
+        """The one exception that leaves, or ``None``: one app's error
+        stands for itself, several become a group."""
+        return combine_many(
+            self.raised,
+            self.errors,
+            raised_gives_way=only_cancellations(
+                self.raised, (self._cancelled, LifespanUnavailable)
+            ),
         )
-        text += " (" + "; ".join(map(_describe, members)) + ")"
-    return text
 
+    def _ready_now(self) -> Do:
+        if self._ready:
+            return 0
+        self._ready = True
+        return READY
 
-def combine_many(
-    raised: BaseException | None,
-    errors: list[BaseException],
-    *,
-    raised_is_cancel: bool,
-) -> BaseException | None:
-    """Like :func:`combine`, for several lifespans' errors.
-
-    One error stands for itself; several independent ones become one group,
-    in the order they happened.
-    """
-    if len(errors) > 1:
-        return combine(
-            raised,
-            BaseExceptionGroup(f"{len(errors)} lifespans failed", errors),
-            raised_is_cancel=raised_is_cancel,
-        )
-    return combine(
-        raised, errors[0] if errors else None, raised_is_cancel=raised_is_cancel
-    )
+    def _stop(self, exc: BaseException | None) -> Do:
+        """Stop everything short of the shutdowns: something failed. Once:
+        with many failing apps, each failure must not walk every holder."""
+        if self.stopped:
+            return 0
+        self.stopped = True
+        do = STOP_HOLDERS | self._ready_now()
+        if self.in_body and exc is not None:
+            self._body_stopped = True
+            do |= STOP_BODY
+        return do
