@@ -54,6 +54,27 @@ def test_using_it_on_asyncio_does_not_import_trio() -> None:
     assert done.stdout == "[]\n"
 
 
+def test_the_command_line_on_asyncio_does_not_import_trio() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from trio_lifespan._cli import main
+
+        status = main(["check", "--backend", "asyncio", "--json"])
+        print(status, sorted(m for m in sys.modules if m.split(".")[0] == "trio"))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0 []"
+
+
 def test_it_works_under_asyncio_run() -> None:
     app = GoodApp(ASYNCIO)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import runpy
 import subprocess
@@ -15,6 +16,7 @@ import trio
 
 from trio_lifespan import _cli
 from trio_lifespan._demo import _Pool, app
+from trio_lifespan._options import parse_seconds
 from trio_lifespan._types import Message
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -377,3 +379,32 @@ def test_the_demo_app_directly() -> None:
         assert sent[1]["body"] == b'{"healthy": false}'
 
     trio.run(main)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("none", math.inf), ("INF", math.inf), ("0", 0.0), ("1.5", 1.5), (" 2 ", 2.0)],
+)
+def test_parse_seconds_reads_a_limit(text: str, seconds: float) -> None:
+    assert parse_seconds("limit", text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [
+        ("soon", TypeError, "limit must be a number of seconds or 'none', not 'soon'"),
+        (
+            " none",
+            TypeError,
+            "limit must be a number of seconds or 'none', not ' none'",
+        ),
+        ("-1", ValueError, "limit must be non-negative or None, not -1.0"),
+        ("nan", ValueError, "limit must be non-negative or None, not nan"),
+        ("-inf", ValueError, "limit must be non-negative or None, not -inf"),
+    ],
+)
+def test_parse_seconds_refuses_what_the_options_refuse(
+    text: str, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        parse_seconds("limit", text)

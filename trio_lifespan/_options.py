@@ -52,6 +52,33 @@ def _seconds(name: str, value: object) -> float:
 _FLOAT_BITS = sys.float_info.max_exp
 
 
+def parse_seconds(name: str, text: str) -> float:
+    """Read a limit in seconds from text, as a command line gives it.
+
+    Args:
+        name: What the limit is called, for the error messages.
+        text: A number of seconds, or ``none`` or ``inf`` (any case) for no
+            limit.
+
+    Returns:
+        The seconds, as :func:`check_options` takes them: ``math.inf`` for no
+        limit.
+
+    Raises:
+        TypeError: ``text`` is not a number.
+        ValueError: The number is negative or NaN.
+    """
+    if text.lower() in ("none", "inf"):
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise TypeError(
+            f"{name} must be a number of seconds or 'none', not {text!r}"
+        ) from None
+    return _seconds(name, value)
+
+
 def check_options(
     startup_timeout: object, shutdown_timeout: object, allow_unsupported: object
 ) -> Options:

@@ -1,0 +1,245 @@
+"""Running the check: start the app, send the requests, shut it down.
+
+Runs on the driver's backend object for the library asked for (only that
+library is imported), and classifies what went wrong into an exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._backend import backend_named
+from .._errors import (
+    LifespanCrashed,
+    LifespanNotASGIApp,
+    LifespanNotSupported,
+    LifespanProtocolError,
+    LifespanTimeout,
+)
+from .._open import open_lifespan
+
+if TYPE_CHECKING:
+    from .._backend import Backend
+    from .._types import ASGIApp, Message
+    from ._report import Report
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_STARTUP_FAILED = 3
+EXIT_SHUTDOWN_FAILED = 4
+EXIT_NOT_SUPPORTED = 5
+EXIT_TIMEOUT = 6
+EXIT_BAD_STATUS = 7
+EXIT_PROTOCOL = 8
+EXIT_CRASHED = 9
+
+EXIT_STATUSES = f"""\
+exit statuses:
+  {EXIT_OK}  the app started, answered as expected, and shut down cleanly
+  {EXIT_USAGE}  bad usage: wrong options, or the app could not be imported or called
+  {EXIT_STARTUP_FAILED}  the app's startup failed
+  {EXIT_SHUTDOWN_FAILED}  the app's shutdown failed
+  {EXIT_NOT_SUPPORTED}  the app does not support the lifespan protocol
+     (see --allow-unsupported)
+  {EXIT_TIMEOUT}  the startup, the shutdown or a request took too long
+  {EXIT_BAD_STATUS}  a request got an unexpected status, or raised
+  {EXIT_PROTOCOL}  the app broke the ASGI lifespan protocol
+  {EXIT_CRASHED}  the app's lifespan crashed while it was running (after its startup)
+"""
+
+TIMED_OUT = "no response in time (see --request-timeout)"
+
+
+@dataclass
+class Check:
+    """What to check, from the command line.
+
+    Attributes:
+        paths: The paths to ``GET``, in order.
+        expect: The status every request must get; ``None`` for any 2xx or 3xx.
+        startup_timeout: The startup's limit in seconds (``math.inf``: none).
+        shutdown_timeout: The shutdown's limit in seconds (``math.inf``: none).
+        request_timeout: Each request's limit in seconds (``math.inf``: none).
+        allow_unsupported: Whether an app without lifespan support still runs.
+        show_traceback: Whether an error's traceback goes to stderr.
+    """
+
+    paths: list[str]
+    expect: int | None
+    startup_timeout: float
+    shutdown_timeout: float
+    request_timeout: float
+    allow_unsupported: bool
+    show_traceback: bool
+
+
+def check_on(library: str, app: ASGIApp, check: Check, report: Report) -> int:
+    """Run :func:`run_check` in a new event loop of ``library``.
+
+    Args:
+        library: ``"trio"`` or ``"asyncio"``; only that library is imported.
+        app: The app to check.
+        check: What to check.
+        report: Where to say what happened.
+
+    Returns:
+        The exit status.
+    """
+    backend = backend_named(library, "check_on")
+    return backend.run(lambda: run_check(app, check, report, backend))
+
+
+def _expected(status: int, expect: int | None) -> bool:
+    return status == expect if expect is not None else 200 <= status < 400
+
+
+async def _get(
+    app: ASGIApp, path: str, backend: Backend, seconds: float
+) -> tuple[int | None, str]:
+    """Send ``GET path`` through ``app``; returns the status and any problem."""
+    raw_path, _, query = path.partition("?")
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": raw_path,
+        "raw_path": raw_path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"localhost"), (b"user-agent", b"trio-lifespan")],
+        "client": ("127.0.0.1", 0),
+        "server": ("localhost", 80),
+    }
+    status: list[int] = []
+    finished = backend.event()
+    requested = False
+
+    async def receive() -> Message:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status.append(int(message["status"]))
+        elif message["type"] == "http.response.body" and not message.get(
+            "more_body", False
+        ):
+            finished.set()
+
+    failures: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await app(scope, receive, send)
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, backend.cancelled)):
+                raise
+            # Anything else the app raises, SystemExit included, fails this
+            # request (not the whole check, and never silently).
+            failures.append(exc)
+
+    in_time = await backend.within(seconds, call)
+    if failures:
+        exc = failures[0]
+        return (status[0] if status else None), f"{type(exc).__name__}: {exc}"
+    if not in_time:
+        return None, TIMED_OUT
+    if not status:
+        return None, "the app returned without sending a response"
+    return status[0], ""
+
+
+async def run_check(
+    app: ASGIApp, check: Check, report: Report, backend: Backend
+) -> int:
+    """Start ``app``, send the requests, shut it down.
+
+    Args:
+        app: The app to check.
+        check: What to check.
+        report: Where each step is said as it happens.
+        backend: The driver's backend for the library running this.
+
+    Returns:
+        The exit status: that of the app's failure if the lifespan failed,
+        else the lowest of the requests' failures, else :data:`EXIT_OK`.
+    """
+    phase = "startup"
+    failures: set[int] = set()
+    start = time.perf_counter()
+    try:
+        async with open_lifespan(
+            app,
+            startup_timeout=check.startup_timeout,
+            shutdown_timeout=check.shutdown_timeout,
+            allow_unsupported=check.allow_unsupported,
+        ) as wrapped:
+            report.phase(
+                "startup",
+                time.perf_counter() - start,
+                # Keys need not be strings: shown as text, never failing.
+                state_keys=sorted(map(str, wrapped.state)),
+                **({} if wrapped.supported else {"lifespan": False}),
+            )
+            phase = "requests"
+            for path in check.paths:
+                began = time.perf_counter()
+                status, problem = await _get(
+                    wrapped, path, backend, check.request_timeout
+                )
+                ok = (
+                    not problem
+                    and status is not None
+                    and _expected(status, check.expect)
+                )
+                if not problem and not ok:
+                    wanted = check.expect if check.expect is not None else "2xx or 3xx"
+                    problem = f"expected {wanted}"
+                report.request(path, status, ok, time.perf_counter() - began, problem)
+                if not ok:
+                    failures.add(
+                        EXIT_TIMEOUT if problem == TIMED_OUT else EXIT_BAD_STATUS
+                    )
+            phase = "shutdown"
+            start = time.perf_counter()
+        report.phase("shutdown", time.perf_counter() - start)
+    except Exception as exc:  # noqa: BLE001 - the app's failure, reported
+        status, phase = _classify(exc, phase)
+        report.failure(phase, exc)
+        if check.show_traceback:
+            traceback.print_exception(exc, file=sys.stderr)
+        return status
+    return min(failures, default=EXIT_OK)
+
+
+_BY_TYPE: tuple[tuple[type[Exception], int], ...] = (
+    (LifespanNotASGIApp, EXIT_USAGE),
+    (LifespanNotSupported, EXIT_NOT_SUPPORTED),
+    (LifespanProtocolError, EXIT_PROTOCOL),
+)
+
+
+def _classify(exc: Exception, phase: str) -> tuple[int, str]:
+    """The exit status for ``exc``, and the phase it belongs to."""
+    if isinstance(exc, LifespanTimeout):
+        return EXIT_TIMEOUT, exc.phase
+    for kind, status in _BY_TYPE:
+        if isinstance(exc, kind):
+            return status, phase
+    if isinstance(exc, LifespanCrashed) or phase == "requests":
+        # It came out while the requests were under way: the lifespan died
+        # under them, before any shutdown was asked for.
+        return EXIT_CRASHED, "running"
+    if phase == "startup":
+        return EXIT_STARTUP_FAILED, phase
+    return EXIT_SHUTDOWN_FAILED, "shutdown"
