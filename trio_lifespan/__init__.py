@@ -4,6 +4,13 @@
 
     async with trio_lifespan.open_lifespan(app) as app:
         ...  # the app's startup has run; requests through `app` see its state
+
+Which module holds what: ``_open``, ``_serve``, ``_manager`` (the entry
+points); ``_backend`` (which driver), ``_options`` (argument checks);
+``_trio``, ``_asyncio`` (the drivers: I/O only); ``_protocol`` (every
+decision, no I/O), ``_exceptions`` (composing exceptions); ``_state`` (the
+yielded app), ``_errors``, ``_types``, ``_compat``; ``_cli`` (the command
+line). docs/design.rst says more.
 """
 
 from importlib import import_module as _import_module

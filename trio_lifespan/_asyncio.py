@@ -186,7 +186,7 @@ class AsyncioLifespan:
         message = protocol.begin_startup()
         self.app_task = self.loop.create_task(self.run_app())
         try:
-            await self.settle(message, self.options.startup_timeout)
+            await self.deliver_and_wait(message, self.options.startup_timeout)
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
             self.apply(protocol.interrupted(exc))
         if protocol.serving:
@@ -225,7 +225,7 @@ class AsyncioLifespan:
             if message is not None:
                 self.settled = self.loop.create_future()
                 self.answered = False
-                await self.settle(
+                await self.deliver_and_wait(
                     message,
                     self.options.shutdown_timeout,
                     graceful=protocol.raised is not None,
@@ -280,7 +280,7 @@ class AsyncioLifespan:
             self.app_cancelled = True
             task.cancel()
 
-    async def settle(
+    async def deliver_and_wait(
         self, message: Message, seconds: float, *, graceful: bool = False
     ) -> None:
         """Deliver ``message`` and wait, up to ``seconds``, for the app's answer.
