@@ -30,6 +30,7 @@ from trio_lifespan._protocol import (
     CHECK_DEADLINE,
     CHECKPOINT,
     END_DEADLINE,
+    GRACEFUL,
     PARK,
     READY,
     REFUSE,
@@ -351,6 +352,12 @@ def test_an_interruption_while_waiting_abandons_the_app() -> None:
     assert protocol.begin_shutdown() == (None, 0)
     protocol.app_exit(None)
     assert protocol.outcome() is interrupt
+
+
+def test_the_shutdown_after_a_body_that_raised_is_graceful() -> None:
+    protocol = running(body=True)
+    protocol.body_ended(KeyError("body"), ours=True)
+    assert protocol.begin_shutdown() == ({"type": "lifespan.shutdown"}, GRACEFUL)
 
 
 def test_a_deferred_cancellation_comes_after_the_shutdown() -> None:

@@ -26,6 +26,7 @@ from ._exceptions import reraise
 from ._protocol import (
     ANSWERED,
     CHECKPOINT,
+    GRACEFUL,
     PARK,
     READY,
     REFUSE,
@@ -228,7 +229,7 @@ class AsyncioLifespan:
                 await self.deliver_and_wait(
                     message,
                     self.options.shutdown_timeout,
-                    graceful=protocol.raised is not None,
+                    graceful=bool(do & GRACEFUL),
                 )
             elif do & CHECKPOINT:
                 await asyncio.sleep(0)  # no lifespan: exit still yields

@@ -82,6 +82,11 @@ CHECK_DEADLINE = 64
 #: (``begin_shutdown``) No shutdown to send (the app has no lifespan, or it
 #: failed): exit still yields to the event loop once.
 CHECKPOINT = 128
+#: (``begin_shutdown``) The shutdown is graceful: the body raised or was
+#: cancelled, so the wait for it is shielded from cancellation (bounded by
+#: its time limit; only a Ctrl-C cuts it short). Otherwise a cancellation
+#: cuts it short, as asgi-lifespan's does.
+GRACEFUL = 1024
 #: (``LifespansProtocol``) Every app has started, or one failed: the entry
 #: may go on.
 READY = 256
@@ -376,7 +381,8 @@ class LifespanProtocol:
         """The shutdown is due: the message to deliver to the app, if any.
 
         Returns:
-            ``(message, do)``. No message when no shutdown is due: the startup
+            ``(message, do)``; ``GRACEFUL`` with a message after the body
+            raised or was cancelled. No message when no shutdown is due: the startup
             did not complete (the error says why), the app has no lifespan
             (``CHECKPOINT``: exit still yields once), or its lifespan
             returned already, which is then the error.
@@ -395,7 +401,7 @@ class LifespanProtocol:
             return None, self._decide()
         self.stage = _SHUTDOWN
         self._answer_due = True
-        return {"type": "lifespan.shutdown"}, 0
+        return {"type": "lifespan.shutdown"}, 0 if self.raised is None else GRACEFUL
 
     def leave(self) -> Do:
         """The driver is about to wait for the app's task to end.

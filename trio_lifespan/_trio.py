@@ -33,6 +33,7 @@ from ._protocol import (
     CHECK_DEADLINE,
     CHECKPOINT,
     END_DEADLINE,
+    GRACEFUL,
     PARK,
     READY,
     REFUSE,
@@ -183,7 +184,7 @@ class TrioLifespan:
                     # be handed to an app waiting for it.
                     self.app_scope.cancel()
                 self.to_app.send_nowait(message)
-                if protocol.raised is None:  # no shield scope on the common path
+                if not do & GRACEFUL:  # no shield scope on the common path
                     await self.wait_for_answer()
                 else:
                     with trio.CancelScope(shield=True):
