@@ -96,7 +96,8 @@ def current_backend(caller: str) -> Backend:
             f"{caller}() found no running async library: use it inside an "
             f"async function run by one of: {', '.join(SUPPORTED_LIBRARIES)}"
         ) from None
-    return backend_named(library, caller)
+    backend = _BACKENDS.get(library)  # the common case, without a call
+    return backend if backend is not None else backend_named(library, caller)
 
 
 def _load(caller: str, library: str) -> Backend:

@@ -99,6 +99,10 @@ Do = int  # a set of the flags above
 class Stage(enum.Enum):
     """Where one app's exchange stands."""
 
+    # Hashed by identity: the decisions look stages up in sets and tables on
+    # every message, and Enum's own __hash__ is a Python-level call.
+    __hash__ = object.__hash__
+
     IDLE = "idle"  # nothing sent yet
     STARTUP = "startup"  # 'lifespan.startup' sent, its reply awaited
     STARTUP_FAILED = "startup failed"  # it reported so; being stopped

@@ -277,7 +277,8 @@ class TrioLifespan:
         result = await outcome.acapture(
             _call, self.app_scope, self.app, scope, self.receive, self.send
         )
-        exc = result.error if isinstance(result, outcome.Error) else None
+        # (type(), not isinstance(): Outcome is an ABC, whose check is slow.)
+        exc = result.error if type(result) is outcome.Error else None
         # acapture leaves its own frame out: an error raised right in _call's
         # came from calling the app, not from its code.
         at_call = raised_by_the_call(exc, depth=1)
