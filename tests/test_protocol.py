@@ -27,6 +27,7 @@ from trio_lifespan import (
 from trio_lifespan._exceptions import members
 from trio_lifespan._protocol import (
     ANSWERED,
+    BODY,
     CHECK_DEADLINE,
     CHECKPOINT,
     END_DEADLINE,
@@ -37,6 +38,7 @@ from trio_lifespan._protocol import (
     STOP_APP,
     STOP_BODY,
     STOP_HOLDERS,
+    WITH_STATE,
     LifespanProtocol,
     LifespansProtocol,
     Stage,
@@ -81,7 +83,7 @@ def running(*, body: bool = False) -> LifespanProtocol:
     protocol = in_startup()
     assert send(protocol, STARTUP_COMPLETE) == ANSWERED | END_DEADLINE
     if body:
-        protocol.body_started()
+        assert protocol.startup_over() == BODY | WITH_STATE
     return protocol
 
 
@@ -225,8 +227,7 @@ def test_an_app_without_lifespan_is_named_or_let_through() -> None:
     assert (
         allowed.app_send({"type": "http.response.start"}) == STOP_APP | ANSWERED | PARK
     )
-    assert allowed.serving
-    assert not allowed.supported
+    assert allowed.startup_over() == BODY  # requests pass through unchanged
     assert allowed.begin_shutdown() == (None, CHECKPOINT)
 
 
@@ -244,7 +245,7 @@ def test_an_interrupt_before_the_first_receive_is_itself(
 def test_a_cancellation_nobody_asked_for_is_lifespan_cancelled() -> None:
     protocol = running(body=True)
     stray = Cancelled()
-    assert protocol.app_exit(stray, cancelled=True) == REFUSE | STOP_BODY
+    assert protocol.app_exit(stray, stray_cancel=True) == REFUSE | STOP_BODY
     assert isinstance(protocol.error, LifespanCancelled)
     assert protocol.error.__cause__ is stray
 
@@ -263,7 +264,7 @@ def test_a_limit_running_out_just_after_the_answer_changes_nothing() -> None:
     protocol = running()
     assert protocol.time_out(2.5) == 0
     assert protocol.error is None
-    assert protocol.serving
+    assert protocol.startup_over() == BODY | WITH_STATE
 
 
 def test_a_limit_that_already_cancelled_the_answered_app_is_the_error() -> None:
@@ -286,8 +287,8 @@ def test_a_limit_after_the_shutdown_completed_changes_nothing() -> None:
     assert protocol.deadline_passed(1.0) == 0
     assert protocol.error is None
     assert protocol.app_receive() == PARK  # an app that lingers is parked
-    assert protocol.leave() == STOP_APP  # ... and stopped on leaving, once
-    assert protocol.leave() == 0
+    assert protocol.finishing() == STOP_APP  # ... and stopped on leaving, once
+    assert protocol.finishing() == 0
 
 
 # The body, interruptions and the outcome ---------------------------------------------
@@ -338,7 +339,7 @@ def test_a_cancellation_as_the_startup_completes_waits_for_the_shutdown() -> Non
     protocol = running()
     cancelled = Cancelled()
     assert protocol.interrupted(cancelled) == 0
-    assert not protocol.serving
+    assert protocol.startup_over() == 0
     message, _ = protocol.begin_shutdown()
     assert message == {"type": "lifespan.shutdown"}
     assert protocol.outcome() is cancelled
@@ -360,26 +361,13 @@ def test_the_shutdown_after_a_body_that_raised_is_graceful() -> None:
     assert protocol.begin_shutdown() == ({"type": "lifespan.shutdown"}, GRACEFUL)
 
 
-def test_a_deferred_cancellation_comes_after_the_shutdown() -> None:
-    protocol = in_shutdown()
-    body = KeyError("body")
-    protocol.raised = body
-    protocol.deferred(Cancelled())
-    assert protocol.raised is body  # the body's exception stays first
-    quiet = in_shutdown()
-    cancelled = Cancelled()
-    quiet.deferred(cancelled)
-    send(quiet, SHUTDOWN_COMPLETE)
-    assert quiet.outcome() is cancelled
-
-
 @pytest.mark.parametrize("wins", [True, False])
 def test_an_interruption_while_leaving(wins: bool) -> None:
     protocol = done()
     body = KeyError("body")
     protocol.raised = body
     interrupt = Cancelled()
-    protocol.interrupted_leaving(BaseExceptionGroup("one", [interrupt]), wins=wins)
+    protocol.interrupted_finishing(BaseExceptionGroup("one", [interrupt]), wins=wins)
     if wins:
         assert protocol.outcome() is interrupt
         assert interrupt.__context__ is body
@@ -395,20 +383,23 @@ def test_a_group_is_ready_when_every_app_started() -> None:
     assert group.begin() == 0
     assert group.app_started() == 0
     assert group.app_started() == READY
-    assert group.serving
+    assert group.startup_over() == BODY
     assert group.outcome() is None
     empty = LifespansProtocol(0, Cancelled)
     assert empty.begin() == READY
 
 
 def test_a_group_stops_its_holders_once_however_many_fail() -> None:
-    group = LifespansProtocol(3, Cancelled)
-    group.app_started()
-    group.body_started()
+    group = LifespansProtocol(1, Cancelled)
+    assert group.app_started() == READY
+    assert group.startup_over() == BODY
     first, second = Boom("one"), Boom("two")
-    assert group.holder_failed(first, leaving=False) == STOP_HOLDERS | READY | STOP_BODY
-    assert group.holder_failed(second, leaving=False) == 0
-    assert group.holder_failed(Cancelled(), leaving=False) == 0  # ours
+    assert (
+        group.holder_failed(first, shutting_down=False)
+        == STOP_HOLDERS | STOP_BODY  # ready already
+    )
+    assert group.holder_failed(second, shutting_down=False) == 0
+    assert group.holder_failed(Cancelled(), shutting_down=False) == 0  # ours
     group.body_ended(Cancelled(), ours=True)
     error = group.outcome()
     assert isinstance(error, BaseExceptionGroup)
@@ -419,7 +410,7 @@ def test_a_group_leaving_does_not_stop_its_holders_for_a_failure() -> None:
     group = LifespansProtocol(1, Cancelled)
     group.app_started()
     failure = Boom("shutdown")
-    assert group.holder_failed(failure, leaving=True) == 0
+    assert group.holder_failed(failure, shutting_down=True) == 0
     assert group.outcome() is failure
 
 
@@ -427,6 +418,6 @@ def test_a_group_interrupted_while_starting_stops_its_holders() -> None:
     group = LifespansProtocol(2, Cancelled)
     cancelled = Cancelled()
     assert group.interrupted(cancelled) == STOP_HOLDERS | READY
-    assert not group.serving
-    assert group.interrupted_leaving(KeyboardInterrupt(), wins=False) == 0
+    assert group.startup_over() == 0
+    assert group.interrupted_finishing(KeyboardInterrupt(), wins=False) == 0
     assert group.outcome() is cancelled

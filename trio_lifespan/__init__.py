@@ -91,6 +91,11 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-# Every eager public name; the lazy ones are published as they load.
-for _eager in [globals()[name] for name in __all__ if name not in _LAZY]:
-    _publish(_eager)
+def _publish_eager() -> None:
+    # Every eager public name; the lazy ones are published as they load.
+    for name in __all__:
+        if name not in _LAZY:
+            _publish(globals()[name])
+
+
+_publish_eager()

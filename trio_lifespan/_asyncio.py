@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from ._exceptions import reraise
 from ._protocol import (
     ANSWERED,
+    BODY,
     CHECKPOINT,
     GRACEFUL,
     PARK,
@@ -33,6 +34,7 @@ from ._protocol import (
     STOP_APP,
     STOP_BODY,
     STOP_HOLDERS,
+    WITH_STATE,
     Do,
     LifespanProtocol,
     LifespansProtocol,
@@ -137,6 +139,7 @@ class AsyncioLifespan:
     """
 
     __slots__ = (
+        "answer",
         "answered",
         "app",
         "app_cancelled",
@@ -148,7 +151,6 @@ class AsyncioLifespan:
         "loop",
         "options",
         "protocol",
-        "settled",
         "stage_number",
         "state",
         "timer",
@@ -170,7 +172,7 @@ class AsyncioLifespan:
         self.getter: asyncio.Future[Message] | None = None
         # The stage's answer (``ANSWERED``): a future to wait on, and a flag
         # that outlives a future a cancellation cancelled.
-        self.settled: asyncio.Future[None] = self.loop.create_future()
+        self.answer: asyncio.Future[None] = self.loop.create_future()
         self.answered = False
         self.stage_number = 0  # which stage a pending timer belongs to
         self.timer: asyncio.TimerHandle | None = None  # the stage's time limit
@@ -190,16 +192,16 @@ class AsyncioLifespan:
             await self.deliver_and_wait(message, self.options.startup_timeout)
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
             self.apply(protocol.interrupted(exc))
-        if protocol.serving:
+        do = protocol.startup_over()
+        if do & BODY:
             wrapped, self.fail_requests = wrap_app(
-                self.app, self.state if protocol.supported else None
+                self.app, self.state if do & WITH_STATE else None
             )
-            protocol.body_started()
             return wrapped
         # Failed, or cancelled as the startup completed (then the app gets
         # its graceful shutdown first).
         await self.shut_down()
-        await self.leave(None)
+        await self.finish(None)
         raise AssertionError("a failed startup always has an error")  # pragma: no cover
 
     async def __aexit__(
@@ -211,7 +213,7 @@ class AsyncioLifespan:
         __tracebackhide__ = True
         self.protocol.body_ended(exc, ours=self.body.ended())
         await self.shut_down()
-        return await self.leave(exc)
+        return await self.finish(exc)
 
     async def shut_down(self) -> None:
         """Send the shutdown if it is due, and wait for its answer.
@@ -224,7 +226,7 @@ class AsyncioLifespan:
         message, do = protocol.begin_shutdown()
         try:
             if message is not None:
-                self.settled = self.loop.create_future()
+                self.answer = self.loop.create_future()
                 self.answered = False
                 await self.deliver_and_wait(
                     message,
@@ -238,17 +240,17 @@ class AsyncioLifespan:
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
             self.apply(protocol.interrupted(exc))
 
-    async def leave(self, exc: BaseException | None) -> bool:
+    async def finish(self, exc: BaseException | None) -> bool:
         """Wait until the app's task is gone, then raise what matters."""
         __tracebackhide__ = True
         protocol = self.protocol
-        self.apply(protocol.leave())
+        self.apply(protocol.finishing())
         task = self.app_task
         assert task is not None
         if not task.done():  # no task of ours outlives us
             interrupted = await _wait_all([task])
             if interrupted is not None:
-                protocol.interrupted_leaving(interrupted, wins=_ctrl_c_pressed())
+                protocol.interrupted_finishing(interrupted, wins=_ctrl_c_pressed())
         error = protocol.outcome()
         if error is not None and error is not exc:
             reraise(error)
@@ -272,8 +274,8 @@ class AsyncioLifespan:
             self.body.cancel(error)
         if do & ANSWERED:
             self.answered = True
-            if not self.settled.done():
-                self.settled.set_result(None)
+            if not self.answer.done():
+                self.answer.set_result(None)
 
     def stop_app(self) -> None:
         task = self.app_task
@@ -309,14 +311,16 @@ class AsyncioLifespan:
         try:
             while not self.answered:
                 try:
-                    await self.settled
-                except asyncio.CancelledError as exc:
+                    await self.answer
+                except asyncio.CancelledError:
                     if not graceful or _ctrl_c_pressed():
                         raise
-                    self.protocol.deferred(exc)  # raised after the answer
-                    if self.settled.cancelled():
+                    # Any other cancellation gives way: the shutdown is
+                    # graceful because the body raised or was cancelled, and
+                    # what it raised (already the protocol's) comes out.
+                    if self.answer.cancelled():
                         # It cancelled the future we waited on: a new one.
-                        self.settled = self.loop.create_future()
+                        self.answer = self.loop.create_future()
         finally:
             if self.timer is not None:
                 self.timer.cancel()
@@ -346,7 +350,7 @@ class AsyncioLifespan:
             if self.app_cancelled:
                 do = self.protocol.app_exit(None)  # ours
             else:
-                do = self.protocol.app_exit(exc, cancelled=True)
+                do = self.protocol.app_exit(exc, stray_cancel=True)
         else:
             # This frame: an error raised right here came from calling the
             # app, not from its code.
@@ -408,7 +412,7 @@ class AsyncioLifespans:
         self.body = _BodyCanceller(_current_task())
         self.wrapped: list[LifespanApp[Any] | None] = [None] * count
         self.ready: asyncio.Future[None] = self.loop.create_future()
-        self.leaving = asyncio.Event()  # the body is over: shut down
+        self.shutting_down = asyncio.Event()  # the body is over: shut down
         self.tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> tuple[LifespanApp[Any], ...]:
@@ -426,8 +430,7 @@ class AsyncioLifespans:
                 await asyncio.sleep(0)  # no apps: entry still yields
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
             self.apply(protocol.interrupted(exc))
-        if protocol.serving:
-            protocol.body_started()
+        if protocol.startup_over() & BODY:
             return tuple(w for w in self.wrapped if w is not None)
         await self.finish(None)
         raise AssertionError("a failed startup always has an error")  # pragma: no cover
@@ -445,7 +448,7 @@ class AsyncioLifespans:
     async def finish(self, exc: BaseException | None) -> bool:
         """Shut every app down, wait for the holders, raise what matters."""
         __tracebackhide__ = True
-        self.leaving.set()
+        self.shutting_down.set()
         interrupted: BaseException | None = None
         if self.apps:
             interrupted = await _wait_all(self.tasks)
@@ -456,7 +459,7 @@ class AsyncioLifespans:
                 interrupted = cancelled
         if interrupted is not None:
             self.apply(
-                self.protocol.interrupted_leaving(interrupted, wins=_ctrl_c_pressed())
+                self.protocol.interrupted_finishing(interrupted, wins=_ctrl_c_pressed())
             )
         error = self.protocol.outcome()
         if error is not None and error is not exc:
@@ -468,9 +471,13 @@ class AsyncioLifespans:
             async with AsyncioLifespan(app, self.options) as wrapped:
                 self.wrapped[index] = wrapped
                 self.apply(self.protocol.app_started())
-                await self.leaving.wait()
+                await self.shutting_down.wait()
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(self.protocol.holder_failed(exc, leaving=self.leaving.is_set()))
+            self.apply(
+                self.protocol.holder_failed(
+                    exc, shutting_down=self.shutting_down.is_set()
+                )
+            )
 
     def apply(self, do: Do) -> None:
         """Do what the group's protocol decided."""

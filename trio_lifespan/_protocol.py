@@ -82,16 +82,21 @@ CHECK_DEADLINE = 64
 #: (``begin_shutdown``) No shutdown to send (the app has no lifespan, or it
 #: failed): exit still yields to the event loop once.
 CHECKPOINT = 128
-#: (``begin_shutdown``) The shutdown is graceful: the body raised or was
-#: cancelled, so the wait for it is shielded from cancellation (bounded by
-#: its time limit; only a Ctrl-C cuts it short). Otherwise a cancellation
-#: cuts it short, as asgi-lifespan's does.
-GRACEFUL = 1024
 #: (``LifespansProtocol``) Every app has started, or one failed: the entry
 #: may go on.
 READY = 256
 #: (``LifespansProtocol``) Something failed: stop every holder (once).
 STOP_HOLDERS = 512
+#: (``begin_shutdown``) The shutdown is graceful: the body raised or was
+#: cancelled, so the wait for it is shielded from cancellation (bounded by
+#: its time limit; only a Ctrl-C cuts it short). Otherwise a cancellation
+#: cuts it short, as asgi-lifespan's does.
+GRACEFUL = 1024
+#: (``startup_over``) The body may run, and runs from now on.
+BODY = 2048
+#: (``startup_over``) ... and requests through the app carry its state (the
+#: app takes part in the lifespan protocol).
+WITH_STATE = 4096
 
 Do = int  # a set of the flags above
 
@@ -326,12 +331,6 @@ class LifespanProtocol:
             and (stage is _RUNNING or stage is _UNSUPPORTED)
         )
 
-    @property
-    def supported(self) -> bool:
-        """Whether the app takes part in the lifespan protocol (requests then
-        get its state)."""
-        return self.stage is not _UNSUPPORTED
-
     def outcome(self) -> BaseException | None:
         """The one exception that leaves, or ``None``.
 
@@ -357,9 +356,19 @@ class LifespanProtocol:
         self._answer_due = True
         return {"type": "lifespan.startup"}
 
-    def body_started(self) -> None:
-        """The ``async with`` body runs from now on."""
+    def startup_over(self) -> Do:
+        """The wait for the startup's answer is over: may the body run?
+
+        Returns:
+            ``BODY`` when it may (it runs from now on), with ``WITH_STATE``
+            when requests carry the app's state; nothing when the startup
+            failed or we were interrupted (the driver then shuts down and
+            leaves).
+        """
+        if not self.serving:
+            return 0
         self.in_body = True
+        return BODY | WITH_STATE if self.stage is _RUNNING else BODY
 
     def body_ended(self, exc: BaseException | None, *, ours: bool) -> None:
         """The body ended, raising ``exc`` (or nothing).
@@ -407,7 +416,7 @@ class LifespanProtocol:
         self._answer_due = True
         return {"type": "lifespan.shutdown"}, 0 if self.raised is None else GRACEFUL
 
-    def leave(self) -> Do:
+    def finishing(self) -> Do:
         """The driver is about to wait for the app's task to end.
 
         ``STOP_APP`` if it still runs (it lingers after its shutdown): no
@@ -438,16 +447,7 @@ class LifespanProtocol:
         self.stage = _ABANDONED
         return self._decide()
 
-    def deferred(self, exc: BaseException) -> None:
-        """A cancellation arrived during the graceful shutdown; it waits.
-
-        It comes out once the shutdown is over, unless the body's exception
-        (or the lifespan's error) is there to come out instead.
-        """
-        if self.raised is None:
-            self.raised = exc
-
-    def interrupted_leaving(self, exc: BaseException, *, wins: bool) -> None:
+    def interrupted_finishing(self, exc: BaseException, *, wins: bool) -> None:
         """Something interrupted the wait for the app's task to end.
 
         Args:
@@ -564,7 +564,7 @@ class LifespanProtocol:
         exc: BaseException | None,
         *,
         at_call: bool = False,
-        cancelled: bool = False,
+        stray_cancel: bool = False,
     ) -> Do:
         """The app's lifespan call ended.
 
@@ -573,18 +573,18 @@ class LifespanProtocol:
                 by the I/O layer (which absorbs its own cancellation).
             at_call: ``exc`` came from calling the app, before any of its code
                 ran (see :func:`raised_by_the_call`): it is not an ASGI app.
-            cancelled: ``exc`` is the event loop's cancellation, which the I/O
-                layer did not ask for: something inside the app cancelled it.
+            stray_cancel: ``exc`` is the event loop's cancellation, which the
+                I/O layer did not ask for: something inside the app made it.
         """
         self.app_done = True
-        self._judge_exit(exc, at_call=at_call, cancelled=cancelled)
+        self._judge_exit(exc, at_call=at_call, stray_cancel=stray_cancel)
         return self._decide()
 
     def _judge_exit(
-        self, exc: BaseException | None, *, at_call: bool, cancelled: bool
+        self, exc: BaseException | None, *, at_call: bool, stray_cancel: bool
     ) -> None:
         stage = self.stage
-        if cancelled and self.error is None and stage is not _ABANDONED:
+        if stray_cancel and self.error is None and stage is not _ABANDONED:
             assert exc is not None
             stray = LifespanCancelled(
                 f"the app's lifespan ended with {type(exc).__name__}({exc}) "
@@ -764,36 +764,40 @@ class LifespansProtocol:
         self._starting -= 1
         return self._ready_now() if not self._starting else 0
 
-    def holder_failed(self, exc: BaseException, *, leaving: bool) -> Do:
+    def holder_failed(self, exc: BaseException, *, shutting_down: bool) -> Do:
         """A holder's lifespan raised ``exc``.
 
         Args:
             exc: What it raised; a cancellation once we stopped the holders is
                 ours, nothing of its own.
-            leaving: The body is over and every app is being shut down: no
+            shutting_down: The body is over and every app is being shut down: no
                 holder is stopped for it.
         """
         if self.stopped and isinstance(exc, self._cancelled):
             return 0
         self.errors.append(exc)
-        return 0 if leaving else self._stop(exc)
+        return 0 if shutting_down else self._stop(exc)
 
     def interrupted(self, exc: BaseException) -> Do:
         """A cancellation or Ctrl-C interrupted the wait for the startups."""
         self.raised = exc
         return self._stop(None)
 
-    def interrupted_leaving(self, exc: BaseException, *, wins: bool) -> Do:
+    def interrupted_finishing(self, exc: BaseException, *, wins: bool) -> Do:
         """Something interrupted the wait for the holders to end (see
-        :meth:`LifespanProtocol.interrupted_leaving`); the holders are stopped
+        :meth:`LifespanProtocol.interrupted_finishing`); the holders are stopped
         short of their graceful shutdowns."""
         if wins or self.raised is None:
             self.raised = interruption(exc, self.raised)
         return self._stop(None)
 
-    def body_started(self) -> None:
-        """The body runs from now on."""
+    def startup_over(self) -> Do:
+        """The wait for the startups is over: ``BODY`` if the body may run
+        (it runs from now on)."""
+        if not self.serving:
+            return 0
         self.in_body = True
+        return BODY
 
     def body_ended(self, exc: BaseException | None, *, ours: bool) -> None:
         """The body ended (see :meth:`LifespanProtocol.body_ended`)."""

@@ -30,6 +30,7 @@ from ._compat import mark_ki_protected
 from ._exceptions import reraise
 from ._protocol import (
     ANSWERED,
+    BODY,
     CHECK_DEADLINE,
     CHECKPOINT,
     END_DEADLINE,
@@ -40,6 +41,7 @@ from ._protocol import (
     STOP_APP,
     STOP_BODY,
     STOP_HOLDERS,
+    WITH_STATE,
     Do,
     LifespanProtocol,
     LifespansProtocol,
@@ -138,16 +140,16 @@ class TrioLifespan:
             await self.wait_for_answer()
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
             self.apply(protocol.interrupted(exc))
-        if protocol.serving:
+        do = protocol.startup_over()
+        if do & BODY:
             wrapped, self.fail_requests = wrap_app(
-                self.app, self.state if protocol.supported else None
+                self.app, self.state if do & WITH_STATE else None
             )
-            protocol.body_started()
             return wrapped
         # Failed, or cancelled as the startup completed (then the app gets
         # its graceful shutdown first).
         await self.shut_down()
-        await self.leave(None)
+        await self.finish(None)
         raise AssertionError("a failed startup always has an error")  # pragma: no cover
 
     @enable_ki_protection
@@ -162,7 +164,7 @@ class TrioLifespan:
         # nursery in the body) is ours: the app failed.
         self.protocol.body_ended(exc, ours=True)
         await self.shut_down()
-        return await self.leave(exc)
+        return await self.finish(exc)
 
     @enable_ki_protection
     async def shut_down(self) -> None:
@@ -197,7 +199,7 @@ class TrioLifespan:
             self.apply(protocol.interrupted(exc))
 
     @enable_ki_protection
-    async def leave(self, exc: BaseException | None) -> bool:
+    async def finish(self, exc: BaseException | None) -> bool:
         """Wait until the app's task is gone, then raise what matters.
 
         The nursery is exited with ``(None, None, None)`` whatever the body
@@ -206,11 +208,11 @@ class TrioLifespan:
         """
         __tracebackhide__ = True
         protocol = self.protocol
-        self.apply(protocol.leave())
+        self.apply(protocol.finishing())
         try:
             await self.nursery_manager.__aexit__(None, None, None)
         except BaseException as interrupted:  # noqa: BLE001 - the protocol judges it
-            protocol.interrupted_leaving(interrupted, wins=True)
+            protocol.interrupted_finishing(interrupted, wins=True)
         error = protocol.outcome()
         if error is not None and error is not exc:
             reraise(error)
@@ -340,7 +342,7 @@ class TrioLifespans:
         self.wrapped: list[LifespanApp[Any] | None] = [None] * count
         self.holding = count  # holders still running
         self.ready = trio.Event()  # every app started, or one failed
-        self.leaving = trio.Event()  # the body is over: shut down
+        self.shutting_down = trio.Event()  # the body is over: shut down
         self.gone = trio.Event()  # every holder has returned
         self.scopes = [trio.CancelScope(shield=True) for _ in range(count)]
         self.nursery_manager = trio.open_nursery()
@@ -361,8 +363,7 @@ class TrioLifespans:
             await self.ready.wait()
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
             self.apply(protocol.interrupted(exc))
-        if protocol.serving:
-            protocol.body_started()
+        if protocol.startup_over() & BODY:
             return tuple(w for w in self.wrapped if w is not None)
         await self.finish(None)
         raise AssertionError("a failed startup always has an error")  # pragma: no cover
@@ -382,14 +383,14 @@ class TrioLifespans:
     async def finish(self, exc: BaseException | None) -> bool:
         """Shut every app down, wait for the holders, raise what matters."""
         __tracebackhide__ = True
-        self.leaving.set()
+        self.shutting_down.set()
         for wait in (self._holders_gone, self._exit_nursery):
             try:
                 await wait()
             except BaseException as interrupted:  # noqa: BLE001 - the protocol judges it
                 # Ctrl-C (or, with no apps, a cancellation): stop waiting
                 # for graceful shutdowns, but still for every task.
-                self.apply(self.protocol.interrupted_leaving(interrupted, wins=True))
+                self.apply(self.protocol.interrupted_finishing(interrupted, wins=True))
         error = self.protocol.outcome()
         if error is not None and error is not exc:
             reraise(error)
@@ -414,9 +415,13 @@ class TrioLifespans:
                 async with TrioLifespan(app, self.options) as wrapped:
                     self.wrapped[index] = wrapped
                     self.apply(self.protocol.app_started())
-                    await self.leaving.wait()
+                    await self.shutting_down.wait()
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(self.protocol.holder_failed(exc, leaving=self.leaving.is_set()))
+            self.apply(
+                self.protocol.holder_failed(
+                    exc, shutting_down=self.shutting_down.is_set()
+                )
+            )
         self.holding -= 1
         if not self.holding:
             self.gone.set()
