@@ -158,3 +158,79 @@ async def _wait(request: Request) -> PlainTextResponse:
 
 
 starlette_crashes = Starlette(routes=[Route("/wait", _wait)], lifespan=_refresher)
+
+
+# Apps for the CLI's hints, JSON output and other requests ---------------------
+
+
+async def _answer_later() -> None:
+    await asyncio.sleep(0)
+
+
+async def asyncio_tasks(scope: Scope, receive: Receive, send: Send) -> None:
+    """An asyncio-only app: its startup starts an asyncio task."""
+    if scope["type"] == "lifespan":
+        await receive()
+        # On trio: "no running event loop", before the coroutine is made.
+        await asyncio.get_running_loop().create_task(_answer_later())
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await good(scope, receive, send)  # pragma: no cover
+
+
+async def asyncio_awaits(scope: Scope, receive: Receive, send: Send) -> None:
+    """An asyncio-only app: its startup awaits an asyncio future."""
+    if scope["type"] == "lifespan":
+        await asyncio.sleep(0)  # on trio: "unrecognized yield message"
+    await good(scope, receive, send)
+
+
+def noisy_app() -> object:
+    """A factory that prints, as does the app's startup."""
+    print("making the app")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            print("starting up")
+        await good(scope, receive, send)
+
+    return app
+
+
+class Container:
+    app = good
+
+
+container = Container()
+
+
+#: What ``echo`` was sent: each request's method, path, headers and body.
+echoed: list[dict[str, Any]] = []
+
+
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """Records each request; answers 201 to a POST, 200 to anything else."""
+    if scope["type"] == "lifespan":
+        await _lifespan(scope, receive, send)
+        return
+    request = await receive()
+    echoed.append(
+        {
+            "method": scope["method"],
+            "path": scope["path"],
+            "headers": scope["headers"],
+            "body": request["body"],
+        }
+    )
+    status = 201 if scope["method"] == "POST" else 200
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def asyncio_handler(scope: Scope, receive: Receive, send: Send) -> None:
+    """Starts on any library, but its requests need asyncio."""
+    if scope["type"] == "http":
+        await asyncio.sleep(0)  # on trio: "unrecognized yield message"
+    await good(scope, receive, send)

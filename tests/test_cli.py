@@ -7,17 +7,24 @@ import json
 import math
 import re
 import runpy
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import trio
 
+import trio_lifespan
 from trio_lifespan import _cli
+from trio_lifespan._cli import _check
+from trio_lifespan._compat import BaseExceptionGroup
 from trio_lifespan._demo import _Pool, app
 from trio_lifespan._options import parse_seconds
 from trio_lifespan._types import Message
+
+from . import cli_apps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -187,11 +194,11 @@ def test_factory_and_dotted_attributes() -> None:
         ),
         (
             ["tests.cli_apps:not_an_app"],
-            "'tests.cli_apps:not_an_app' is a int, not an ASGI app (an async callable taking scope, receive and send)",
+            "'tests.cli_apps:not_an_app' is an int, not an ASGI app (an async callable taking scope, receive and send)",
         ),
         (
             ["tests.cli_apps:not_an_app", "--factory"],
-            "'tests.cli_apps:not_an_app' is a int, not a factory to call",
+            "'tests.cli_apps:not_an_app' is an int, not a factory to call",
         ),
         (
             ["tests.cli_apps:broken_factory", "--factory"],
@@ -261,10 +268,10 @@ def test_json_reports_the_error() -> None:
 def test_bad_options_are_usage_errors(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as caught:
-        check(*args)
-    assert caught.value.code == 2
-    assert message in capsys.readouterr().err
+    assert check(*args)[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: trio-lifespan check "), err
+    assert message in err
 
 
 def test_none_means_no_limit() -> None:
@@ -408,3 +415,326 @@ def test_parse_seconds_refuses_what_the_options_refuse(
 ) -> None:
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         parse_seconds("limit", text)
+
+
+# --json: one document on stdout, whatever happens ------------------------------
+
+
+def run_command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["trio-lifespan", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+        env={"PATH": str(Path(sys.executable).parent)},
+    )
+
+
+def test_json_keeps_what_the_app_prints_off_stdout() -> None:
+    done = run_command(
+        "check", "tests.cli_apps:noisy_app", "--factory", "--get", "/", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] is True
+    assert done.stderr == "making the app\nstarting up\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nocolon"], "app reference 'nocolon' must look like 'module:attribute'"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--get", "health"], "argument --get: 'health' must start with /"),
+        (["--backend", "curio"], "argument --backend: invalid choice: 'curio'"),
+    ],
+)
+def test_json_usage_errors_are_a_document_too(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out = check(*args, "--json")
+    assert status == 2
+    document = json.loads(out)
+    assert document["exit_status"] == 2
+    assert document["ok"] is False
+    assert document["error"]["phase"] == "usage"
+    assert document["error"]["message"].startswith(message)
+    assert message in capsys.readouterr().err
+
+
+def test_json_usage_error_before_the_command_is_read() -> None:
+    done = run_command("--json")
+    assert done.returncode == 2
+    document = json.loads(done.stdout)
+    assert (document["app"], document["backend"]) == (None, None)
+    assert "required: COMMAND" in document["error"]["message"]
+
+
+# Hints --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("app", "status"), [("asyncio_tasks", 3), ("asyncio_awaits", 5)]
+)
+def test_an_asyncio_only_app_on_trio_is_told_to_try_asyncio(
+    app: str, status: int
+) -> None:
+    got, out = check(f"tests.cli_apps:{app}")
+    assert got == status
+    assert "hint      the app seems to need asyncio: try --backend asyncio\n" in out
+    assert check(f"tests.cli_apps:{app}", "--backend", "asyncio")[0] == 0
+
+
+def test_a_request_that_needs_asyncio_gets_the_hint_once() -> None:
+    status, out = check("tests.cli_apps:asyncio_handler", "--get", "/", "--get", "/")
+    assert status == 7
+    assert out.count("hint") == 1
+    status, out = check(
+        "tests.cli_apps:asyncio_handler", "--get", "/", "--get", "/", "--json"
+    )
+    assert json.loads(out)["hints"] == [
+        "the app seems to need asyncio: try --backend asyncio"
+    ]
+
+
+def test_the_hint_looks_through_causes_contexts_and_groups() -> None:
+    inner = RuntimeError("no running event loop")
+    group = BaseExceptionGroup("several", [ValueError("x"), inner])
+    outer = KeyError("wrapped")
+    outer.__cause__ = outer.__context__ = group
+    checked = _check.Check([], None, 1, 1, 1, False, False)
+    assert _check.hint_for(outer, checked) == (
+        "the app seems to need asyncio: try --backend asyncio"
+    )
+    checked.backend = "asyncio"
+    assert _check.hint_for(outer, checked) == ""
+
+
+def test_a_factory_without_factory_is_told_about_it() -> None:
+    status, out = check("tests.cli_apps:make_app")
+    assert status == 2
+    assert (
+        "hint      if the app is made by calling that function, pass --factory" in out
+    )
+
+
+def test_the_not_supported_message_names_the_option() -> None:
+    status, out = check("tests.cli_apps:no_lifespan", "--json")
+    assert status == 5
+    message = json.loads(out)["error"]["message"]
+    assert message.endswith("to run it anyway, pass --allow-unsupported.")
+    assert "allow_unsupported=True" not in message
+
+
+@pytest.mark.parametrize(
+    ("app_dir", "problem"),
+    [("no_such_folder", "does not exist"), ("setup.cfg", "is not a folder")],
+)
+def test_app_dir_must_be_a_folder(
+    app_dir: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(ROOT / app_dir)
+    assert _cli.main(["check", "--app-dir", path]) == 2
+    assert capsys.readouterr().err == (
+        f"trio-lifespan: error: --app-dir {path!r}: {problem}\n"
+    )
+
+
+# Messages -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        (
+            "tests.cli_apps:container.nope",
+            "'tests.cli_apps:container' (a Container) has no attribute 'nope'",
+        ),
+        (
+            "tests.cli_apps:Settings.nope",
+            "'tests.cli_apps:Settings' (a class) has no attribute 'nope'",
+        ),
+    ],
+)
+def test_a_missing_attribute_names_the_path_it_is_missing_from(
+    reference: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert check(reference)[0] == 2
+    assert capsys.readouterr().err == (
+        f"trio-lifespan: error: {reference!r}: {message}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--get", "health"],
+            "argument --get: 'health' must start with /, as in --get /health",
+        ),
+        (
+            ["--get", "http://host/health?full=1"],
+            "argument --get: 'http://host/health?full=1' is a URL: give its path, --get /health?full=1",
+        ),
+        (
+            ["--request", "post", "https://host"],
+            "argument --request: 'https://host' is a URL: give its path, --request POST /",
+        ),
+        (
+            ["--request", "post", "items"],
+            "argument --request: 'items' must start with /, as in --request POST /items",
+        ),
+        (
+            ["--request", "/items", "POST"],
+            "argument --request: '/items' is not an HTTP method (GET, POST...)",
+        ),
+        (
+            ["--header", "x-token"],
+            "argument --header: 'x-token' is not a header: give NAME:VALUE",
+        ),
+        (
+            ["tests.cli_apps:good", "--expect", "200"],
+            "--expect applies to the requests, and none is sent: add --get PATH or --request METHOD PATH",
+        ),
+        (["tests.cli_apps:good", "--data", "x"], "--data applies to the requests"),
+        (
+            ["tests.cli_apps:good", "--header", "a:b"],
+            "--header applies to the requests",
+        ),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_usage_errors_show_the_check_usage_and_the_fix(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert check(*args)[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: trio-lifespan check "), err
+    assert f"\ntrio-lifespan check: error: {message}" in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        _cli.main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"trio-lifespan {trio_lifespan.__version__}\n"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ctrl_c_is_one_line_and_status_130(
+    as_json: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def interrupted(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli, "check_on", interrupted)
+    status, out = check("--get", "/", *(["--json"] if as_json else []))
+    assert status == 130
+    assert capsys.readouterr().err == "trio-lifespan: interrupted (Ctrl-C)\n"
+    if as_json:
+        assert json.loads(out)["error"]["type"] == "KeyboardInterrupt"
+    else:
+        assert out.splitlines() == ["checking trio_lifespan._demo:app on trio"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_ctrl_c_in_the_real_command(backend: str) -> None:
+    command = subprocess.Popen(
+        [
+            "trio-lifespan",
+            "check",
+            "tests.cli_apps:good",
+            "--get",
+            "/slow",
+            "--request-timeout",
+            "none",
+            "--backend",
+            backend,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": str(Path(sys.executable).parent)},
+    )
+    assert command.stdout is not None
+    while not command.stdout.readline().startswith("startup"):
+        pass  # pragma: no cover - the line after "checking"
+    time.sleep(0.2)  # the request is under way
+    command.send_signal(signal.SIGINT)
+    _, err = command.communicate(timeout=30)
+    assert command.returncode == 130
+    assert err == "trio-lifespan: interrupted (Ctrl-C)\n"
+
+
+# --traceback, and requests beyond GET ---------------------------------------------
+
+
+def test_traceback_of_a_request_that_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check("tests.cli_apps:good", "--get", "/boom", "--traceback")[0] == 7
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert err.rstrip().endswith("ValueError: handler exploded")
+
+
+def test_requests_with_methods_headers_and_data() -> None:
+    cli_apps.echoed.clear()
+    status, out = check(
+        "tests.cli_apps:echo",
+        "--request",
+        "post",
+        "/items",
+        "--get",
+        "/items?page=2",
+        "--header",
+        "Content-Type: application/json",
+        "--header",
+        "host:example.com",
+        "--data",
+        '{"name": "é"}',
+    )
+    assert status == 0, out
+    assert re.search(r"^POST      201 +\d+\.\d ms  /items  ok$", out, re.MULTILINE)
+    assert re.search(r"^GET       200 +\d+\.\d ms  /items\?page=2  ok$", out, re.M)
+    body = '{"name": "é"}'.encode()
+    headers = [
+        (b"user-agent", b"trio-lifespan"),
+        (b"content-type", b"application/json"),
+        (b"host", b"example.com"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    assert cli_apps.echoed == [
+        {"method": "POST", "path": "/items", "headers": headers, "body": body},
+        {"method": "GET", "path": "/items", "headers": headers, "body": body},
+    ]
+
+
+def test_a_given_content_length_is_kept_and_statuses_apply() -> None:
+    cli_apps.echoed.clear()
+    status, out = check(
+        "tests.cli_apps:echo",
+        "--request",
+        "PUT",
+        "/x",
+        "--request",
+        "POST",
+        "/x",
+        "--data",
+        "abc",
+        "--header",
+        "Content-Length: 3",
+        "--expect",
+        "200",
+        "--json",
+    )
+    assert status == 7
+    document = json.loads(out)
+    assert [(r["method"], r["status"], r["ok"]) for r in document["requests"]] == [
+        ("PUT", 200, True),
+        ("POST", 201, False),
+    ]
+    assert cli_apps.echoed[0]["headers"][-1] == (b"content-length", b"3")

@@ -13,13 +13,17 @@ the console script. The rooms behind it: :mod:`._load` loads the app,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 import traceback
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
+from urllib.parse import urlsplit
 
 from .._options import parse_seconds
-from ._check import EXIT_STATUSES, EXIT_USAGE, Check, check_on
-from ._load import DEMO_APP, UsageError, load_app
+from .._version import __version__
+from ._check import EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, Check, check_on
+from ._load import DEMO_APP, UsageError, load_app, looks_like_factory
 from ._report import Report
 
 if TYPE_CHECKING:
@@ -47,24 +51,68 @@ def _status(text: str) -> int:
     return int(text)
 
 
+class _ParserError(Exception):
+    """A usage error found by ``parser``: ``main`` says it, as text or JSON."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors ``main`` reports (and can put in JSON)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _ParserError(self, message)
+
+
+def _header(text: str) -> tuple[str, str]:
+    """``NAME:VALUE`` as a pair; else a usage error."""
+    name, colon, value = text.partition(":")
+    if not colon or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a header: give NAME:VALUE, as in "
+            "--header 'content-type: application/json'"
+        )
+    return name, value.strip()
+
+
+def _request(option: str, method: str, path: str) -> str | None:
+    """What is wrong with the request ``method path``, or ``None``."""
+    if not re.fullmatch(r"[A-Za-z]+", method):
+        return f"argument {option}: {method!r} is not an HTTP method (GET, POST...)"
+    if path.startswith("/"):
+        return None
+    shown = "--get" if option == "--get" else f"--request {method.upper()}"
+    if "://" in path:
+        url = urlsplit(path)
+        fixed = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        return f"argument {option}: {path!r} is a URL: give its path, {shown} {fixed}"
+    return f"argument {option}: {path!r} must start with /, as in {shown} /{path}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``trio-lifespan`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="trio-lifespan",
         description="Run an ASGI app's lifespan without a server.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser(
         "check",
         help="start the app, send it requests, shut it down, and say how it went",
         description=(
-            "Start an ASGI app (its lifespan startup), send it GET requests as "
+            "Start an ASGI app (its lifespan startup), send it requests as "
             "plain ASGI calls, then shut it down, printing each step with its "
             "duration. No server is started."
         ),
         epilog=EXIT_STATUSES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    check.set_defaults(command_parser=check)  # for errors found after parsing
     check.add_argument(
         "app",
         nargs="?",
@@ -87,9 +135,32 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--get",
         action="append",
-        default=[],
+        dest="requests",
+        type=lambda path: ("GET", path),
         metavar="PATH",
         help="send GET PATH once the app has started (repeatable; in order)",
+    )
+    check.add_argument(
+        "--request",
+        action="append",
+        dest="requests",
+        nargs=2,
+        metavar=("METHOD", "PATH"),
+        help="send METHOD PATH (repeatable; in order with --get)",
+    )
+    check.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        type=_header,
+        metavar="NAME:VALUE",
+        help="a header sent with every request (repeatable)",
+    )
+    check.add_argument(
+        "--data",
+        default="",
+        metavar="TEXT",
+        help="the body sent with every request, as UTF-8",
     )
     check.add_argument(
         "--expect",
@@ -150,26 +221,87 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         The exit status.
     """
     stream = sys.stdout if out is None else out
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in argv  # before parsing: its errors are JSON too
+    report = Report("", "", as_json, stream)
+    # With --json, whatever the app prints goes to stderr: stdout is for the
+    # one document (``report`` holds on to the real stdout).
+    app_output: contextlib.AbstractContextManager[object] = (
+        contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    )
+    try:
+        with app_output:
+            return _run(argv, report)
+    except _ParserError as exc:
+        exc.parser.print_usage(sys.stderr)
+        return _usage_error(report, str(exc), exc.parser.prog)
+    except UsageError as exc:
+        return _usage_error(report, str(exc))
+    except KeyboardInterrupt:
+        print("trio-lifespan: interrupted (Ctrl-C)", file=sys.stderr)
+        if as_json:
+            report.interrupted()
+            report.finish(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+
+
+def _usage_error(report: Report, message: str, prog: str = "trio-lifespan") -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    if report.as_json:
+        report.usage_error(message)
+        report.finish(EXIT_USAGE)
+    return EXIT_USAGE
+
+
+def _run(argv: list[str], report: Report) -> int:
+    """Parse ``argv``, load the app and check it; usage errors raise."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    check_parser: argparse.ArgumentParser = args.command_parser
+    if extra:  # the command's usage, not the program's
+        check_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     reference = args.app or DEMO_APP
+    report.app, report.backend = reference, args.backend
+    given: list[tuple[str, str]] = []
+    parsed: list[tuple[str, str] | list[str]] = args.requests or []
+    for request in parsed:  # --get: ("GET", PATH); --request: [METHOD, PATH]
+        option = "--get" if isinstance(request, tuple) else "--request"
+        method, path = request[0], request[1]
+        problem = _request(option, method, path)
+        if problem:
+            check_parser.error(problem)
+        given.append((method.upper(), path))
+    requests = given or ([] if args.app else [("GET", "/"), ("GET", "/health")])
+    if not requests:
+        for name, used in [
+            ("--expect", args.expect is not None),
+            ("--header", args.header),
+            ("--data", args.data),
+        ]:
+            if used:
+                check_parser.error(
+                    f"{name} applies to the requests, and none is sent: "
+                    "add --get PATH or --request METHOD PATH"
+                )
     try:
         app = load_app(reference, factory=args.factory, app_dir=args.app_dir)
     except UsageError as exc:
-        print(f"trio-lifespan: error: {exc}", file=sys.stderr)
         if args.traceback and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__, file=sys.stderr)
-        return EXIT_USAGE
-    paths = args.get or ([] if args.app else ["/", "/health"])  # the demo answers
-    report = Report(reference, args.backend, args.json, stream)
+        raise
     report.say(f"checking {reference} on {args.backend}")
     check = Check(
-        paths=paths,
+        requests=requests,
         expect=args.expect,
         startup_timeout=args.startup_timeout,
         shutdown_timeout=args.shutdown_timeout,
         request_timeout=args.request_timeout,
         allow_unsupported=args.allow_unsupported,
         show_traceback=args.traceback,
+        headers=args.header,
+        body=args.data.encode(),
+        backend=args.backend,
+        maybe_factory=not args.factory and looks_like_factory(app),
     )
     status = check_on(args.backend, app, check, report)
     report.finish(status)

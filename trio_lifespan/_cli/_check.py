@@ -9,10 +9,11 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._backend import backend_named
+from .._compat import BaseExceptionGroup
 from .._errors import (
     LifespanCrashed,
     LifespanNotASGIApp,
@@ -20,6 +21,7 @@ from .._errors import (
     LifespanProtocolError,
     LifespanTimeout,
 )
+from .._exceptions import members
 from .._open import open_lifespan
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ EXIT_TIMEOUT = 6
 EXIT_BAD_STATUS = 7
 EXIT_PROTOCOL = 8
 EXIT_CRASHED = 9
+#: A check stopped by Ctrl-C: 128 + SIGINT, as shells say it.
+EXIT_INTERRUPTED = 130
 
 EXIT_STATUSES = f"""\
 exit statuses:
@@ -49,6 +53,7 @@ exit statuses:
   {EXIT_BAD_STATUS}  a request got an unexpected status, or raised
   {EXIT_PROTOCOL}  the app broke the ASGI lifespan protocol
   {EXIT_CRASHED}  the app's lifespan crashed while it was running (after its startup)
+  {EXIT_INTERRUPTED}  stopped by Ctrl-C
 """
 
 TIMED_OUT = "no response in time (see --request-timeout)"
@@ -59,22 +64,31 @@ class Check:
     """What to check, from the command line.
 
     Attributes:
-        paths: The paths to ``GET``, in order.
+        requests: The requests to send, in order: ``(method, path)``.
         expect: The status every request must get; ``None`` for any 2xx or 3xx.
         startup_timeout: The startup's limit in seconds (``math.inf``: none).
         shutdown_timeout: The shutdown's limit in seconds (``math.inf``: none).
         request_timeout: Each request's limit in seconds (``math.inf``: none).
         allow_unsupported: Whether an app without lifespan support still runs.
         show_traceback: Whether an error's traceback goes to stderr.
+        headers: Headers sent with every request, ``(name, value)``.
+        body: The body sent with every request.
+        backend: The library the app runs on (for the hints).
+        maybe_factory: Whether the app is a plain function that was not
+            called: if it cannot be run, ``--factory`` is suggested.
     """
 
-    paths: list[str]
+    requests: list[tuple[str, str]]
     expect: int | None
     startup_timeout: float
     shutdown_timeout: float
     request_timeout: float
     allow_unsupported: bool
     show_traceback: bool
+    headers: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
+    body: bytes = b""
+    backend: str = "trio"
+    maybe_factory: bool = False
 
 
 def check_on(library: str, app: ASGIApp, check: Check, report: Report) -> int:
@@ -97,22 +111,45 @@ def _expected(status: int, expect: int | None) -> bool:
     return status == expect if expect is not None else 200 <= status < 400
 
 
-async def _get(
-    app: ASGIApp, path: str, backend: Backend, seconds: float
-) -> tuple[int | None, str]:
-    """Send ``GET path`` through ``app``; returns the status and any problem."""
+def _headers(check: Check) -> list[tuple[bytes, bytes]]:
+    """The request's headers: the defaults, then ``--header`` (which win), then
+    the body's length."""
+    given = {name.lower() for name, _ in check.headers}
+    headers = [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in [("host", "localhost"), ("user-agent", "trio-lifespan")]
+        if name not in given
+    ]
+    headers += [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in check.headers
+    ]
+    if check.body and "content-length" not in given:
+        headers.append((b"content-length", str(len(check.body)).encode()))
+    return headers
+
+
+async def _send(
+    app: ASGIApp, method: str, path: str, check: Check, backend: Backend
+) -> tuple[int | None, str, BaseException | None]:
+    """Send ``method path`` through ``app``.
+
+    Returns:
+        The status (``None`` if none came), any problem, and the exception
+        the app raised, if it raised one.
+    """
     raw_path, _, query = path.partition("?")
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": raw_path,
         "raw_path": raw_path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"localhost"), (b"user-agent", b"trio-lifespan")],
+        "headers": _headers(check),
         "client": ("127.0.0.1", 0),
         "server": ("localhost", 80),
     }
@@ -124,7 +161,7 @@ async def _get(
         nonlocal requested
         if not requested:
             requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": check.body, "more_body": False}
         await finished.wait()
         return {"type": "http.disconnect"}
 
@@ -148,15 +185,15 @@ async def _get(
             # request (not the whole check, and never silently).
             failures.append(exc)
 
-    in_time = await backend.within(seconds, call)
+    in_time = await backend.within(check.request_timeout, call)
     if failures:
         exc = failures[0]
-        return (status[0] if status else None), f"{type(exc).__name__}: {exc}"
+        return (status[0] if status else None), f"{type(exc).__name__}: {exc}", exc
     if not in_time:
-        return None, TIMED_OUT
+        return None, TIMED_OUT, None
     if not status:
-        return None, "the app returned without sending a response"
-    return status[0], ""
+        return None, "the app returned without sending a response", None
+    return status[0], "", None
 
 
 async def run_check(
@@ -192,10 +229,10 @@ async def run_check(
                 **({} if wrapped.supported else {"lifespan": False}),
             )
             phase = "requests"
-            for path in check.paths:
+            for method, path in check.requests:
                 began = time.perf_counter()
-                status, problem = await _get(
-                    wrapped, path, backend, check.request_timeout
+                status, problem, raised = await _send(
+                    wrapped, method, path, check, backend
                 )
                 ok = (
                     not problem
@@ -205,7 +242,18 @@ async def run_check(
                 if not problem and not ok:
                     wanted = check.expect if check.expect is not None else "2xx or 3xx"
                     problem = f"expected {wanted}"
-                report.request(path, status, ok, time.perf_counter() - began, problem)
+                report.request(
+                    method,
+                    path,
+                    status=status,
+                    ok=ok,
+                    seconds=time.perf_counter() - began,
+                    problem=problem,
+                )
+                if raised is not None:
+                    report.hint(hint_for(raised, check))
+                    if check.show_traceback:
+                        traceback.print_exception(raised, file=sys.stderr)
                 if not ok:
                     failures.add(
                         EXIT_TIMEOUT if problem == TIMED_OUT else EXIT_BAD_STATUS
@@ -216,6 +264,7 @@ async def run_check(
     except Exception as exc:  # noqa: BLE001 - the app's failure, reported
         status, phase = _classify(exc, phase)
         report.failure(phase, exc)
+        report.hint(hint_for(exc, check))
         if check.show_traceback:
             traceback.print_exception(exc, file=sys.stderr)
         return status
@@ -243,3 +292,33 @@ def _classify(exc: Exception, phase: str) -> tuple[int, str]:
     if phase == "startup":
         return EXIT_STARTUP_FAILED, phase
     return EXIT_SHUTDOWN_FAILED, "shutdown"
+
+
+#: What an asyncio-only app says when it runs on trio.
+_ASYNCIO_ONLY = ("unrecognized yield message", "no running event loop")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, its causes and contexts, and a group's members, each once."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        one = todo.pop()
+        if any(one is known for known in seen):
+            continue
+        seen.append(one)
+        if isinstance(one, BaseExceptionGroup):
+            todo += members(one)  # pyright: ignore[reportUnknownArgumentType]
+        todo += [e for e in (one.__cause__, one.__context__) if e is not None]
+    return seen
+
+
+def hint_for(exc: BaseException, check: Check) -> str:
+    """What to try when ``exc`` ended the check or a request; ``""`` if nothing."""
+    if isinstance(exc, LifespanNotASGIApp) and check.maybe_factory:
+        return "if the app is made by calling that function, pass --factory"
+    if check.backend == "trio" and any(
+        text in str(one) for one in _chain(exc) for text in _ASYNCIO_ONLY
+    ):
+        return "the app seems to need asyncio: try --backend asyncio"
+    return ""

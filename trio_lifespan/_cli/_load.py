@@ -7,6 +7,7 @@ the command line prints as one line (exit status 2).
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -43,26 +44,31 @@ def load_app(reference: str, *, factory: bool, app_dir: str) -> ASGIApp:
             f"app reference {reference!r} must look like 'module:attribute', "
             "for example 'myproject.main:app'"
         )
-    sys.path.insert(0, str(Path(app_dir).resolve()))
+    folder = Path(app_dir)
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"--app-dir {app_dir!r}: {problem}")
+    sys.path.insert(0, str(folder.resolve()))
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
         raise UsageError(
             f"could not import module {module_name!r}: {type(exc).__name__}: {exc}"
         ) from exc
+    what = f"module {module_name!r}"
+    done: list[str] = []
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise UsageError(
-                f"{reference!r}: {type(obj).__name__} {getattr(obj, '__name__', '')!r}"
-                f" has no attribute {part!r}"
+                f"{reference!r}: {what} has no attribute {part!r}"
             ) from None
+        done.append(part)
+        what = f"{module_name + ':' + '.'.join(done)!r} ({_kind(obj)})"
     if factory:
         if not callable(obj):
-            raise UsageError(
-                f"{reference!r} is a {type(obj).__name__}, not a factory to call"
-            )
+            raise UsageError(f"{reference!r} is {_kind(obj)}, not a factory to call")
         try:
             obj = obj()
         except Exception as exc:
@@ -71,7 +77,18 @@ def load_app(reference: str, *, factory: bool, app_dir: str) -> ASGIApp:
             ) from exc
     if not callable(obj):
         raise UsageError(
-            f"{reference!r} is a {type(obj).__name__}, not an ASGI app (an async "
+            f"{reference!r} is {_kind(obj)}, not an ASGI app (an async "
             "callable taking scope, receive and send)"
         )
     return cast("ASGIApp", obj)  # callable, imported by name: trust it as an app
+
+
+def _kind(obj: object) -> str:
+    """What ``obj`` is, with its article: ``a Settings``, ``an int``, ``a class``."""
+    name = "class" if isinstance(obj, type) else type(obj).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def looks_like_factory(obj: object) -> bool:
+    """Whether ``obj`` is a plain (not async) function: maybe a factory."""
+    return inspect.isfunction(obj) and not inspect.iscoroutinefunction(obj)

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .._errors import LifespanNotSupported
 from ._check import EXIT_OK
 
 
@@ -14,13 +15,15 @@ class Report:
     """What the check saw, printed as it happens (or as JSON at the end).
 
     Attributes:
-        app: The app's reference, as the command line named it.
-        backend: The library the app runs on.
+        app: The app's reference, as the command line named it (``""``
+            until the command line is read).
+        backend: The library the app runs on (``""`` until then).
         as_json: Whether to print one JSON document at the end instead of lines.
         out: Where to print.
         phases: ``startup`` and ``shutdown``: how each went.
         requests: Each request: its path, status, duration and any problem.
         error: The failure that ended the check, if one did.
+        hints: What to try, for the failures seen (each once, in order).
     """
 
     app: str
@@ -30,6 +33,7 @@ class Report:
     phases: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     requests: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
     error: dict[str, Any] | None = None
+    hints: list[str] = field(default_factory=list[str])
 
     def say(self, line: str) -> None:
         """Print ``line`` now, unless the report is JSON."""
@@ -55,11 +59,19 @@ class Report:
         self.say(f"{name:<9} ok  {_ms(seconds)}{extra}")
 
     def request(
-        self, path: str, status: int | None, ok: bool, seconds: float, problem: str
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int | None,
+        ok: bool,
+        seconds: float,
+        problem: str,
     ) -> None:
-        """Record one ``GET path``.
+        """Record one request, ``method path``.
 
         Args:
+            method: The request's method: ``GET``, ``POST``...
             path: The path asked for.
             status: The status the app sent, or ``None`` if it sent none.
             ok: Whether the request went as expected.
@@ -68,7 +80,7 @@ class Report:
         """
         self.requests.append(
             {
-                "method": "GET",
+                "method": method,
                 "path": path,
                 "status": status,
                 "ok": ok,
@@ -78,27 +90,49 @@ class Report:
         )
         shown = "---" if status is None else str(status)
         verdict = "ok" if ok else f"FAILED: {problem}"
-        self.say(f"{'GET':<9} {shown:<4}{_ms(seconds)}  {path}  {verdict}")
+        self.say(f"{method:<9} {shown:<4}{_ms(seconds)}  {path}  {verdict}")
 
     def failure(self, phase: str, exc: BaseException) -> None:
         """Record the failure that ended the check, in ``phase``."""
-        text = f"{type(exc).__name__}: {exc}"
-        self.error = {"phase": phase, "type": type(exc).__name__, "message": str(exc)}
+        message = str(exc)
+        if isinstance(exc, LifespanNotSupported):  # say it as the option
+            message = message.replace("allow_unsupported=True", "--allow-unsupported")
+        text = f"{type(exc).__name__}: {message}"
+        self.error = {"phase": phase, "type": type(exc).__name__, "message": message}
         self.phases.setdefault(phase, {"ok": False})
         self.say(f"{phase:<9} FAILED  {text}")
+
+    def hint(self, text: str) -> None:
+        """Record and say what to try, ``text``, unless empty or said already."""
+        if text and text not in self.hints:
+            self.hints.append(text)
+            self.say(f"{'hint':<9} {text}")
+
+    def usage_error(self, message: str) -> None:
+        """Record that the command line or the app could not be used."""
+        self.error = {"phase": "usage", "type": "UsageError", "message": message}
+
+    def interrupted(self) -> None:
+        """Record that Ctrl-C stopped the check."""
+        self.error = {
+            "phase": "interrupted",
+            "type": "KeyboardInterrupt",
+            "message": "stopped by Ctrl-C",
+        }
 
     def finish(self, status: int) -> None:
         """Say how the check ended: its verdict line, or the whole JSON document."""
         if self.as_json:
             document = {
-                "app": self.app,
-                "backend": self.backend,
+                "app": self.app or None,
+                "backend": self.backend or None,
                 "ok": status == EXIT_OK,
                 "exit_status": status,
                 "startup": self.phases.get("startup"),
                 "requests": self.requests,
                 "shutdown": self.phases.get("shutdown"),
                 "error": self.error,
+                "hints": self.hints,
             }
             json.dump(document, self.out, indent=2)
             print(file=self.out)
