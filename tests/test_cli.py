@@ -738,3 +738,102 @@ def test_a_given_content_length_is_kept_and_statuses_apply() -> None:
         ("POST", 201, False),
     ]
     assert cli_apps.echoed[0]["headers"][-1] == (b"content-length", b"3")
+
+
+# Every message of the issue, from the installed command ------------------------------
+
+MESSAGES = [
+    pytest.param(
+        ["check", "tests.cli_apps:asyncio_tasks"],
+        3,
+        "hint      the app seems to need asyncio: try --backend asyncio",
+        id="asyncio-only app on trio",
+    ),
+    pytest.param(
+        ["check", "tests.cli_apps:no_lifespan"],
+        5,
+        "to run it anyway, pass --allow-unsupported.",
+        id="not supported names the option",
+    ),
+    pytest.param(
+        ["check", "tests.cli_apps:make_app"],
+        2,
+        "--factory",
+        id="a factory without --factory",
+    ),
+    pytest.param(
+        ["check", "--app-dir", "/nonexistent", "tests.cli_apps:good"],
+        2,
+        "does not exist",
+        id="a missing --app-dir",
+    ),
+    pytest.param(
+        ["check", "tests.cli_apps:container.nope"],
+        2,
+        "has no attribute 'nope'",
+        id="a missing attribute on a container",
+    ),
+    pytest.param(
+        ["check", "tests.cli_apps:not_an_app"],
+        2,
+        "is an int, not an ASGI app",
+        id="not an app: a/an",
+    ),
+    pytest.param(
+        ["check", "--get", "health"],
+        2,
+        "'health' must start with /, as in --get /health",
+        id="a path without its slash",
+    ),
+    pytest.param(
+        ["check", "--get", "http://host/health"],
+        2,
+        "is a URL: give its path, --get /health",
+        id="a URL instead of a path",
+    ),
+    pytest.param(
+        ["check", "tests.cli_apps:good", "--expect", "200"],
+        2,
+        "--expect",
+        id="--expect without a request",
+    ),
+    pytest.param(
+        ["check", "--bogus"],
+        2,
+        "usage: trio-lifespan check",
+        id="an unknown option shows check's usage",
+    ),
+    pytest.param(
+        ["check", "tests.cli_apps:good", "--get", "/boom", "--traceback"],
+        7,
+        "ValueError: handler exploded",
+        id="--traceback shows a request's traceback",
+    ),
+    pytest.param(
+        [
+            "check",
+            "tests.cli_apps:echo",
+            "--request",
+            "POST",
+            "/echo",
+            "--header",
+            "x-token: 1",
+            "--data",
+            "hello",
+        ],
+        0,
+        "POST",
+        id="--request with --header and --data",
+    ),
+    pytest.param(["--version"], 0, "trio-lifespan ", id="--version"),
+]
+
+
+@pytest.mark.parametrize(("args", "status", "shown"), MESSAGES)
+def test_each_message_from_the_installed_command(
+    args: list[str], status: int, shown: str
+) -> None:
+    done = run_command(*args)
+    assert done.returncode == status, done.stdout + done.stderr
+    assert shown in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr or "--traceback" in args
