@@ -241,23 +241,20 @@ def _fields(message: object) -> Mapping[str, object] | None:
     return None
 
 
-def raised_by_the_call(exc: BaseException | None, depth: int = 1) -> bool:
+def raised_by_the_call(exc: BaseException | None) -> bool:
     """Whether ``exc`` came from calling the app, before any of its code ran.
 
-    Pass what the I/O layer caught around ``await app(scope, receive, send)``,
-    and ``depth``, how many frames of ours the traceback holds down to the one
-    that made the call: then an exception whose traceback ends in that frame
-    came from the call or the ``await`` themselves (wrong arguments, nothing
-    to await), not from inside the app.
+    Pass what the I/O layer caught around ``await app(scope, receive, send)``
+    in the frame that made the call (both drivers see a traceback that starts
+    there): then an exception whose traceback ends in that frame came from the
+    call or the ``await`` themselves (wrong arguments, nothing to await), not
+    from inside the app.
     """
-    if not isinstance(exc, TypeError):
-        return False
-    frames = 0
-    tb = exc.__traceback__
-    while tb is not None:
-        frames += 1
-        tb = tb.tb_next
-    return frames == depth
+    return (
+        isinstance(exc, TypeError)
+        and exc.__traceback__ is not None
+        and exc.__traceback__.tb_next is None
+    )
 
 
 def lifespan_scope(state: dict[str, Any]) -> dict[str, Any]:

@@ -283,7 +283,7 @@ class TrioLifespan:
         exc = result.error if type(result) is outcome.Error else None
         # acapture leaves its own frame out: an error raised right in _call's
         # came from calling the app, not from its code.
-        at_call = raised_by_the_call(exc, depth=1)
+        at_call = raised_by_the_call(exc)
         if not at_call:
             self.apply(self.deadline_check())
         self.apply(self.protocol.app_exit(exc, at_call=at_call))
