@@ -300,17 +300,17 @@ _ASYNCIO_ONLY = ("unrecognized yield message", "no running event loop")
 
 def _chain(exc: BaseException) -> list[BaseException]:
     """``exc``, its causes and contexts, and a group's members, each once."""
-    seen: list[BaseException] = []
+    seen: dict[int, BaseException] = {}  # by identity: exceptions may compare equal
     todo = [exc]
     while todo:
         one = todo.pop()
-        if any(one is known for known in seen):
+        if id(one) in seen:
             continue
-        seen.append(one)
+        seen[id(one)] = one
         if isinstance(one, BaseExceptionGroup):
             todo += members(one)  # pyright: ignore[reportUnknownArgumentType]
         todo += [e for e in (one.__cause__, one.__context__) if e is not None]
-    return seen
+    return list(seen.values())
 
 
 def hint_for(exc: BaseException, check: Check) -> str:
