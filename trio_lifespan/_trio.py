@@ -347,8 +347,6 @@ class TrioLifespans:
         self.scopes = [trio.CancelScope(shield=True) for _ in range(count)]
         self.nursery_manager = trio.open_nursery()
         self.body_scope: trio.CancelScope | None = None
-        if not count:
-            self.gone.set()
 
     @enable_ki_protection
     async def __aenter__(self) -> tuple[LifespanApp[Any], ...]:
