@@ -359,6 +359,17 @@ def test_the_console_script_and_dash_m_entry_points(
     monkeypatch.setattr(
         sys, "argv", ["python -m trio_lifespan", "check", "--get", "/x"]
     )
+    # Without pytest's import hook: it rewrites the asserts of packages that
+    # have a pytest plugin (ours), and cannot hand runpy a module's code.
+    monkeypatch.setattr(
+        sys,
+        "meta_path",
+        [
+            finder
+            for finder in sys.meta_path
+            if "AssertionRewrit" not in type(finder).__name__
+        ],
+    )
     with pytest.raises(SystemExit) as caught:
         runpy.run_module("trio_lifespan", run_name="__main__")
     assert caught.value.code == 7

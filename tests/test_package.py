@@ -62,9 +62,23 @@ def test_errors_pickle_with_their_data(error: LifespanError) -> None:
 
 
 def test_the_public_names() -> None:
-    public = {name for name in dir(trio_lifespan) if not name.startswith("_")}
-    assert set(trio_lifespan.__all__) == public | {"__version__"}
+    # (pytest adds names that are not identifiers when it rewrites asserts.)
+    public = {
+        name
+        for name in dir(trio_lifespan)
+        if not name.startswith("_") and name.isidentifier()
+    }
+    # LifespanClient needs httpx: out of __all__, so `import *` never loads it.
+    assert set(trio_lifespan.__all__) == public - {"LifespanClient"} | {"__version__"}
+    assert "LifespanClient" in public
     assert trio_lifespan.__version__
+
+
+def test_the_client_class_is_documented_and_named_where_found() -> None:
+    cls = trio_lifespan.LifespanClient
+    assert cls.__module__ == "trio_lifespan"
+    assert cls.__doc__
+    assert len(cls.__doc__.strip()) > 20
 
 
 def test_the_default_task_status_names_itself() -> None:

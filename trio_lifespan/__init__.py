@@ -10,7 +10,8 @@ points); ``_backend`` (which driver), ``_options`` (argument checks);
 ``_trio``, ``_asyncio`` (the drivers: I/O only); ``_protocol`` (every
 decision, no I/O), ``_exceptions`` (composing exceptions); ``_state`` (the
 yielded app), ``_errors``, ``_types``, ``_compat``; ``_cli`` (the command
-line). docs/design.rst says more.
+line); ``_client`` and ``_httpx`` (``open_client``: the one module that
+imports httpx), ``_pytest_plugin`` (the fixtures). docs/design.rst says more.
 """
 
 from importlib import import_module as _import_module
@@ -33,6 +34,8 @@ from ._state import LifespanApp as LifespanApp
 from ._version import __version__ as __version__
 
 if _TYPE_CHECKING:
+    from ._client import open_client as open_client
+    from ._httpx import LifespanClient as LifespanClient
     from ._manager import LifespanManager as LifespanManager
     from ._serve import (
         TASK_STATUS_IGNORED as TASK_STATUS_IGNORED,
@@ -41,11 +44,14 @@ if _TYPE_CHECKING:
     )
 
 # Loaded on first use: a program that only opens lifespans does not pay for
-# the drop-in manager or the nursery.start helper when it imports us.
+# the drop-in manager, the nursery.start helper or the client (and httpx,
+# which may not even be installed) when it imports us.
 _LAZY = {
+    "LifespanClient": "._httpx",
     "LifespanManager": "._manager",
     "TASK_STATUS_IGNORED": "._serve",
     "TaskStatus": "._serve",
+    "open_client": "._client",
     "serve_lifespan": "._serve",
 }
 
@@ -65,6 +71,7 @@ __all__ = [
     "LifespanUnavailable",
     "TaskStatus",
     "__version__",
+    "open_client",
     "open_lifespan",
     "open_lifespans",
     "serve_lifespan",

@@ -1,0 +1,103 @@
+"""``open_client``: an httpx client whose requests go to an app with its lifespan.
+
+This module does not import httpx: :func:`open_client` does, when it is
+called, so that importing the package costs nothing for those who never use
+the client, and a missing httpx is one clear error at the call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from ._options import check_app, check_options
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from ._httpx import LifespanClient
+    from ._state import AppT
+
+#: What to install for the client, said by every error about a missing part.
+EXTRA = "pip install 'trio-lifespan[client]'"
+
+# Client arguments that would cut the client off from the app: the transport
+# is ours, and mounts would send some requests elsewhere.
+_OURS = ("transport", "mounts")
+
+
+def open_client(
+    app: AppT,
+    *,
+    startup_timeout: float | None = 5.0,
+    shutdown_timeout: float | None = 5.0,
+    allow_unsupported: bool = False,
+    base_url: str = "http://testserver",
+    **client_options: Any,
+) -> AbstractAsyncContextManager[LifespanClient[AppT]]:
+    """Run an app's lifespan and yield an httpx client that sends it requests.
+
+    ::
+
+        async with open_client(app) as client:
+            response = await client.get("/users")  # the startup has run
+            client.lifespan.state["db"]             # the lifespan's state
+
+    On entry the app's lifespan is opened as :func:`open_lifespan` opens it,
+    then the client. The client is a :class:`httpx.AsyncClient` (a subclass,
+    :class:`LifespanClient`), so every httpx feature works; its transport
+    calls the app through the :class:`LifespanApp`, so each request sees a
+    copy of the lifespan state, and :attr:`LifespanClient.lifespan` is that
+    :class:`LifespanApp`. On exit the client is closed, then the lifespan:
+    every failure comes out as it comes out of :func:`open_lifespan`.
+
+    Websockets: when `httpx-ws <https://frankie567.github.io/httpx-ws/>`_ is
+    installed, ``async with httpx_ws.aconnect_ws("/ws", client) as ws:``
+    talks to the app's websocket routes, which see the lifespan state too.
+
+    Args:
+        app: The ASGI app.
+        startup_timeout: As for :func:`open_lifespan`.
+        shutdown_timeout: As for :func:`open_lifespan`.
+        allow_unsupported: As for :func:`open_lifespan`.
+        base_url: The URL that relative request URLs are joined to.
+        **client_options: Passed to :class:`httpx.AsyncClient`: ``headers``,
+            ``cookies``, ``params``, ``auth``, ``follow_redirects``,
+            ``timeout``, ``event_hooks``, ... All but ``transport`` and
+            ``mounts``, which would send requests somewhere else.
+
+    Returns:
+        An async context manager that yields a :class:`LifespanClient`.
+
+    Raises:
+        ModuleNotFoundError: httpx is not installed; the message says what to
+            install (``pip install 'trio-lifespan[client]'``). A websocket
+            request without httpx-ws installed says the same.
+        TypeError: An option is of the wrong type, or not one that
+            :class:`httpx.AsyncClient` takes, or is ``transport`` or
+            ``mounts``.
+
+    And everything :func:`open_lifespan` raises, in the same cases.
+    """
+    check_app(app)
+    options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
+    for name in _OURS:
+        if name in client_options:
+            raise TypeError(
+                f"open_client() got {name}=, but the client's transport is its "
+                "own: it sends every request to the app given to open_client. "
+                "To use another transport, open the lifespan with "
+                "open_lifespan() and make the httpx client yourself"
+            )
+    try:
+        from . import _httpx  # noqa: PLC0415 - httpx only for those who use it
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in ("httpx", "httpcore"):
+            raise
+        raise ModuleNotFoundError(
+            f"open_client() needs httpx, which is not installed: {EXTRA}",
+            name=exc.name,
+        ) from exc
+    return cast(
+        "AbstractAsyncContextManager[LifespanClient[AppT]]",
+        _httpx.OpenClient(app, options, base_url, client_options),
+    )
