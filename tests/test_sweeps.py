@@ -80,7 +80,7 @@ from starlette.applications import Starlette
 from typing_extensions import TypeVarTuple, Unpack
 
 import trio_lifespan
-from trio_lifespan import LifespanError, open_lifespan, open_lifespans
+from trio_lifespan import LifespanError, open_client, open_lifespan, open_lifespans
 from trio_lifespan._types import AnyASGIApp, Receive, Scope, Send
 
 if sys.version_info < (3, 11):
@@ -219,6 +219,7 @@ class Cycle:
     apps: int = 1
     starlette: bool = False
     body_raises: bool = False
+    client: bool = False  # open_client instead of open_lifespan
 
     def __str__(self) -> str:
         return self.name
@@ -232,6 +233,8 @@ class Cycle:
         return [app.events for app in apps], list(apps)
 
     def open(self, apps: list[AnyASGIApp]) -> AbstractAsyncContextManager[object]:
+        if self.client:
+            return open_client(apps[0])
         if len(apps) == 1:
             return open_lifespan(apps[0])
         return open_lifespans(*apps)
@@ -241,6 +244,7 @@ RAW = Cycle("raw app")
 BODY_RAISES = Cycle("raw app, body raises", body_raises=True)
 TWO_APPS = Cycle("open_lifespans, two raw apps", apps=2)
 STARLETTE = Cycle("starlette app", starlette=True)
+CLIENT = Cycle("open_client, starlette app", starlette=True, client=True)
 
 
 def bad_outcome(exc: BaseException | None, body_error: BaseException) -> str | None:
@@ -551,7 +555,7 @@ def judge(sweep: Sweep, where: str, run: Run) -> None:
     sweep.failures += [f"{where}: {problem}" for problem in run.problems()]
 
 
-CYCLES = [RAW, BODY_RAISES, TWO_APPS, STARLETTE]
+CYCLES = [RAW, BODY_RAISES, TWO_APPS, STARLETTE, CLIENT]
 
 
 @pytest.mark.parametrize("cycle", CYCLES, ids=str)
