@@ -453,6 +453,9 @@ def test_the_timeouts_come_from_the_ini(pytester: pytest.Pytester) -> None:
     error = setup_error(result, raised, "pytest-trio")
     assert type(error) is LifespanTimeout
     assert error.timeout == 0
+    assert getattr(error, "__notes__", None) == [
+        "(pytest plugin: the limit is lifespan_startup_timeout in the pytest ini)"
+    ]
 
 
 @pytest.mark.parametrize("allow", ["true", "false"])
@@ -481,6 +484,10 @@ def test_allow_unsupported_comes_from_the_ini(
     else:
         error = setup_error(result, raised, "pytest-trio")
         assert type(error).__name__ == "LifespanNotSupported"
+        assert getattr(error, "__notes__", None) == [
+            "(pytest plugin: to run it anyway, set lifespan_allow_unsupported = "
+            "true in the pytest ini)"
+        ]
 
 
 def test_the_base_url_comes_from_the_ini(pytester: pytest.Pytester) -> None:

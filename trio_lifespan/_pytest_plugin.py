@@ -394,6 +394,30 @@ async def _watch_asyncio(holder: Holder, test: Coroutine[Any, Any, object]) -> o
         canceller.ended()
 
 
+def _with_ini_hint(error: BaseException) -> BaseException:
+    """``error``, with a note naming the ini option that the fix is in.
+
+    The library's messages name its keyword arguments; plugin users set
+    them in the pytest ini, under other names.
+    """
+    from ._compat import add_note  # noqa: PLC0415
+    from ._errors import LifespanNotSupported, LifespanTimeout  # noqa: PLC0415
+
+    if isinstance(error, LifespanTimeout):
+        add_note(
+            error,
+            f"(pytest plugin: the limit is lifespan_{error.phase}_timeout in the "
+            "pytest ini)",
+        )
+    elif isinstance(error, LifespanNotSupported):
+        add_note(
+            error,
+            "(pytest plugin: to run it anyway, set lifespan_allow_unsupported = "
+            "true in the pytest ini)",
+        )
+    return error
+
+
 class Holder:
     """One lifespan (and its client), held in a task of its own.
 
@@ -458,7 +482,7 @@ class Holder:
             raise
         if self.error is not None:
             self.reported = True
-            raise self.error
+            raise _with_ini_hint(self.error)
 
     async def stop(self) -> None:
         """Close the client and the lifespan; raise a failure no test has raised."""
@@ -471,7 +495,7 @@ class Holder:
             raise
         if self.error is not None and not self.reported:
             self.reported = True
-            raise self.error
+            raise _with_ini_hint(self.error)
 
     def check_here(self) -> None:
         """Raise a clear error when the test runs on another loop than the lifespan."""
