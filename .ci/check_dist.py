@@ -2,7 +2,8 @@
 
 The wheel: the whole package (every module of trio_lifespan/, the _cli
 subpackage included), py.typed, the LICENSE, the metadata's author and project
-URLs, and nothing else at the top level (no tests/, docs/, benchmarks/). The
+URLs, the pytest plugin's entry point and the [client] extra, and nothing else
+at the top level (no tests/, docs/, benchmarks/). The
 sdist: the LICENSE, pyproject.toml and what the test suite reads (the tests and
 their helpers, docs/ with its examples, README.md, .ci/run), and every file git
 tracks when this runs in a git checkout.
@@ -55,6 +56,7 @@ def check_wheel(wheel: Path) -> list[str]:
         metadata = Parser().parsestr(
             archive.read(f"{dist_info}/METADATA").decode("utf-8")
         )
+        entry_points = archive.read(f"{dist_info}/entry_points.txt").decode("utf-8")
     source = {
         path.relative_to(ROOT).as_posix()
         for path in (ROOT / PACKAGE).rglob("*.py")
@@ -76,6 +78,12 @@ def check_wheel(wheel: Path) -> list[str]:
     problems += [
         f"wheel: no Project-URL {label!r}" for label in sorted(URL_LABELS - labels)
     ]
+    if "[pytest11]\ntrio_lifespan = trio_lifespan._pytest_plugin" not in entry_points:
+        problems.append(
+            "wheel: no pytest11 entry point for trio_lifespan._pytest_plugin"
+        )
+    if "client" not in (metadata.get_all("Provides-Extra") or []):
+        problems.append("wheel: no Provides-Extra: client in METADATA")
     if "LICENSE" not in (metadata.get_all("License-File") or []):
         problems.append("wheel: no License-File: LICENSE in METADATA")
     return problems
