@@ -26,6 +26,7 @@ from ._errors import (
     LifespanProtocolError as LifespanProtocolError,
     LifespanShutdownFailed as LifespanShutdownFailed,
     LifespanStartupFailed as LifespanStartupFailed,
+    LifespanStateConflict as LifespanStateConflict,
     LifespanTimeout as LifespanTimeout,
     LifespanUnavailable as LifespanUnavailable,
 )
@@ -37,6 +38,10 @@ if _TYPE_CHECKING:
     from ._client import open_client as open_client
     from ._httpx import LifespanClient as LifespanClient
     from ._manager import LifespanManager as LifespanManager
+    from ._mounts import (
+        lifespan_of as lifespan_of,
+        with_lifespans as with_lifespans,
+    )
     from ._serve import (
         TASK_STATUS_IGNORED as TASK_STATUS_IGNORED,
         TaskStatus as TaskStatus,
@@ -51,8 +56,10 @@ _LAZY = {
     "LifespanManager": "._manager",
     "TASK_STATUS_IGNORED": "._serve",
     "TaskStatus": "._serve",
+    "lifespan_of": "._mounts",
     "open_client": "._client",
     "serve_lifespan": "._serve",
+    "with_lifespans": "._mounts",
 }
 
 __all__ = [
@@ -67,14 +74,17 @@ __all__ = [
     "LifespanProtocolError",
     "LifespanShutdownFailed",
     "LifespanStartupFailed",
+    "LifespanStateConflict",
     "LifespanTimeout",
     "LifespanUnavailable",
     "TaskStatus",
     "__version__",
+    "lifespan_of",
     "open_client",
     "open_lifespan",
     "open_lifespans",
     "serve_lifespan",
+    "with_lifespans",
 ]
 
 

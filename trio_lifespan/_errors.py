@@ -244,6 +244,52 @@ class LifespanProtocolError(LifespanError):
         return detail
 
 
+class LifespanStateConflict(LifespanError, ValueError):
+    """Two apps whose lifespans run together set the same lifespan state key.
+
+    Raised by :func:`~trio_lifespan.lifespan_of` and
+    :func:`~trio_lifespan.with_lifespans` once every startup has completed:
+    requests see the apps' states merged into one, where a key can hold one
+    value only. The apps that had started are shut down first. A subclass of
+    the builtin :class:`ValueError` too.
+
+    Attributes:
+        key (str): The key both apps set.
+        first (str): The app that set it first, in the order the apps were
+            given (its position and type, as in the message).
+        second (str): The other app.
+    """
+
+    def __init__(self, key: str, first: str, second: str) -> None:
+        super().__init__(key, first, second)
+
+    @property
+    def key(self) -> str:
+        """The key both apps set."""
+        key: str = self.args[0]
+        return key
+
+    @property
+    def first(self) -> str:
+        """The app that set it first, in the order the apps were given."""
+        first: str = self.args[1]
+        return first
+
+    @property
+    def second(self) -> str:
+        """The other app."""
+        second: str = self.args[2]
+        return second
+
+    def __str__(self) -> str:
+        return (
+            f"{self.first} and {self.second} both set the lifespan state key "
+            f"{self.key!r}, and the requests to every app see one merged state. "
+            "Rename the key in one of them, or keep each app's values under a "
+            "key of its own."
+        )
+
+
 def describe_message(message: object) -> str:
     """Show a message the app sent, short enough for an error text."""
     if isinstance(message, Mapping):
