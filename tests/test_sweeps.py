@@ -80,7 +80,14 @@ from starlette.applications import Starlette
 from typing_extensions import TypeVarTuple, Unpack
 
 import trio_lifespan
-from trio_lifespan import LifespanError, open_client, open_lifespan, open_lifespans
+from trio_lifespan import (
+    LifespanError,
+    lifespan_of,
+    open_client,
+    open_lifespan,
+    open_lifespans,
+    with_lifespans,
+)
 from trio_lifespan._types import AnyASGIApp, Receive, Scope, Send
 
 if sys.version_info < (3, 11):
@@ -220,6 +227,7 @@ class Cycle:
     starlette: bool = False
     body_raises: bool = False
     client: bool = False  # open_client instead of open_lifespan
+    mounts: str = ""  # "lifespan_of" or "with_lifespans" (of the apps)
 
     def __str__(self) -> str:
         return self.name
@@ -235,6 +243,10 @@ class Cycle:
     def open(self, apps: list[AnyASGIApp]) -> AbstractAsyncContextManager[object]:
         if self.client:
             return open_client(apps[0])
+        if self.mounts == "lifespan_of":
+            return lifespan_of(*apps)(None)
+        if self.mounts == "with_lifespans":
+            return open_lifespan(with_lifespans(apps[0], *apps[1:]))
         if len(apps) == 1:
             return open_lifespan(apps[0])
         return open_lifespans(*apps)
@@ -245,6 +257,10 @@ BODY_RAISES = Cycle("raw app, body raises", body_raises=True)
 TWO_APPS = Cycle("open_lifespans, two raw apps", apps=2)
 STARLETTE = Cycle("starlette app", starlette=True)
 CLIENT = Cycle("open_client, starlette app", starlette=True, client=True)
+LIFESPAN_OF = Cycle("lifespan_of, two raw apps", apps=2, mounts="lifespan_of")
+WITH_LIFESPANS = Cycle(
+    "with_lifespans, a raw app and a raw sub-app", apps=2, mounts="with_lifespans"
+)
 
 
 def bad_outcome(exc: BaseException | None, body_error: BaseException) -> str | None:
@@ -555,7 +571,7 @@ def judge(sweep: Sweep, where: str, run: Run) -> None:
     sweep.failures += [f"{where}: {problem}" for problem in run.problems()]
 
 
-CYCLES = [RAW, BODY_RAISES, TWO_APPS, STARLETTE, CLIENT]
+CYCLES = [RAW, BODY_RAISES, TWO_APPS, STARLETTE, CLIENT, LIFESPAN_OF, WITH_LIFESPANS]
 
 
 @pytest.mark.parametrize("cycle", CYCLES, ids=str)
