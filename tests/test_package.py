@@ -19,6 +19,7 @@ from trio_lifespan import (
     LifespanProtocolError,
     LifespanShutdownFailed,
     LifespanStartupFailed,
+    LifespanStateConflict,
     LifespanTimeout,
     LifespanUnavailable,
     open_lifespan,
@@ -52,6 +53,7 @@ def test_no_running_library_is_a_clear_error() -> None:
         LifespanCrashed("the pool died"),
         LifespanCancelled("cancelled from inside"),
         LifespanUnavailable(ValueError("gone")),
+        LifespanStateConflict("db", "apps[0] (Users)", "apps[1] (Billing)"),
     ],
 )
 def test_errors_pickle_with_their_data(error: LifespanError) -> None:
