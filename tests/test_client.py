@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import httpx_ws
@@ -75,6 +75,9 @@ def echo_app(events: list[str], clients: list[httpx.AsyncClient]) -> Starlette:
     async def move(request: Request) -> RedirectResponse:
         return RedirectResponse("/echo")
 
+    async def boom(request: Request) -> JSONResponse:
+        raise LookupError("no such user")
+
     async def socket(websocket: WebSocket) -> None:
         await websocket.accept()
         name = await websocket.receive_text()
@@ -85,6 +88,7 @@ def echo_app(events: list[str], clients: list[httpx.AsyncClient]) -> Starlette:
         routes=[
             Route("/echo", echo),
             Route("/move", move),
+            Route("/boom", boom),
             WebSocketRoute("/ws", socket),
         ],
         lifespan=lifespan,
@@ -137,6 +141,30 @@ async def test_the_base_url_is_an_option(backend: Backend) -> None:
         clients.append(client)
         response = await client.get("../echo")
         assert response.json()["url"] == "https://api.example.org/echo"
+
+
+@pytest.mark.parametrize("websockets", [True, False], ids=["httpx-ws", "http only"])
+async def test_an_apps_exception_is_raised_or_a_500_as_asked(
+    backend: Backend, websockets: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not websockets:
+        monkeypatch.setitem(sys.modules, "httpx_ws", None)
+        monkeypatch.delitem(sys.modules, "httpx_ws.transport", raising=False)
+    app = echo_app([], [httpx.AsyncClient()])
+    async with open_client(app) as client:
+        with pytest.raises(LookupError, match="no such user"):
+            await client.get("/boom")
+    async with open_client(app, raise_app_exceptions=False) as client:
+        response = await client.get("/boom")
+        assert response.status_code == 500
+        assert (await client.get("/echo")).status_code == 200
+
+
+def test_raise_app_exceptions_is_a_bool() -> None:
+    with pytest.raises(
+        TypeError, match=r"^raise_app_exceptions must be True or False, not int$"
+    ):
+        open_client(echo_app([], []), raise_app_exceptions=1)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["transport", "mounts"])
@@ -247,6 +275,35 @@ async def test_the_apps_own_error_comes_out_bare(backend: Backend) -> None:
             await client.get(built.path)
             await backend.sleep(forever())
     assert caught.value is error
+
+
+async def test_after_a_crash_the_client_names_the_lifespans_error(
+    backend: Backend,
+) -> None:
+    error = HookFailed("pool died")
+    built = FRAMEWORKS["starlette"][0](None, Misbehave("running", error, after=1.0))
+    refused: list[BaseException] = []
+    manager = open_client(built.app)
+    with pytest.raises(HookFailed):
+        async with manager as client:
+            try:
+                await backend.sleep(forever())
+            finally:
+                # In the block, cancelled: the app refuses the request.
+                with pytest.raises(trio_lifespan.LifespanUnavailable) as caught:
+                    await client.get(built.path)
+                refused.append(caught.value)
+    # After the block: the client is closed, and says why.
+    client = cast("Any", manager)._client
+    assert client.is_closed
+    with pytest.raises(trio_lifespan.LifespanUnavailable) as caught:
+        await client.get(built.path)
+    refused.append(caught.value)
+    assert [each.__cause__ for each in refused] == [error, error]
+    async with open_client(echo_app([], [httpx.AsyncClient()])) as client:
+        pass
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        await client.get("/echo")  # closed after a lifespan that went well
 
 
 async def test_a_request_in_flight_is_cancelled_by_a_crash(backend: Backend) -> None:

@@ -728,3 +728,64 @@ async def test_a_holder_cancelled_while_stopping_cuts_the_shutdown_short(
     assert backend.now() - began == pytest.approx(1, abs=1e-3)
     assert EVENTS == []  # the shutdown did not finish
     assert isinstance(holder.error, backend.cancelled)
+
+
+@pytest.mark.parametrize("plugin", list(PLUGINS))
+def test_a_crash_a_request_saw_first_is_reported_once(
+    pytester: pytest.Pytester, plugin: str
+) -> None:
+    # The test keeps sending requests after it broke the app: one of them
+    # may be refused (LifespanUnavailable) before the plugin sees the crash,
+    # or the plugin's watch ends the test first. Either way the test fails
+    # once, naming the app's error, and the teardown reports nothing more.
+    tests = """
+    import anyio
+    {header}
+
+    async def test_crash(lifespan_client):
+        await lifespan_client.get("/break")
+        for _ in range(1000):
+            await lifespan_client.get("/")
+            await anyio.sleep(0)
+    """
+    result, raised = run(pytester, plugin, {"asgi_app": "plugin_apps:starlette"}, tests)
+    result.assert_outcomes(failed=1)
+    [((_, phase), error)] = raised.items()
+    assert phase == "call"
+    error = leaf(error)
+    if isinstance(error, LifespanUnavailable):
+        error = error.error
+    assert_the_crash(error)
+
+
+CRASH = RuntimeError("db pool died")
+
+
+async def crashing_app(scope: Any, receive: Any, send: Any) -> None:
+    """Starts, then dies with CRASH a second later."""
+    await receive()
+    await send({"type": "lifespan.startup.complete"})
+    await anyio.sleep(1)
+    raise CRASH
+
+
+@pytest.mark.parametrize("named", [True, False])
+async def test_a_failure_a_test_named_is_not_reported_again_at_teardown(
+    backend: Backend, named: bool
+) -> None:
+    holder = plugin_module.Holder(settings_for("tests.test_plugin:crashing_app"))
+    await holder.start()
+    if named:
+        # As the watch does when a test raised it: the refusal sits in a
+        # group (pytest-trio's) and in a chain that loops.
+        refused = LifespanUnavailable(CRASH)
+        other = ValueError("the test's own")
+        other.__context__ = refused
+        refused.__context__ = other
+        holder.seen_by_a_test(BaseExceptionGroup("a test's", [other]))
+        await holder.stop()
+    else:
+        with pytest.raises(RuntimeError) as caught:
+            await holder.stop()
+        assert caught.value is CRASH
+    assert holder.error is CRASH

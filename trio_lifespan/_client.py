@@ -32,6 +32,7 @@ def open_client(
     shutdown_timeout: float | None = 5.0,
     allow_unsupported: bool = False,
     base_url: str = "http://testserver",
+    raise_app_exceptions: bool = True,
     **client_options: Any,
 ) -> AbstractAsyncContextManager[LifespanClient[AppT]]:
     """Run an app's lifespan and yield an httpx client that sends it requests.
@@ -43,7 +44,7 @@ def open_client(
             client.lifespan.state["db"]             # the lifespan's state
 
     On entry the app's lifespan is opened as :func:`open_lifespan` opens it,
-    then the client. The client is a :class:`httpx.AsyncClient` (a subclass,
+    then the client. The client is a ``httpx.AsyncClient`` (a subclass,
     :class:`LifespanClient`), so every httpx feature works; its transport
     calls the app through the :class:`LifespanApp`, so each request sees a
     copy of the lifespan state, and :attr:`LifespanClient.lifespan` is that
@@ -60,7 +61,11 @@ def open_client(
         shutdown_timeout: As for :func:`open_lifespan`.
         allow_unsupported: As for :func:`open_lifespan`.
         base_url: The URL that relative request URLs are joined to.
-        **client_options: Passed to :class:`httpx.AsyncClient`: ``headers``,
+        raise_app_exceptions: Whether an exception the app raises while it
+            handles a request is raised in the test (the default), or turned
+            into a ``500`` response, as a server would (Starlette's
+            ``TestClient(raise_server_exceptions=False)``).
+        **client_options: Passed to ``httpx.AsyncClient``: ``headers``,
             ``cookies``, ``params``, ``auth``, ``follow_redirects``,
             ``timeout``, ``event_hooks``, ... All but ``transport`` and
             ``mounts``, which would send requests somewhere else.
@@ -73,13 +78,18 @@ def open_client(
             install (``pip install 'trio-lifespan[client]'``). A websocket
             request without httpx-ws installed says the same.
         TypeError: An option is of the wrong type, or not one that
-            :class:`httpx.AsyncClient` takes, or is ``transport`` or
+            ``httpx.AsyncClient`` takes, or is ``transport`` or
             ``mounts``.
 
     And everything :func:`open_lifespan` raises, in the same cases.
     """
     check_app(app)
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
+    if type(raise_app_exceptions) is not bool:  # (typed bool; checked anyway)
+        raise TypeError(
+            "raise_app_exceptions must be True or False, not "
+            f"{type(raise_app_exceptions).__name__}"
+        )
     for name in _OURS:
         if name in client_options:
             raise TypeError(
@@ -99,5 +109,11 @@ def open_client(
         ) from exc
     return cast(
         "AbstractAsyncContextManager[LifespanClient[AppT]]",
-        _httpx.OpenClient(app, options, base_url, client_options),
+        _httpx.OpenClient(
+            app,
+            options,
+            base_url,
+            client_options,
+            raise_app_exceptions=raise_app_exceptions,
+        ),
     )

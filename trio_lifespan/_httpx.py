@@ -15,6 +15,7 @@ import httpx
 from ._backend import current_backend
 from ._client import EXTRA
 from ._compat import ki_protected
+from ._errors import LifespanUnavailable
 from ._state import AppT_co
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 class LifespanClient(httpx.AsyncClient, Generic[AppT_co]):
-    """The :class:`httpx.AsyncClient` that :func:`open_client` yields.
+    """The ``httpx.AsyncClient`` that :func:`open_client` yields.
 
     It is an ``AsyncClient`` in every way; its transport sends each request
     to the app through :attr:`lifespan`, so requests see the lifespan state.
@@ -47,6 +48,18 @@ class LifespanClient(httpx.AsyncClient, Generic[AppT_co]):
                 "`async with open_client(app) as client:`"
             )
         return self._lifespan
+
+    async def send(
+        self, request: httpx.Request, **kwargs: Any
+    ) -> httpx.Response:  # (every request method comes here)
+        """Send ``request``, as httpx does; once the lifespan has failed and
+        closed the client, say so rather than that the client is closed."""
+        lifespan = self._lifespan
+        if self.is_closed and lifespan is not None:
+            failure: BaseException | None = getattr(lifespan, "failure", None)
+            if failure is not None:
+                raise LifespanUnavailable(failure)
+        return await super().send(request, **kwargs)
 
 
 # Reprs and tracebacks name it where users find it.
@@ -81,15 +94,19 @@ class _HTTPOnlyTransport(httpx.ASGITransport):
         return await super().handle_async_request(request)
 
 
-def _transport() -> httpx.ASGITransport:
+def _transport(*, raise_app_exceptions: bool) -> httpx.ASGITransport:
     """httpx-ws's transport (HTTP and websocket) if installed, else HTTP only."""
     try:
         from httpx_ws.transport import ASGIWebSocketTransport  # noqa: PLC0415
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] != "httpx_ws":
             raise
-        return _HTTPOnlyTransport(app=_not_open)
-    return ASGIWebSocketTransport(app=_not_open)
+        return _HTTPOnlyTransport(
+            app=_not_open, raise_app_exceptions=raise_app_exceptions
+        )
+    return ASGIWebSocketTransport(
+        app=_not_open, raise_app_exceptions=raise_app_exceptions
+    )
 
 
 class OpenClient:
@@ -107,10 +124,12 @@ class OpenClient:
         options: Options,
         base_url: str,
         client_options: dict[str, Any],
+        *,
+        raise_app_exceptions: bool = True,
     ) -> None:
         self._app = app
         self._options = options
-        self._transport = _transport()
+        self._transport = _transport(raise_app_exceptions=raise_app_exceptions)
         client: LifespanClient[Any] = LifespanClient(
             transport=self._transport, base_url=base_url, **client_options
         )

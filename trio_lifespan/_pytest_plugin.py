@@ -351,9 +351,13 @@ def watched(
         holder = fixtures.holders[-1]
         holder.check_here()
         coroutine = test(*args, **kwargs)
-        if holder.library == "trio":
-            return await _watch_trio(holder, coroutine)
-        return await _watch_asyncio(holder, coroutine)
+        try:
+            if holder.library == "trio":
+                return await _watch_trio(holder, coroutine)
+            return await _watch_asyncio(holder, coroutine)
+        except BaseException as exc:
+            holder.seen_by_a_test(exc)
+            raise
 
     return watched_test
 
@@ -392,6 +396,26 @@ async def _watch_asyncio(holder: Holder, test: Coroutine[Any, Any, object]) -> o
     finally:
         holder.watcher = None
         canceller.ended()
+
+
+def _chained(exc: BaseException) -> list[BaseException]:
+    """``exc``, the exceptions in it if it is a group, and those they chain
+    to (cause, context), each once."""
+    from ._compat import BaseExceptionGroup  # noqa: PLC0415
+
+    found: list[BaseException] = []
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        each = todo.pop()
+        if id(each) in seen:
+            continue
+        seen.add(id(each))
+        found.append(each)
+        if isinstance(each, BaseExceptionGroup):
+            todo.extend(each.exceptions)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        todo.extend(e for e in (each.__cause__, each.__context__) if e is not None)
+    return found
 
 
 def _with_ini_hint(error: BaseException) -> BaseException:
@@ -433,6 +457,8 @@ class Holder:
         self.error: BaseException | None = None
         #: Whether a test or the setup has raised :attr:`error` already.
         self.reported = False
+        #: The lifespan errors that tests' LifespanUnavailable named.
+        self.named: list[BaseException] = []
         self._app: LifespanApp[Any] | None = None
         self._client: LifespanClient[Any] | None = None
         self._client_error: ModuleNotFoundError | None = None
@@ -493,9 +519,11 @@ class Holder:
             self._abort()
             await self._wait_done()
             raise
-        if self.error is not None and not self.reported:
+        error = self.error
+        named = any(each is error for each in self.named)
+        if error is not None and not self.reported and not named:
             self.reported = True
-            raise _with_ini_hint(self.error)
+            raise _with_ini_hint(error)
 
     def check_here(self) -> None:
         """Raise a clear error when the test runs on another loop than the lifespan."""
@@ -523,6 +551,19 @@ class Holder:
 
             self.reported = True
             raise LifespanUnavailable(self.error)
+
+    def seen_by_a_test(self, exc: BaseException) -> None:
+        """Note the lifespan errors that ``exc``, which a test raised, names.
+
+        A request sent after the app failed, before this holder saw it fail,
+        raises :exc:`LifespanUnavailable` in the test, naming the error: the
+        test has reported it, so the teardown does not report it again.
+        """
+        from ._errors import LifespanUnavailable  # noqa: PLC0415
+
+        for each in _chained(exc):
+            if isinstance(each, LifespanUnavailable):
+                self.named.append(each.error)
 
     def failure(self) -> BaseException:
         """The lifespan's error, now that it failed."""

@@ -107,7 +107,7 @@ def wrap_app(
 
         def fail(error: BaseException) -> None:
             nonlocal failure
-            failure = error
+            failure = wrapped.failure = error
 
     else:
         # What each request copies: the state, then, once the lifespan has
@@ -123,11 +123,13 @@ def wrap_app(
         def fail(error: BaseException) -> None:
             nonlocal shared
             shared = _Refused(error)
+            wrapped.failure = error
 
     wrapped: Any = lifespan_app
     wrapped.app = app
     wrapped.state = _EMPTY if state is None else MappingProxyType(state)
     wrapped.supported = state is not None
+    wrapped.failure = None  # (not in the protocol: for our client, see _httpx)
     wrapped.__qualname__ = wrapped.__name__ = f"LifespanApp[{_name(app)}]"
     return cast("LifespanApp[AppT]", wrapped), fail
 
