@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -26,7 +27,16 @@ def load(name: str) -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("name", ["tutorial_test", "fixtures_test"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tutorial_test",
+        "tutorial_client_test",
+        "fixtures_test",
+        "migrate_testclient_test",
+        "migrate_asgi_lifespan_test",
+    ],
+)
 def test_the_example_test_files_pass(name: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", f"docs/examples/{name}.py"],
@@ -68,3 +78,130 @@ def test_every_example_is_used_by_the_docs() -> None:
     docs = "".join(path.read_text() for path in (ROOT / "docs").rglob("*.rst"))
     for example in EXAMPLES.glob("*.py"):
         assert f"examples/{example.name}" in docs, example.name
+
+
+# The plugin how-to (docs/howto/plugin.rst): real sessions in a fresh folder,
+# configured by pytest.ini alone, one async plugin each.
+
+PLUGINS: dict[str, tuple[list[str], list[str]]] = {
+    "trio": (["trio_mode = true"], ["-p", "no:anyio", "-p", "no:asyncio"]),
+    "asyncio": (
+        ["asyncio_mode = auto", "asyncio_default_fixture_loop_scope = function"],
+        ["-p", "no:anyio", "-p", "no:trio"],
+    ),
+    "asyncio-module": (
+        [
+            "asyncio_mode = auto",
+            "asyncio_default_fixture_loop_scope = function",
+            "lifespan_scope = module",
+            "asyncio_default_test_loop_scope = module",
+        ],
+        ["-p", "no:anyio", "-p", "no:trio"],
+    ),
+    "anyio": ([], ["-p", "no:trio", "-p", "no:asyncio"]),
+}
+ANYIO_HEADER = (EXAMPLES / "plugin_anyio_test.py").read_text().split("\n\n\nasync")[0]
+
+
+def plugin_session(tmp_path: Path, plugin: str, test_file: str) -> list[str]:
+    """Run ``test_file`` (an example) beside crashing_app.py; the output lines."""
+    ini, options = PLUGINS[plugin]
+    source = (EXAMPLES / test_file).read_text()
+    if plugin == "anyio" and test_file != "plugin_anyio_test.py":
+        source = ANYIO_HEADER + "\n\n" + source.split('"""', 2)[2]
+    (tmp_path / "crashing_app.py").write_text(
+        (EXAMPLES / "crashing_app.py").read_text()
+    )
+    (tmp_path / "test_it.py").write_text(source)
+    (tmp_path / "pytest.ini").write_text(
+        "\n".join(["[pytest]", "asgi_app = crashing_app:app", *ini, ""])
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:looptime_plugin",
+            "-p",
+            "no:looptime",
+            "-W",
+            "error",
+            "-o",
+            "timeout=30",
+            *options,
+            "test_it.py",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("plugin", "test_file", "summary"),
+    [
+        ("trio", "plugin_test.py", "3 passed"),
+        ("asyncio", "plugin_test.py", "3 passed"),
+        ("asyncio-module", "plugin_test.py", "3 passed"),
+        ("anyio", "plugin_anyio_test.py", "2 passed"),
+    ],
+)
+def test_the_plugin_examples_pass(
+    tmp_path: Path, plugin: str, test_file: str, summary: str
+) -> None:
+    lines = plugin_session(tmp_path, plugin, test_file)
+    assert re.fullmatch(rf"=+ {summary} in [\d.]+s =+", lines[-1]), "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "failed", "summary"),
+    [
+        (
+            "trio",
+            [
+                "FAILED test_it.py::test_the_crash - RuntimeError('db pool died') [single exce..."
+            ],
+            "1 failed, 2 passed",
+        ),
+        (
+            "asyncio",
+            ["FAILED test_it.py::test_the_crash - RuntimeError: db pool died"],
+            "1 failed, 2 passed",
+        ),
+        (
+            "asyncio-module",
+            [
+                "FAILED test_it.py::test_the_crash - RuntimeError: db pool died",
+                "FAILED test_it.py::test_after_the_crash - trio_lifespan.LifespanUnavailable: ...",
+            ],
+            "2 failed, 1 passed",
+        ),
+        (
+            "anyio",
+            [
+                "FAILED test_it.py::test_the_crash[trio] - RuntimeError: db pool died",
+                "FAILED test_it.py::test_the_crash[asyncio] - RuntimeError: db pool died",
+            ],
+            "2 failed, 4 passed",
+        ),
+    ],
+)
+def test_the_plugin_crash_example_fails_as_the_docs_say(
+    tmp_path: Path, plugin: str, failed: list[str], summary: str
+) -> None:
+    lines = plugin_session(tmp_path, plugin, "plugin_crash_test.py")
+    output = "\n".join(lines)
+    assert [line for line in lines if line.startswith(("FAILED", "ERROR"))] == failed, (
+        output
+    )
+    assert re.fullmatch(rf"=+ {summary} in [\d.]+s =+", lines[-1]), output
+    docs = (ROOT / "docs" / "howto" / "plugin.rst").read_text()
+    for line in failed:
+        assert line.replace("test_it.py", "test_crash.py") in docs

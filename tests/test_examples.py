@@ -49,3 +49,18 @@ def test_the_readme_commands_are_what_ci_runs() -> None:
     assert commands[0].endswith("pip install -e . && trio-lifespan check")
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
+
+
+def test_the_readme_test_snippet_passes() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    snippet = next(block for block in blocks if "open_client" in block)
+    program = (
+        "import sys, trio, trio_lifespan\n"
+        "sys.path.insert(0, 'docs/examples')\n"
+        "from crashing_app import app\n"
+        f"{snippet}\n"
+        "trio.run(test_users)\n"
+        "print('passed')\n"
+    )
+    assert run_python("-c", program) == "passed\n"
