@@ -449,14 +449,7 @@ class AsyncioLifespans:
         """Shut every app down, wait for the holders, raise what matters."""
         __tracebackhide__ = True
         self.shutting_down.set()
-        interrupted: BaseException | None = None
-        if self.apps:
-            interrupted = await _wait_all(self.tasks)
-        else:
-            try:
-                await asyncio.sleep(0)  # no apps: exit still yields
-            except asyncio.CancelledError as cancelled:
-                interrupted = cancelled
+        interrupted = await self._holders_gone()
         if interrupted is not None:
             self.apply(
                 self.protocol.interrupted_finishing(interrupted, wins=_ctrl_c_pressed())
@@ -465,6 +458,17 @@ class AsyncioLifespans:
         if error is not None and error is not exc:
             reraise(error)
         return False
+
+    async def _holders_gone(self) -> BaseException | None:
+        """Wait until every holder has returned; the first cancellation that
+        arrived meanwhile, if any."""
+        if self.apps:
+            return await _wait_all(self.tasks)
+        try:
+            await asyncio.sleep(0)  # no apps: exit still yields
+        except asyncio.CancelledError as cancelled:
+            return cancelled
+        return None
 
     async def hold(self, index: int, app: AnyASGIApp) -> None:
         try:

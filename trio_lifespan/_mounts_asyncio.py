@@ -15,8 +15,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._asyncio import AsyncioLifespan, AsyncioLifespans, _ctrl_c_pressed, _wait_all
-from ._exceptions import reraise
+from ._asyncio import AsyncioLifespan, AsyncioLifespans, _wait_all
 from ._protocol import STOP_HOLDERS, Do
 
 if TYPE_CHECKING:
@@ -57,38 +56,25 @@ class AsyncioStack(AsyncioLifespans):
                 )
             )
 
-    async def finish(self, exc: BaseException | None) -> bool:
+    async def _holders_gone(self) -> BaseException | None:
         """Wait for the holders that never parked, then shut the parked ones
-        down one at a time, the last to have started first; raise what matters.
+        down one at a time, the last to have started first.
 
         As in ``open_lifespans``, a cancellation meanwhile does not cut the
-        shutdowns short (each is bounded by its timeout); it is raised after.
+        shutdowns short (each is bounded by its timeout); it is returned, to
+        be raised after.
         """
-        __tracebackhide__ = True
-        self.shutting_down.set()
-        interrupted: BaseException | None = None
-        if self.apps:
-            tasks = self.tasks
-            interrupted = await _wait_all(
-                [task for index, task in enumerate(tasks) if not self.parked[index]]
-            )
-            for index in reversed(self.order):
-                self.turns[index].set()
-                cancelled = await _wait_all([tasks[index]])
-                interrupted = interrupted or cancelled
-        else:
-            try:
-                await asyncio.sleep(0)  # no apps: exit still yields
-            except asyncio.CancelledError as cancelled:
-                interrupted = cancelled
-        if interrupted is not None:
-            self.apply(
-                self.protocol.interrupted_finishing(interrupted, wins=_ctrl_c_pressed())
-            )
-        error = self.protocol.outcome()
-        if error is not None and error is not exc:
-            reraise(error)
-        return False
+        if not self.apps:
+            return await super()._holders_gone()
+        tasks = self.tasks
+        interrupted = await _wait_all(
+            [task for index, task in enumerate(tasks) if not self.parked[index]]
+        )
+        for index in reversed(self.order):
+            self.turns[index].set()
+            cancelled = await _wait_all([tasks[index]])
+            interrupted = interrupted or cancelled
+        return interrupted
 
     def apply(self, do: Do) -> None:
         """Do what the group's protocol decided; stopping the holders stops
