@@ -8,6 +8,7 @@ whatever comes out of one comes out of the other, the very same way.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import textwrap
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
+import anyio
 import httpx
 import httpx_ws
 import pytest
@@ -78,6 +80,10 @@ def echo_app(events: list[str], clients: list[httpx.AsyncClient]) -> Starlette:
     async def boom(request: Request) -> JSONResponse:
         raise LookupError("no such user")
 
+    async def slow(request: Request) -> JSONResponse:
+        await anyio.sleep(10)
+        return JSONResponse({})
+
     async def socket(websocket: WebSocket) -> None:
         await websocket.accept()
         name = await websocket.receive_text()
@@ -89,6 +95,7 @@ def echo_app(events: list[str], clients: list[httpx.AsyncClient]) -> Starlette:
             Route("/echo", echo),
             Route("/move", move),
             Route("/boom", boom),
+            Route("/slow", slow),
             WebSocketRoute("/ws", socket),
         ],
         lifespan=lifespan,
@@ -158,6 +165,29 @@ async def test_an_apps_exception_is_raised_or_a_500_as_asked(
         response = await client.get("/boom")
         assert response.status_code == 500
         assert (await client.get("/echo")).status_code == 200
+
+
+@pytest.mark.parametrize("websockets", [True, False], ids=["httpx-ws", "http only"])
+async def test_the_read_timeout_holds(
+    backend: Backend, websockets: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not websockets:
+        monkeypatch.setitem(sys.modules, "httpx_ws", None)
+        monkeypatch.delitem(sys.modules, "httpx_ws.transport", raising=False)
+    app = echo_app([], [httpx.AsyncClient()])
+    async with open_client(app) as client:
+        began = backend.now()
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            await client.get("/slow")  # 10 s; httpx's default timeout is 5 s
+        assert backend.now() - began == pytest.approx(5, abs=1e-3)
+        assert str(caught.value) == (
+            "the app did not answer GET http://testserver/slow within the "
+            "client's read timeout (5.0 s): pass timeout= to open_client, or to "
+            "the request, for a longer one (None for no limit)"
+        )
+        assert (await client.get("/slow", timeout=None)).status_code == 200
+    async with open_client(app, timeout=12) as client:
+        assert (await client.get("/slow")).status_code == 200
 
 
 def test_raise_app_exceptions_is_a_bool() -> None:
@@ -379,6 +409,58 @@ async def test_a_websocket_sees_the_lifespan_state(backend: Backend) -> None:
         async with httpx_ws.aconnect_ws("/ws", client) as websocket:
             await websocket.send_text("db")
             assert await websocket.receive_text() == "db: ready"
+
+
+def deaf_app(events: list[str]) -> Starlette:
+    """A websocket route that accepts, then never reads again."""
+
+    async def deaf(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            events.append("the session ended")
+
+    async def mute(websocket: WebSocket) -> None:
+        await anyio.sleep_forever()  # never accepts
+
+    return Starlette(
+        routes=[WebSocketRoute("/deaf", deaf), WebSocketRoute("/mute", mute)]
+    )
+
+
+async def test_a_websocket_left_open_ends_within_the_shutdown_timeout(
+    backend: Backend,
+) -> None:
+    events: list[str] = []
+    began = backend.now()
+    async with open_client(deaf_app(events), shutdown_timeout=2) as client:
+        websocket: httpx_ws.AsyncWebSocketSession
+        async with httpx_ws.aconnect_ws("/deaf", client) as websocket:
+            await websocket.send_text("hello")  # the app never reads it
+            began = backend.now()
+    # Told that the client left, the app went on waiting: cancelled at 2 s.
+    assert backend.now() - began == pytest.approx(2, abs=1e-3)
+    assert events == ["the session ended"]
+
+
+# httpx-ws leaves the session's streams unclosed when the handshake is cut
+# short (it closes them once the app accepted): collected here, not later.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <function MemoryObjectReceiveStream.__del__"
+    ":pytest.PytestUnraisableExceptionWarning",
+    "ignore:Exception ignored in. <function MemoryObjectSendStream.__del__"
+    ":pytest.PytestUnraisableExceptionWarning",
+)
+async def test_a_handshake_cut_short_does_not_hold_the_exit(backend: Backend) -> None:
+    began = backend.now()
+    async with open_client(deaf_app([]), shutdown_timeout=2) as client:
+        with backend.move_on_after(0.5):
+            async with httpx_ws.aconnect_ws("/mute", client):
+                raise AssertionError("the app never accepts")
+        began = backend.now()
+    assert backend.now() - began == pytest.approx(2, abs=1e-3)
+    gc.collect()
 
 
 async def test_without_httpx_ws_a_websocket_names_the_extra(

@@ -20,6 +20,7 @@ from trio_lifespan import (
     LifespanManager,
     LifespanStartupFailed,
     LifespanTimeout,
+    open_client,
     open_lifespan,
     open_lifespans,
     serve_lifespan,
@@ -184,6 +185,27 @@ def test_exiting_a_context_manager_never_entered_is_a_runtime_error(
         r"does both\)$",
     ) as caught:
         cm.__aexit__(None, None, None)
+    assert type(caught.value) is RuntimeError
+
+
+@pytest.mark.parametrize("opener", ["open_lifespan", "open_lifespans", "open_client"])
+async def test_exiting_a_context_manager_twice_is_a_runtime_error(
+    opener: str, backend: Backend
+) -> None:
+    openers: dict[str, Callable[[Any], object]] = {
+        "open_lifespan": open_lifespan,
+        "open_lifespans": open_lifespans,
+        "open_client": open_client,
+    }
+    cm: Any = openers[opener](GoodApp(backend))
+    async with cm:
+        pass
+    with pytest.raises(
+        RuntimeError,
+        match=rf"^__aexit__ was called twice on an? {opener}\(\) context manager: "
+        rf"call {opener}\(\) again for each `async with`$",
+    ) as caught:
+        await cm.__aexit__(None, None, None)
     assert type(caught.value) is RuntimeError
 
 

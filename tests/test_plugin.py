@@ -342,6 +342,91 @@ def test_pytest_asyncio_a_crash_fails_the_test_then_later_ones_at_once(
     assert later.__cause__ is error  # and no teardown error: it was reported
 
 
+MISMATCHED_LOOP = (
+    "the lifespan_app and lifespan_client fixtures are held on the module-scoped "
+    "event loop (lifespan_scope = module in the pytest ini), but this test or "
+    "fixture runs on another loop, where the app's resources would not work: run "
+    "the tests and their fixtures on that loop (asyncio_default_test_loop_scope = "
+    "module and asyncio_default_fixture_loop_scope = module in the pytest ini, or "
+    'loop_scope="module" in their marks and decorators), or set lifespan_scope '
+    "to the loop scope they use"
+)
+
+
+def test_pytest_asyncio_a_fixture_on_another_loop_says_what_to_set(
+    pytester: pytest.Pytester,
+) -> None:
+    # The tests run on the module's loop, but a user's fixture on its own.
+    ini = {
+        "asgi_app": "plugin_apps:starlette",
+        "lifespan_scope": "module",
+        "asyncio_default_test_loop_scope": "module",
+    }
+    tests = """
+    import pytest_asyncio
+
+    @pytest_asyncio.fixture(loop_scope="function")
+    async def seeded(lifespan_client):
+        raise AssertionError("must not run")
+
+    async def test_get(seeded):
+        raise AssertionError("must not run")
+    """
+    result, raised = run(pytester, "pytest-asyncio", ini, tests)
+    result.assert_outcomes(errors=1)
+    error = raised["test_get", "setup"]
+    assert type(error) is RuntimeError
+    assert str(error) == MISMATCHED_LOOP
+
+
+@pytest.mark.parametrize("plugin", list(PLUGINS))
+def test_a_crash_in_a_users_fixture_fails_it_at_once(
+    pytester: pytest.Pytester, plugin: str
+) -> None:
+    # A fixture that uses the client (seeding data, logging in) is watched
+    # too, its setup and its teardown, each on its own.
+    tests = """
+    import anyio
+    import pytest
+    {header}
+
+    @pytest.fixture
+    async def seeded(lifespan_client):
+        await lifespan_client.get("/break")
+        await anyio.sleep_forever()  # only the watch ends this
+        yield
+
+    @pytest.fixture
+    async def cleaned(lifespan_client):
+        yield lifespan_client
+        await lifespan_client.get("/break")
+        await anyio.sleep_forever()  # only the watch ends this
+
+    @pytest.fixture
+    async def logged_in(cleaned):  # through another fixture
+        return cleaned
+
+    async def test_setup(seeded):
+        raise AssertionError("must not run")
+
+    async def test_teardown(logged_in):
+        assert (await logged_in.get("/")).text == "ready"
+    """
+    if plugin == "pytest-asyncio":  # strict mode: its own decorator
+        tests = tests.replace("@pytest.fixture", "@pytest_asyncio.fixture").replace(
+            "    import pytest\n", "    import pytest\n    import pytest_asyncio\n"
+        )
+    result, raised = run(pytester, plugin, {"asgi_app": "plugin_apps:starlette"}, tests)
+    if plugin == "pytest-trio":  # fixtures run within the test: it fails
+        result.assert_outcomes(failed=2)
+    else:
+        result.assert_outcomes(passed=1, errors=2)
+    phases = {phase for (_, phase) in raised}
+    assert phases == ({"call"} if plugin == "pytest-trio" else {"setup", "teardown"})
+    for error in raised.values():
+        assert_the_crash(error)
+
+
 def test_pytest_asyncio_a_mismatched_loop_scope_says_what_to_set(
     pytester: pytest.Pytester,
 ) -> None:
@@ -354,14 +439,7 @@ def test_pytest_asyncio_a_mismatched_loop_scope_says_what_to_set(
     result.assert_outcomes(failed=1)
     error = raised["test_get", "call"]
     assert type(error) is RuntimeError
-    assert str(error) == (
-        "the lifespan_app and lifespan_client fixtures are held on the "
-        "module-scoped event loop (lifespan_scope = module in the pytest ini), "
-        "but this test runs on another loop, where the app's resources would "
-        "not work: run the tests on that loop (asyncio_default_test_loop_scope "
-        '= module in the pytest ini, or @pytest.mark.asyncio(loop_scope="module")), '
-        "or set lifespan_scope to the loop scope the tests use"
-    )
+    assert str(error) == MISMATCHED_LOOP
 
 
 @pytest.mark.parametrize("plugin", ["pytest-trio", "anyio-trio", "anyio-asyncio"])
@@ -630,7 +708,10 @@ def test_the_plugin_module_defines_the_hooks_pytest_loads() -> None:
     assert set(module.INI) >= {"asgi_app", "asgi_app_factory", "lifespan_scope"}
 
 
-def test_a_shutdown_failure_is_the_teardown_error(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("scope", ["function", "module"])
+def test_a_shutdown_failure_is_the_teardown_error(
+    pytester: pytest.Pytester, scope: str
+) -> None:
     pytester.makepyfile(
         closing="""
         async def app(scope, receive, send):
@@ -644,11 +725,24 @@ def test_a_shutdown_failure_is_the_teardown_error(pytester: pytest.Pytester) -> 
     async def test_get(lifespan_app):
         pass
     """
-    result, raised = run(pytester, "pytest-asyncio", {"asgi_app": "closing:app"}, tests)
+    ini = {
+        "asgi_app": "closing:app",
+        "lifespan_scope": scope,
+        "asyncio_default_test_loop_scope": scope,
+    }
+    result, raised = run(pytester, "pytest-asyncio", ini, tests)
     result.assert_outcomes(passed=1, errors=1)
     error = raised["test_get", "teardown"]
     assert type(error) is KeyError
     assert error.args == ("flush failed",)
+    notes = getattr(error, "__notes__", [])
+    if scope == "function":
+        assert notes == []
+    else:
+        assert notes == [
+            "(pytest plugin: the lifespan held for this module ended with this "
+            "error, when the fixtures' scope ended)"
+        ]
 
 
 def test_the_tests_own_cancellation_is_not_taken_for_a_crash(
@@ -789,3 +883,25 @@ async def test_a_failure_a_test_named_is_not_reported_again_at_teardown(
             await holder.stop()
         assert caught.value is CRASH
     assert holder.error is CRASH
+
+
+def test_a_watched_fixture_that_yields_twice_is_an_error(
+    pytester: pytest.Pytester,
+) -> None:
+    tests = """
+    import pytest_asyncio
+
+    @pytest_asyncio.fixture
+    async def twice(lifespan_client):
+        yield 1
+        yield 2
+
+    async def test_get(twice):
+        assert twice == 1
+    """
+    ini = {"asgi_app": "plugin_apps:starlette"}
+    result, raised = run(pytester, "pytest-asyncio", ini, tests)
+    result.assert_outcomes(passed=1, errors=1)
+    error = raised["test_get", "teardown"]
+    assert type(error) is RuntimeError
+    assert str(error) == "fixture twice yielded more than once"

@@ -54,6 +54,14 @@ def open_client(
     Websockets: when `httpx-ws <https://frankie567.github.io/httpx-ws/>`_ is
     installed, ``async with httpx_ws.aconnect_ws("/ws", client) as ws:``
     talks to the app's websocket routes, which see the lifespan state too.
+    Sessions still open when the client closes are told that it went away,
+    and cancelled if they have not ended within ``shutdown_timeout``.
+    (httpx-ws loads httpcore's sync half, which imports trio when it is
+    installed, even on asyncio; trio_lifespan's own asyncio path does not.)
+
+    Timeouts: httpx's ASGI transport ignores them; this client keeps the
+    read timeout (``timeout=``, httpx's default 5 s): an app that does not
+    answer within it raises ``httpx.ReadTimeout``, as a server would.
 
     Args:
         app: The ASGI app.

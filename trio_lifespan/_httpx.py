@@ -7,6 +7,7 @@ when it is installed and a client is opened).
 
 from __future__ import annotations
 
+import functools
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -81,8 +82,30 @@ def _is_websocket(request: httpx.Request) -> bool:
     )
 
 
-class _HTTPOnlyTransport(httpx.ASGITransport):
-    """httpx's ASGI transport, with a clear error for websockets."""
+class _ReadTimeout(httpx.ASGITransport):
+    """httpx's ASGI transport, which ignores timeouts, with the read timeout
+    kept: an app that does not answer within it raises
+    ``httpx.ReadTimeout``, as a server that does not would."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        seconds = timeouts.get("read")
+        if seconds is None or _is_websocket(request):
+            return await super().handle_async_request(request)
+        import anyio  # noqa: PLC0415 - httpx's own dependency
+
+        with anyio.move_on_after(seconds):
+            return await super().handle_async_request(request)
+        raise httpx.ReadTimeout(
+            f"the app did not answer {request.method} {request.url} within the "
+            f"client's read timeout ({seconds} s): pass timeout= to open_client, "
+            "or to the request, for a longer one (None for no limit)",
+            request=request,
+        )
+
+
+class _HTTPOnlyTransport(_ReadTimeout):
+    """The transport without httpx-ws: a clear error for websockets."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if _is_websocket(request):
@@ -95,7 +118,8 @@ class _HTTPOnlyTransport(httpx.ASGITransport):
 
 
 def _transport(*, raise_app_exceptions: bool) -> httpx.ASGITransport:
-    """httpx-ws's transport (HTTP and websocket) if installed, else HTTP only."""
+    """httpx-ws's transport (HTTP and websocket) if installed, else HTTP only;
+    either keeps the read timeout."""
     try:
         from httpx_ws.transport import ASGIWebSocketTransport  # noqa: PLC0415
     except ModuleNotFoundError as exc:
@@ -104,9 +128,19 @@ def _transport(*, raise_app_exceptions: bool) -> httpx.ASGITransport:
         return _HTTPOnlyTransport(
             app=_not_open, raise_app_exceptions=raise_app_exceptions
         )
-    return ASGIWebSocketTransport(
+
+    return _with_read_timeout(ASGIWebSocketTransport)(
         app=_not_open, raise_app_exceptions=raise_app_exceptions
     )
+
+
+@functools.cache
+def _with_read_timeout(
+    transport: type[httpx.ASGITransport],
+) -> type[httpx.ASGITransport]:
+    """httpx-ws's transport (its websockets untouched), read timeout kept;
+    made once, when httpx-ws is first used."""
+    return type("_WebSocketTransport", (_ReadTimeout, transport), {})
 
 
 class OpenClient:
@@ -116,7 +150,7 @@ class OpenClient:
     option is a :exc:`TypeError` there and then.
     """
 
-    __slots__ = ("_app", "_client", "_lifespan", "_options", "_transport")
+    __slots__ = ("_app", "_client", "_exited", "_lifespan", "_options", "_transport")
 
     def __init__(
         self,
@@ -135,6 +169,7 @@ class OpenClient:
         )
         self._client = client
         self._lifespan: AbstractAsyncContextManager[LifespanApp[Any]] | None = None
+        self._exited = False
 
     @ki_protected
     async def __aenter__(self) -> LifespanClient[Any]:
@@ -158,6 +193,23 @@ class OpenClient:
             raise
         return self._client
 
+    def _bound_the_websockets(self) -> None:
+        """Give websocket sessions still open ``shutdown_timeout`` to end.
+
+        Closing the client tells each session's app that the client went
+        away, then waits for their tasks, in httpx-ws's task group: an app
+        that never reads again (or whose handshake a cancellation cut short)
+        would keep that wait going for ever. The group's deadline ends it.
+        """
+        group = getattr(self._transport, "_task_group", None)
+        if group is None:  # HTTP only, or an httpx-ws of another shape
+            return
+        import anyio  # noqa: PLC0415 - httpx-ws runs on it: loaded already
+
+        scope = group.cancel_scope
+        limit = anyio.current_time() + self._options.shutdown_timeout
+        scope.deadline = min(scope.deadline, limit)
+
     @ki_protected
     async def __aexit__(
         self,
@@ -173,6 +225,13 @@ class OpenClient:
                 "was never entered: call __aenter__ first (`async with "
                 "open_client(...)` does both)"
             )
+        if self._exited:
+            raise RuntimeError(
+                "__aexit__ was called twice on an open_client() context manager: "
+                "call open_client() again for each `async with`"
+            )
+        self._exited = True
+        self._bound_the_websockets()
         try:
             # Not told of the block's exception: httpx-ws would hand it to its
             # task group, which would wrap it in a group.

@@ -34,7 +34,7 @@ class _Deferred:
     ``open_lifespans`` declare what it yields.
     """
 
-    __slots__ = ("_caller", "_cm", "_open")
+    __slots__ = ("_caller", "_cm", "_exited", "_open")
 
     def __init__(
         self, caller: str, open_: Callable[[Backend], AbstractAsyncContextManager[Any]]
@@ -42,6 +42,7 @@ class _Deferred:
         self._caller = caller
         self._open = open_
         self._cm: AbstractAsyncContextManager[Any] | None = None
+        self._exited = False
 
     @ki_protected
     def __aenter__(self) -> Awaitable[Any]:
@@ -69,6 +70,12 @@ class _Deferred:
                 f"was never entered: call __aenter__ first (`async with "
                 f"{self._caller}(...)` does both)"
             )
+        if self._exited:
+            raise RuntimeError(
+                f"__aexit__ was called twice on a {self._caller}() context "
+                f"manager: call {self._caller}() again for each `async with`"
+            )
+        self._exited = True
         return cm.__aexit__(exc_type, exc, tb)
 
 

@@ -28,7 +28,7 @@ import contextvars
 import functools
 import inspect
 import types
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeGuard
 
 import pytest
@@ -189,6 +189,8 @@ class Fixtures:
         self.asyncio_loaded = asyncio_loaded
         #: The lifespans held now (one per live fixture scope), for the watch.
         self.holders: list[Holder] = []
+        #: The async fixtures that use ours, directly or through another.
+        self.watched_fixtures: set[str] = set()
 
     def module(self) -> types.ModuleType:
         """The fixtures, with the scope the ini file asks for, in a module.
@@ -287,7 +289,32 @@ class Fixtures:
             "(@pytest.mark.anyio), and make it an async def"
         )
 
-    # The watch around each test ---------------------------------------------
+    # The watch around each test, and each async fixture that uses ours -------
+
+    @pytest.hookimpl(tryfirst=True, hookwrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None]:
+        function = fixturedef.func
+        uses = FIXTURES + tuple(self.watched_fixtures)
+        if (
+            self.settings.reference is None
+            or not (
+                inspect.iscoroutinefunction(function)
+                or inspect.isasyncgenfunction(function)
+            )
+            or not any(name in uses for name in fixturedef.argnames)
+        ):
+            yield
+            return
+        # Before the async plugin's own hook (it wraps what it finds here).
+        self.watched_fixtures.add(fixturedef.argname)
+        swappable: Any = fixturedef  # (typed final; the async plugins swap it too)
+        swappable.func = watched_fixture(self, function)
+        try:
+            yield
+        finally:
+            swappable.func = function
 
     @pytest.hookimpl(tryfirst=True, hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None]:
@@ -346,23 +373,62 @@ def watched(
     @functools.wraps(test, updated=())  # not __dict__: plugins look there
     async def watched_test(*args: Any, **kwargs: Any) -> object:
         __tracebackhide__ = True
-        # The lifespan of this test's fixtures: the one held last (a fixture
-        # scope holds one at a time).
-        holder = fixtures.holders[-1]
-        holder.check_here()
-        coroutine = test(*args, **kwargs)
-        try:
-            if holder.library == "trio":
-                return await _watch_trio(holder, coroutine)
-            return await _watch_asyncio(holder, coroutine)
-        except BaseException as exc:
-            holder.seen_by_a_test(exc)
-            raise
+        return await _watched_step(fixtures, lambda: test(*args, **kwargs))
 
     return watched_test
 
 
-async def _watch_trio(holder: Holder, test: Coroutine[Any, Any, object]) -> object:
+def watched_fixture(
+    fixtures: Fixtures, function: Callable[..., Any]
+) -> Callable[..., Any]:
+    """An async fixture that uses the lifespan, run as :func:`watched` runs a
+    test: each half of a generator fixture (its setup, its teardown) is
+    watched, and neither crosses the ``yield``."""
+    if inspect.isasyncgenfunction(function):
+
+        @functools.wraps(function)  # its __dict__ too: the async plugins mark it
+        async def watched_generator(*args: Any, **kwargs: Any) -> AsyncGenerator[Any]:
+            generator = function(*args, **kwargs)
+            yield await _watched_step(fixtures, generator.__anext__)
+            await _watched_step(
+                fixtures, lambda: _the_end(generator, function.__name__)
+            )
+
+        return watched_generator
+
+    @functools.wraps(function)
+    async def watched_coroutine(*args: Any, **kwargs: Any) -> object:
+        return await _watched_step(fixtures, lambda: function(*args, **kwargs))
+
+    return watched_coroutine
+
+
+async def _the_end(generator: AsyncGenerator[Any], name: str) -> None:
+    """Run a generator fixture's teardown: the rest of the generator."""
+    try:
+        await generator.__anext__()
+    except StopAsyncIteration:
+        return
+    raise RuntimeError(f"fixture {name} yielded more than once")
+
+
+async def _watched_step(fixtures: Fixtures, start: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a step of a test or fixture (what ``start`` returns) under the
+    watch of the lifespan held last (a fixture scope holds one at a time)."""
+    __tracebackhide__ = True
+    holder = fixtures.holders[-1]
+    holder.check_here()  # (before the step is made: it is never left unawaited)
+    step = start()
+    try:
+        if holder.library == "trio":
+            return await _watch_trio(holder, step)
+        return await _watch_asyncio(holder, step)
+    except BaseException as exc:
+        holder.seen_by_a_test(exc)
+        raise
+
+
+async def _watch_trio(holder: Holder, test: Awaitable[Any]) -> Any:
     __tracebackhide__ = True
     import trio  # noqa: PLC0415
 
@@ -376,7 +442,7 @@ async def _watch_trio(holder: Holder, test: Coroutine[Any, Any, object]) -> obje
     raise AssertionError("unreachable")
 
 
-async def _watch_asyncio(holder: Holder, test: Coroutine[Any, Any, object]) -> object:
+async def _watch_asyncio(holder: Holder, test: Awaitable[Any]) -> Any:
     __tracebackhide__ = True
     import asyncio  # noqa: PLC0415
 
@@ -523,6 +589,15 @@ class Holder:
         named = any(each is error for each in self.named)
         if error is not None and not self.reported and not named:
             self.reported = True
+            scope = self.settings.scope
+            if scope != "function":  # pytest blames the scope's last test
+                from ._compat import add_note  # noqa: PLC0415
+
+                add_note(
+                    error,
+                    f"(pytest plugin: the lifespan held for this {scope} ended "
+                    "with this error, when the fixtures' scope ended)",
+                )
             raise _with_ini_hint(error)
 
     def check_here(self) -> None:
@@ -540,11 +615,12 @@ class Holder:
             raise RuntimeError(
                 f"the lifespan_app and lifespan_client fixtures are held on the "
                 f"{scope}-scoped event loop (lifespan_scope = {scope} in the "
-                "pytest ini), but this test runs on another loop, where the "
-                "app's resources would not work: run the tests on that loop "
-                f"(asyncio_default_test_loop_scope = {scope} in the pytest ini, "
-                f'or @pytest.mark.asyncio(loop_scope="{scope}")), or set '
-                "lifespan_scope to the loop scope the tests use"
+                "pytest ini), but this test or fixture runs on another loop, "
+                "where the app's resources would not work: run the tests and "
+                f"their fixtures on that loop (asyncio_default_test_loop_scope = "
+                f"{scope} and asyncio_default_fixture_loop_scope = {scope} in the "
+                f'pytest ini, or loop_scope="{scope}" in their marks and '
+                "decorators), or set lifespan_scope to the loop scope they use"
             )
         if self.error is not None:
             from ._errors import LifespanUnavailable  # noqa: PLC0415
