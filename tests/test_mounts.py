@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import importlib.util
 import pickle
+import re
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -48,6 +49,7 @@ from trio_lifespan import (
     LifespanShutdownFailed,
     LifespanStateConflict,
     LifespanTimeout,
+    LifespanUnavailable,
     lifespan_of,
     open_lifespan,
     with_lifespans,
@@ -56,7 +58,7 @@ from trio_lifespan._types import Message, Receive, Scope, Send
 
 from .apps import http_request
 from .backends import Backend, TrioBackend, forever
-from .test_behaviour import Boom, reporting_app, returns_at_once
+from .test_behaviour import Boom, notes, reporting_app, returns_at_once
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
@@ -691,6 +693,7 @@ async def test_with_lifespans_reports_a_failed_startup_with_its_traceback(
     assert report["message"].startswith("Traceback (most recent call last):\n")
     assert report["message"].endswith(
         "tests.test_behaviour.Boom: the sub-app's database is unreachable\n"
+        "trio_lifespan: from sub_apps[1] (failing_startup.<locals>.app)\n"
     )
     assert log == [("a started", 0), ("a stopping", 1), ("a stopped", 2)]
 
@@ -799,7 +802,8 @@ def test_on_asyncio_neither_entry_point_imports_trio() -> None:
         async def main():
             async with trio_lifespan.lifespan_of(sub, lifespan=own)(None) as state:
                 assert state == {"sub": 1, "own": 2}, state
-            server = trio_lifespan.with_lifespans(sub, sub, allow_unsupported=True)
+            twin = lambda *args: sub(*args)  # the same state key, another app
+            server = trio_lifespan.with_lifespans(sub, twin, allow_unsupported=True)
             try:
                 async with trio_lifespan.open_lifespan(server):
                     pass
@@ -1117,3 +1121,163 @@ def test_the_dispatcher_example_runs_on_asyncio() -> None:
         "billing: shutdown",
         "users: shutdown",
     ]
+
+
+# The parent's own shutdown is as graceful as the sub-apps' -------------------
+
+
+@pytest.mark.parametrize("shape", ["lifespan_of", "with_lifespans"])
+async def test_a_sub_app_crashing_during_the_parents_shutdown_does_not_cut_it(
+    backend: Backend, shape: str
+) -> None:
+    # The parent's shutdown closes what a sub-app's worker uses; the worker
+    # dies; the parent goes on flushing for 1 s, and its shutdown completes.
+    log: list[str] = []
+    error = Boom("the worker lost its client")
+    closed = anyio.Event()
+
+    async def worker_app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await closed.wait()
+        raise error
+
+    @contextlib.asynccontextmanager
+    async def own(app: object) -> AsyncGenerator[None]:
+        yield
+        closed.set()
+        try:
+            await backend.sleep(1)
+        except backend.cancelled:
+            log.append("flush cut short")
+            raise
+        log.append("flushed")
+
+    began = backend.now()
+    with pytest.raises(Boom) as caught:
+        if shape == "lifespan_of":
+            async with lifespan_of(worker_app, lifespan=own)(None):
+                pass
+        else:
+
+            async def parent(scope: Scope, receive: Receive, send: Send) -> None:
+                await receive()
+                async with own(None):
+                    await send({"type": "lifespan.startup.complete"})
+                    await receive()
+                await send({"type": "lifespan.shutdown.complete"})
+
+            async with open_lifespan(with_lifespans(parent, worker_app)):
+                pass
+    assert caught.value is error
+    assert log == ["flushed"]
+    assert backend.now() - began == pytest.approx(1, abs=1e-3)
+
+
+async def test_each_error_names_the_app_it_came_from(backend: Backend) -> None:
+    # Three apps share one startup limit: the timeout says which one hung.
+    log: list[tuple[str, float]] = []
+    hung = Sub(backend, log, "hung", up=forever())
+    with pytest.raises(LifespanTimeout) as caught:
+        async with lifespan_of(Sub(backend, log, "a"), hung, Sub(backend, log, "b"))(
+            None
+        ):
+            raise AssertionError("must not start")
+    assert notes(caught.value) == ["trio_lifespan: from apps[1] (Sub)"]
+
+    @contextlib.asynccontextmanager
+    async def own(app: object) -> AsyncGenerator[None]:
+        yield
+        raise Boom("the parent's flush failed")
+
+    with pytest.raises(Boom) as caught_own:
+        async with lifespan_of(Sub(backend, log, "c"), lifespan=own)(None):
+            pass
+    assert notes(caught_own.value) == [
+        "trio_lifespan: from lifespan "
+        "(test_each_error_names_the_app_it_came_from.<locals>.own)"
+    ]
+
+
+async def test_with_lifespans_refuses_requests_once_a_sub_app_crashed(
+    backend: Backend,
+) -> None:
+    # The server goes on serving after the crash (uvicorn does): requests
+    # must not reach apps whose lifespans are gone.
+    log: list[tuple[str, float]] = []
+    error = Boom("the pool died")
+    parent = Sub(backend, log, "parent")
+    middleware = with_lifespans(parent, crashing(backend, 1, error))
+    crashed = anyio.Event()
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def wait_for_ever() -> Message:
+        await backend.sleep(forever())
+        raise AssertionError("the server never shuts down here")
+
+    inbox = [receive, wait_for_ever]
+
+    async def from_server() -> Message:
+        return await inbox.pop(0)()
+
+    sent: list[Message] = []
+
+    async def to_server(message: Message) -> None:
+        sent.append(message)
+
+    async def lifespan() -> None:
+        with pytest.raises(Boom) as caught:
+            await middleware({"type": "lifespan"}, from_server, to_server)
+        assert caught.value is error
+        crashed.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lifespan)
+        await crashed.wait()
+    assert [message["type"] for message in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.failed",
+    ]
+    with pytest.raises(LifespanUnavailable) as refused:
+        await http_request(middleware)
+    assert refused.value.error is error
+    assert parent.requests == []
+
+
+def given_twice_to_lifespan_of(app: Sub, other: Sub) -> object:
+    return lifespan_of(app, other, app)
+
+
+def given_twice_to_with_lifespans(app: Sub, other: Sub) -> object:
+    return with_lifespans(app, other, app)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            given_twice_to_lifespan_of,
+            "apps[0] (Sub) and apps[2] (Sub) are the same app",
+        ),
+        (
+            given_twice_to_with_lifespans,
+            "app (Sub) and sub_apps[1] (Sub) are the same app",
+        ),
+    ],
+)
+def test_an_app_given_twice_is_an_error(
+    make: Callable[[Sub, Sub], object], message: str
+) -> None:
+    log: list[tuple[str, float]] = []
+    app, other = Sub(TrioBackend(), log, "a"), Sub(TrioBackend(), log, "b")
+    with pytest.raises(
+        ValueError, match=rf"^{re.escape(message)}: its lifespan"
+    ) as caught:
+        make(app, other)
+    assert str(caught.value).endswith(
+        "would run twice. Pass each app once, at the level where it is mounted "
+        "(an app that runs its sub-apps' lifespans itself, as hypercorn's "
+        "DispatcherMiddleware does, needs none of them here)"
+    )

@@ -57,6 +57,7 @@ cancellation or Ctrl-C landed and what came out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 import sys
@@ -215,6 +216,14 @@ def collect_garbage() -> list[str]:
     return complaints
 
 
+@contextlib.asynccontextmanager
+async def own_lifespan(app: object) -> AsyncGenerator[dict[str, int]]:
+    """A parent's own lifespan, as lifespan_of(..., lifespan=) takes it."""
+    await checkpoint()
+    yield {"own": 1}
+    await checkpoint()
+
+
 # The cycles --------------------------------------------------------------------
 
 
@@ -245,6 +254,8 @@ class Cycle:
             return open_client(apps[0])
         if self.mounts == "lifespan_of":
             return lifespan_of(*apps)(None)
+        if self.mounts == "lifespan_of, own":
+            return lifespan_of(*apps, lifespan=own_lifespan)(None)
         if self.mounts == "with_lifespans":
             return open_lifespan(with_lifespans(apps[0], *apps[1:]))
         if len(apps) == 1:
@@ -258,6 +269,9 @@ TWO_APPS = Cycle("open_lifespans, two raw apps", apps=2)
 STARLETTE = Cycle("starlette app", starlette=True)
 CLIENT = Cycle("open_client, starlette app", starlette=True, client=True)
 LIFESPAN_OF = Cycle("lifespan_of, two raw apps", apps=2, mounts="lifespan_of")
+OWN = Cycle(
+    "lifespan_of, a raw app and a lifespan of its own", mounts="lifespan_of, own"
+)
 WITH_LIFESPANS = Cycle(
     "with_lifespans, a raw app and a raw sub-app", apps=2, mounts="with_lifespans"
 )
@@ -571,7 +585,16 @@ def judge(sweep: Sweep, where: str, run: Run) -> None:
     sweep.failures += [f"{where}: {problem}" for problem in run.problems()]
 
 
-CYCLES = [RAW, BODY_RAISES, TWO_APPS, STARLETTE, CLIENT, LIFESPAN_OF, WITH_LIFESPANS]
+CYCLES = [
+    RAW,
+    BODY_RAISES,
+    TWO_APPS,
+    STARLETTE,
+    CLIENT,
+    LIFESPAN_OF,
+    OWN,
+    WITH_LIFESPANS,
+]
 
 
 @pytest.mark.parametrize("cycle", CYCLES, ids=str)
@@ -758,8 +781,14 @@ def sigint_handler_is_the_default() -> Iterator[None]:
     assert sys.gettrace() is tracer, "a sweep left its tracer behind"
 
 
+# Not OWN: its lifespan is the user's asynccontextmanager, run as app code
+# (a Ctrl-C interrupts it anywhere, as in any server), and a Ctrl-C in
+# contextlib's frames leaves the generator for the collector, which warns.
+CTRL_C_CYCLES = [cycle for cycle in CYCLES if cycle is not OWN]
+
+
 @pytest.mark.usefixtures("sigint_handler_is_the_default")
-@pytest.mark.parametrize("cycle", CYCLES, ids=str)
+@pytest.mark.parametrize("cycle", CTRL_C_CYCLES, ids=str)
 def test_ctrl_c_at_every_line(cycle: Cycle) -> None:
     targets, failures = sweep_ctrl_c(cycle)
     # Not vacuous: the driver's lines (and the raw app's) were all swept.

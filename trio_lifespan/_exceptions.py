@@ -147,3 +147,10 @@ def reraise(exc: BaseException) -> NoReturn:
     finally:
         exc.__context__ = context
         del exc, context
+
+
+def name_the_app(error: BaseException, name: str) -> None:
+    """Note which of several apps ``error`` came from (``apps[1] (Starlette)``),
+    unless it is a cancellation, a Ctrl-C or an exit, which no app raised."""
+    if isinstance(error, Exception):
+        add_note(error, f"trio_lifespan: from {name}")

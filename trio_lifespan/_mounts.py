@@ -31,14 +31,19 @@ import sniffio
 
 from ._backend import current_backend
 from ._compat import ki_protected
-from ._errors import LifespanStateConflict
+from ._errors import LifespanStateConflict, LifespanUnavailable
+from ._exceptions import name_the_app
 from ._options import Options, check_app, check_options
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from ._mounts_asyncio import AsyncioStack
+    from ._mounts_trio import TrioStack
     from ._state import LifespanApp
     from ._types import AnyASGIApp, ASGIApp, Receive, Scope, Send
+
+    Stack: TypeAlias = TrioStack | AsyncioStack
 
     #: A framework's lifespan: called with the app, it returns an async
     #: context manager that may yield the state to add (Starlette's shape).
@@ -47,6 +52,21 @@ if TYPE_CHECKING:
     ]
 
 _REQUESTS = frozenset({"http", "websocket"})
+
+
+def _check_once_each(apps: Sequence[object], names: Sequence[str]) -> None:
+    """The same app twice would have its lifespan run twice (two pools, or an
+    MCP session manager that refuses a second start)."""
+    seen: dict[int, str] = {}
+    for app, name in zip(apps, names, strict=True):
+        first = seen.setdefault(id(app), name)
+        if first != name:
+            raise ValueError(
+                f"{first} and {name} are the same app: its lifespan would run "
+                "twice. Pass each app once, at the level where it is mounted "
+                "(an app that runs its sub-apps' lifespans itself, as hypercorn's "
+                "DispatcherMiddleware does, needs none of them here)"
+            )
 
 
 def _name(app: object) -> str:
@@ -64,18 +84,16 @@ def _merge(
         state[key] = value
 
 
-def _group(
-    apps: Sequence[AnyASGIApp], options: Options
-) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
+def _group(apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str]) -> Stack:
     """The sub-apps' group for the running library (``current_backend``
     has checked that it is one we support)."""
     if sniffio.current_async_library() == "trio":
         from ._mounts_trio import TrioStack  # noqa: PLC0415 - trio only when used
 
-        return TrioStack(apps, options)
+        return TrioStack(apps, options, names)
     from ._mounts_asyncio import AsyncioStack  # noqa: PLC0415
 
-    return AsyncioStack(apps, options)
+    return AsyncioStack(apps, options, names)
 
 
 class _Stack:
@@ -104,16 +122,14 @@ class _Stack:
         self._names = names
         self._last = last
         self._options = options
-        self._group: (
-            AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]] | None
-        ) = None
+        self._group: Stack | None = None
         self._own: AbstractAsyncContextManager[LifespanApp[Any]] | None = None
 
     @ki_protected
     async def __aenter__(self) -> dict[str, Any]:
         __tracebackhide__ = True
         backend = current_backend(self._caller)
-        group = self._group = _group(self._apps, self._options)
+        group = self._group = _group(self._apps, self._options, self._names)
         started = await group.__aenter__()
         state: dict[str, Any] = {}
         owners: dict[str, str] = {}
@@ -123,7 +139,11 @@ class _Stack:
             if self._last is not None:
                 app, name = self._last
                 own = self._own = backend.open_one(app, self._options)
-                wrapped = await own.__aenter__()
+                try:
+                    wrapped = await own.__aenter__()
+                except BaseException as exc:
+                    name_the_app(exc, name)
+                    raise
                 try:
                     _merge(state, owners, name, wrapped.state)
                 except BaseException as exc:
@@ -147,9 +167,14 @@ class _Stack:
         assert group is not None, "entered first: only this module makes stacks"
         own = self._own
         if own is not None:
+            # A sub-app failing now does not cut the parent's shutdown short.
+            group.guard_the_body()
             try:
                 await own.__aexit__(exc_type, exc, tb)
             except BaseException as error:
+                if error is not exc:
+                    assert self._last is not None
+                    name_the_app(error, self._last[1])
                 # The parent's own lifespan failed: the group's exit judges
                 # it as it judges a block's exception.
                 await group.__aexit__(type(error), error, error.__traceback__)
@@ -175,7 +200,7 @@ def _own_lifespan_app(lifespan: OwnLifespan, parent: Any) -> ASGIApp:
 class _LifespanOf:
     """What :func:`lifespan_of` returns: a framework's ``lifespan=``."""
 
-    __slots__ = ("_apps", "_lifespan", "_names", "_options")
+    __slots__ = ("_apps", "_lifespan", "_options", "names")
 
     def __init__(
         self,
@@ -184,9 +209,7 @@ class _LifespanOf:
         options: Options,
     ) -> None:
         self._apps = apps
-        self._names = [
-            f"apps[{index}] ({_name(app)})" for index, app in enumerate(apps)
-        ]
+        self.names = [f"apps[{index}] ({_name(app)})" for index, app in enumerate(apps)]
         self._lifespan = lifespan
         self._options = options
 
@@ -195,7 +218,7 @@ class _LifespanOf:
         last = None
         if own is not None:
             last = (_own_lifespan_app(own, app), f"lifespan ({_name(own)})")
-        return _Stack("lifespan_of", self._apps, self._names, last, self._options)
+        return _Stack("lifespan_of", self._apps, self.names, last, self._options)
 
     def __repr__(self) -> str:
         shown = [_name(app) for app in self._apps]
@@ -270,22 +293,26 @@ def lifespan_of(
             f"context manager (as lifespan= takes), not {type(lifespan).__name__}"
         )
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
-    return _LifespanOf(apps, lifespan, options)
+    lifespan_of = _LifespanOf(apps, lifespan, options)
+    _check_once_each(apps, lifespan_of.names)
+    return lifespan_of
 
 
 class _WithLifespans:
     """The ASGI app :func:`with_lifespans` returns."""
 
-    __slots__ = ("_app", "_names", "_options", "_state", "_sub_apps")
+    __slots__ = ("_app", "_failure", "_options", "_state", "_sub_apps", "names")
 
     def __init__(
         self, app: AnyASGIApp, sub_apps: tuple[AnyASGIApp, ...], options: Options
     ) -> None:
         self._app = app
         self._sub_apps = sub_apps
-        self._names = [
+        self.names = [
             f"sub_apps[{index}] ({_name(sub)})" for index, sub in enumerate(sub_apps)
         ]
+        #: The lifespan's error once it failed: requests are refused then.
+        self._failure: BaseException | None = None
         self._options = options
         # The merged state requests get from us: only when the server put no
         # "state" in the lifespan scope (else the server copies it into them).
@@ -296,6 +323,10 @@ class _WithLifespans:
         if kind == "lifespan":
             await self._lifespan(scope, receive, send)
             return
+        if self._failure is not None and kind in _REQUESTS:
+            # As the app open_lifespan yields: no request reaches apps whose
+            # lifespans are gone (the server answers 500 and logs the cause).
+            raise LifespanUnavailable(self._failure)
         state = self._state
         if state is not None and kind in _REQUESTS:
             given = scope.get("state")
@@ -307,13 +338,13 @@ class _WithLifespans:
         # KI-protected, like the drivers: between the stack's entry and its
         # block a Ctrl-C would leave the group's nursery open. (A Ctrl-C
         # waits for the next checkpoint, where the driver running us gets it.)
-        self._state = None
+        self._state = self._failure = None
         await receive()  # lifespan.startup
         started = False
         last = (self._app, f"app ({_name(self._app)})")
         try:
             async with _Stack(
-                "with_lifespans", self._sub_apps, self._names, last, self._options
+                "with_lifespans", self._sub_apps, self.names, last, self._options
             ) as state:
                 server_state = scope.get("state")
                 if server_state is None:
@@ -323,7 +354,8 @@ class _WithLifespans:
                 await send({"type": "lifespan.startup.complete"})
                 started = True
                 await receive()  # lifespan.shutdown
-        except Exception:
+        except Exception as exc:
+            self._failure = exc
             # As Starlette does: the report carries the traceback, which
             # servers log, and the error goes on to the server.
             phase = "shutdown" if started else "startup"
@@ -394,4 +426,6 @@ def with_lifespans(
     for index, sub in enumerate(sub_apps):
         check_app(sub, f"sub_apps[{index}]")
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
-    return _WithLifespans(app, sub_apps, options)
+    middleware = _WithLifespans(app, sub_apps, options)
+    _check_once_each((app, *sub_apps), (f"app ({_name(app)})", *middleware.names))
+    return middleware

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._asyncio import AsyncioLifespan, AsyncioLifespans, _wait_all
-from ._protocol import STOP_HOLDERS, Do
+from ._exceptions import name_the_app
+from ._protocol import STOP_BODY, STOP_HOLDERS, Do
 
 if TYPE_CHECKING:
     from ._options import Options
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
 class AsyncioStack(AsyncioLifespans):
     """Several lifespans started at once and shut down as a stack, on asyncio."""
 
-    def __init__(self, apps: Sequence[AnyASGIApp], options: Options) -> None:
+    def __init__(
+        self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str]
+    ) -> None:
         super().__init__(apps, options)
+        #: How errors name each app (``apps[1] (Starlette)``).
+        self.names = names
         count = len(apps)
         #: Set when a holder's turn to shut its app down has come.
         self.turns = [asyncio.Event() for _ in range(count)]
@@ -36,6 +41,8 @@ class AsyncioStack(AsyncioLifespans):
         self.parked = [False] * count
         #: The parked holders, in the order their apps' startups completed.
         self.order: list[int] = []
+        #: Whether the block is the parent's own shutdown (see guard_the_body).
+        self.body_guarded = False
 
     async def hold(self, index: int, app: AnyASGIApp) -> None:
         try:
@@ -50,6 +57,7 @@ class AsyncioStack(AsyncioLifespans):
                 self.apply(self.protocol.app_started())
                 await self.turns[index].wait()
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
+            name_the_app(exc, self.names[index])
             self.apply(
                 self.protocol.holder_failed(
                     exc, shutting_down=self.shutting_down.is_set()
@@ -76,9 +84,18 @@ class AsyncioStack(AsyncioLifespans):
             interrupted = interrupted or cancelled
         return interrupted
 
+    def guard_the_body(self) -> None:
+        """From now on a failure does not stop the block: it is the parent's
+        own shutdown, as graceful as the sub-apps' (the failure still comes
+        out when the block ends)."""
+        self.body_guarded = True
+
     def apply(self, do: Do) -> None:
         """Do what the group's protocol decided; stopping the holders stops
-        only those that have not parked."""
+        only those that have not parked, and the block is not stopped once
+        it is guarded."""
+        if self.body_guarded:
+            do &= ~STOP_BODY
         super().apply(do & ~STOP_HOLDERS)
         if do & STOP_HOLDERS:
             for index, task in enumerate(self.tasks):
