@@ -891,17 +891,28 @@ def test_a_watched_fixture_that_yields_twice_is_an_error(
     tests = """
     import pytest_asyncio
 
+    EVENTS = []
+
+    @pytest_asyncio.fixture
+    async def once(lifespan_client):
+        EVENTS.append("set up")
+        yield
+        EVENTS.append("torn down")
+
     @pytest_asyncio.fixture
     async def twice(lifespan_client):
         yield 1
         yield 2
 
-    async def test_get(twice):
+    async def test_get(twice, once):
         assert twice == 1
+
+    async def test_after():
+        assert EVENTS == ["set up", "torn down"]
     """
     ini = {"asgi_app": "plugin_apps:starlette"}
-    result, raised = run(pytester, "pytest-asyncio", ini, tests)
-    result.assert_outcomes(passed=1, errors=1)
+    result, raised = run(pytester, "pytest-asyncio", ini, tests, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
     error = raised["test_get", "teardown"]
     assert type(error) is RuntimeError
     assert str(error) == "fixture twice yielded more than once"

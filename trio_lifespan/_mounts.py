@@ -172,9 +172,9 @@ class _Stack:
             try:
                 await own.__aexit__(exc_type, exc, tb)
             except BaseException as error:
-                if error is not exc:
-                    assert self._last is not None
-                    name_the_app(error, self._last[1])
+                # (Never the block's own exception: that the exit returns.)
+                assert self._last is not None
+                name_the_app(error, self._last[1])
                 # The parent's own lifespan failed: the group's exit judges
                 # it as it judges a block's exception.
                 await group.__aexit__(type(error), error, error.__traceback__)
