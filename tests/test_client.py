@@ -30,21 +30,18 @@ import trio_lifespan
 from trio_lifespan import LifespanApp, open_client, open_lifespan
 
 from .backends import BACKENDS, Backend, forever
-from .frameworks import FRAMEWORKS, STATE_VALUE, HookFailed, Misbehave
+from .frameworks import (
+    FRAMEWORKS,
+    STATE_VALUE,
+    UNREAD_BODY_WARNINGS,
+    HookFailed,
+    Misbehave,
+)
 
 # Loaded before any inner pytest session: pytester unloads what they load.
 importlib.import_module("trio_lifespan._httpx")
 
-pytestmark = [
-    # Falcon does not read an empty request body (as in test_frameworks.py).
-    pytest.mark.filterwarnings(
-        "ignore:Async generator 'httpx._content.ByteStream.__aiter__':ResourceWarning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <async_generator object ByteStream.__aiter__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = UNREAD_BODY_WARNINGS
 
 BY_NAME = {backend.name: backend for backend in BACKENDS}
 CASES = [

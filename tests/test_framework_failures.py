@@ -44,19 +44,16 @@ from trio_lifespan import (
 )
 
 from .backends import BACKENDS, Backend, forever
-from .frameworks import FRAMEWORKS, STATE_VALUE, Built, HookFailed, Misbehave
+from .frameworks import (
+    FRAMEWORKS,
+    STATE_VALUE,
+    UNREAD_BODY_WARNINGS,
+    Built,
+    HookFailed,
+    Misbehave,
+)
 
-# Falcon does not read an empty request body, so httpx's body generator is
-# left for the finalizer, which warns (as in test_frameworks.py).
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore:Async generator 'httpx._content.ByteStream.__aiter__':ResourceWarning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <async_generator object ByteStream.__aiter__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = UNREAD_BODY_WARNINGS
 
 BY_NAME = {backend.name: backend for backend in BACKENDS}
 CASES = [

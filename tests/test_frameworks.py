@@ -21,19 +21,15 @@ from trio_lifespan import (
     open_lifespan,
 )
 
-from .frameworks import FRAMEWORKS, STATE_VALUE, HookFailed, django
+from .frameworks import (
+    FRAMEWORKS,
+    STATE_VALUE,
+    UNREAD_BODY_WARNINGS,
+    HookFailed,
+    django,
+)
 
-# Falcon does not read an empty request body, so httpx's body generator is
-# left for trio's finalizer, which warns. Neither ours nor a lifespan matter.
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore:Async generator 'httpx._content.ByteStream.__aiter__':ResourceWarning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <async_generator object ByteStream.__aiter__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = UNREAD_BODY_WARNINGS
 
 CASES = [
     pytest.param(name, backend, id=f"{name}-{backend}")
