@@ -14,6 +14,10 @@ import pytest
 import trio
 import trio.testing
 
+# The examples' pytest sessions, in subprocesses: run once in CI, not per
+# Python version (setup.cfg).
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
 

@@ -36,6 +36,9 @@ from trio_lifespan import lifespan_of, open_lifespan
 
 from .mounted_apps import FAILURE
 
+# Real server processes: run once in CI, not per Python version (setup.cfg).
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 GUARD = 30  # seconds: far above what any step takes
 
