@@ -29,11 +29,14 @@ import functools
 import inspect
 import types
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeGuard, cast
 
 import pytest
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from ._backend import Event
     from ._httpx import LifespanClient
     from ._options import Options
     from ._state import LifespanApp
@@ -544,13 +547,16 @@ class Holder:
         """Start the task and wait for the app's startup; raise its failure."""
         import sniffio  # noqa: PLC0415
 
+        from ._backend import current_backend  # noqa: PLC0415
+
         self.library = sniffio.current_async_library()
+        backend = self._backend = current_backend("lifespan_app")
+        self._settled = backend.event()
+        self._done = backend.event()
+        self._stopping = backend.event()
         if self.library == "trio":
             import trio  # noqa: PLC0415
 
-            self._settled: Any = trio.Event()
-            self._done: Any = trio.Event()
-            self._stopping: Any = trio.Event()
             self._loop: object = trio.lowlevel.current_trio_token()
             self._scope = trio.CancelScope()
             trio.lowlevel.spawn_system_task(
@@ -561,17 +567,9 @@ class Holder:
         else:
             import asyncio  # noqa: PLC0415
 
-            self._settled = asyncio.Event()
-            self._done = asyncio.Event()
-            self._stopping = asyncio.Event()
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.get_running_loop().create_task(self._run())
-        try:
-            await self._settled.wait()
-        except BaseException:
-            self._abort()
-            await self._wait_done()
-            raise
+        await self._wait_for(self._settled)
         if self.error is not None:
             self.reported = True
             raise _with_ini_hint(self.error)
@@ -579,12 +577,7 @@ class Holder:
     async def stop(self) -> None:
         """Close the client and the lifespan; raise a failure no test has raised."""
         self._stopping.set()
-        try:
-            await self._done.wait()
-        except BaseException:
-            self._abort()
-            await self._wait_done()
-            raise
+        await self._wait_for(self._done)
         error = self.error
         named = any(each is error for each in self.named)
         if error is not None and not self.reported and not named:
@@ -651,6 +644,16 @@ class Holder:
         self.reported = True
         raise self.failure()
 
+    async def _wait_for(self, event: Event) -> None:
+        """Wait for ``event``; if the wait is interrupted (a cancellation, a
+        Ctrl-C), stop the task and wait until it is gone, then go on."""
+        try:
+            await event.wait()
+        except BaseException:
+            self._abort()
+            await self._wait_done()
+            raise
+
     def _abort(self) -> None:
         if self.library == "trio":
             self._scope.cancel()
@@ -675,13 +678,12 @@ class Holder:
 
     async def _run(self) -> None:
         """The task: hold the lifespan until told to stop, or until it fails."""
-        from ._backend import current_backend  # noqa: PLC0415
-
         settings = self.settings
         options = settings.options
         assert options is not None
         try:
             app = settings.load()
+            opened: AbstractAsyncContextManager[LifespanApp[Any] | LifespanClient[Any]]
             try:
                 from ._httpx import OpenClient  # noqa: PLC0415
             except ModuleNotFoundError as exc:
@@ -692,17 +694,17 @@ class Holder:
                     f"installed: {EXTRA}",
                     name=exc.name,
                 )
-                backend = current_backend("lifespan_app")
-                async with backend.open_one(app, options) as lifespan_app:
-                    self._app = lifespan_app
-                    self._settled.set()
-                    await self._stopping.wait()
+                opened = self._backend.open_one(app, options)
             else:
-                async with OpenClient(app, options, settings.base_url, {}) as client:
-                    self._client = client
-                    self._app = client.lifespan
-                    self._settled.set()
-                    await self._stopping.wait()
+                opened = OpenClient(app, options, settings.base_url, {})
+            async with opened as held:
+                if self._client_error is None:  # the client, then its app
+                    self._client = cast("LifespanClient[Any]", held)
+                    self._app = self._client.lifespan
+                else:
+                    self._app = cast("LifespanApp[Any]", held)
+                self._settled.set()
+                await self._stopping.wait()
         except BaseException as exc:  # noqa: BLE001 - kept for the tests to raise
             self.error = exc
             if self.watcher is not None:
