@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from ._options import check_app, check_options
+from ._options import check_app, check_bool, check_options
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -93,11 +93,7 @@ def open_client(
     """
     check_app(app)
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
-    if type(raise_app_exceptions) is not bool:  # (typed bool; checked anyway)
-        raise TypeError(
-            "raise_app_exceptions must be True or False, not "
-            f"{type(raise_app_exceptions).__name__}"
-        )
+    check_bool("raise_app_exceptions", raise_app_exceptions)
     for name in _OURS:
         if name in client_options:
             raise TypeError(

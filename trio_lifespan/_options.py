@@ -85,12 +85,16 @@ def check_options(
     """Check the options at the call, so misuse fails where it is written."""
     startup = _seconds("startup_timeout", startup_timeout)
     shutdown = _seconds("shutdown_timeout", shutdown_timeout)
-    if type(allow_unsupported) is not bool:  # not bool(): "no" is no True
-        raise TypeError(
-            "allow_unsupported must be True or False, not "
-            f"{type(allow_unsupported).__name__}"
-        )
-    return Options(startup, shutdown, allow_unsupported)
+    return Options(
+        startup, shutdown, check_bool("allow_unsupported", allow_unsupported)
+    )
+
+
+def check_bool(name: str, value: object) -> bool:
+    """A flag must be a bool: not bool(value), for "no" is no True."""
+    if type(value) is not bool:
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
+    return value
 
 
 def check_app(app: object, name: str = "app") -> None:
