@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from trio_lifespan._types import Message, Receive, Scope, Send
 
 from .backends import Backend
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(*args: str) -> str:
+    """Run this Python with warnings as errors, in the repository; its stdout.
+
+    Fails the test, with the child's stderr, if it does not exit with 0.
+    """
+    done = subprocess.run(
+        [sys.executable, "-W", "error", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 class GoodApp:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncGenerator
@@ -17,7 +16,7 @@ import sniffio
 from trio_lifespan import LifespanApp, LifespanTimeout, open_lifespan, serve_lifespan
 from trio_lifespan._types import Receive, Scope, Send
 
-from .apps import GoodApp, http_request
+from .apps import GoodApp, http_request, run_python
 from .backends import AsyncioBackend, Backend
 
 ASYNCIO = AsyncioBackend()
@@ -43,15 +42,7 @@ def test_using_it_on_asyncio_does_not_import_trio() -> None:
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("trio", "outcome")))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "[]\n"
+    assert run_python("-c", script) == "[]\n"
 
 
 def test_the_command_line_on_asyncio_does_not_import_trio() -> None:
@@ -64,15 +55,7 @@ def test_the_command_line_on_asyncio_does_not_import_trio() -> None:
         print(status, sorted(m for m in sys.modules if m.split(".")[0] == "trio"))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "0 []"
+    assert run_python("-c", script).splitlines()[-1] == "0 []"
 
 
 def test_it_works_under_asyncio_run() -> None:

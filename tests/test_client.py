@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncGenerator
@@ -29,6 +28,7 @@ from starlette.websockets import WebSocket
 import trio_lifespan
 from trio_lifespan import LifespanApp, open_client, open_lifespan
 
+from .apps import run_python
 from .backends import BACKENDS, Backend, forever
 from .frameworks import (
     FRAMEWORKS,
@@ -523,21 +523,13 @@ def test_another_missing_module_is_not_blamed_on_httpx(
     assert "needs httpx" not in str(caught.value)
 
 
-def run_python(code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+def run_code(code: str) -> str:
+    return run_python("-c", textwrap.dedent(code)).strip()
 
 
 def test_importing_the_package_imports_no_httpx() -> None:
     assert (
-        run_python(
+        run_code(
             """
         import sys
         import trio_lifespan
@@ -552,7 +544,7 @@ def test_importing_the_package_imports_no_httpx() -> None:
 def test_the_asyncio_path_never_imports_trio() -> None:
     # trio cannot even be imported: a client on asyncio must not need it.
     assert (
-        run_python(
+        run_code(
             """
         import asyncio, contextlib, sys
         sys.modules["trio"] = None

@@ -3,24 +3,8 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_python(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-W", "error", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+from .apps import ROOT, run_python
 
 
 def test_the_starlette_example_runs_end_to_end() -> None:

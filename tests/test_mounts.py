@@ -16,7 +16,6 @@ import importlib.util
 import pickle
 import re
 import signal
-import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncGenerator, Callable
@@ -56,7 +55,7 @@ from trio_lifespan import (
 )
 from trio_lifespan._types import Message, Receive, Scope, Send
 
-from .apps import http_request
+from .apps import http_request, run_python
 from .backends import Backend, TrioBackend, forever
 from .test_behaviour import Boom, notes, reporting_app, returns_at_once
 
@@ -814,15 +813,7 @@ def test_on_asyncio_neither_entry_point_imports_trio() -> None:
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("trio", "outcome")))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "[]\n"
+    assert run_python("-c", script) == "[]\n"
 
 
 # Real frameworks, in process ------------------------------------------------------
@@ -1085,16 +1076,7 @@ async def test_a_crash_reaches_the_server_of_a_starlette_parent(
 
 
 def run_example(name: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-W", "error", f"docs/examples/{name}.py"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()
+    return run_python(f"docs/examples/{name}.py").splitlines()
 
 
 def test_the_fastapi_and_mcp_example_prints_what_the_how_to_shows() -> None:
