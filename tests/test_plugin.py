@@ -28,6 +28,7 @@ from trio_lifespan import (
 )
 
 from .backends import Backend
+from .test_sessions import LIMIT, SESSION_OPTIONS, Phases, Raised
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -37,7 +38,6 @@ pytest_plugins = ["pytester"]
 # Loaded before any inner pytest session: pytester unloads what they load.
 importlib.import_module("trio_lifespan._httpx")
 
-LIMIT = 15  # seconds: pytest-timeout's limit on each inner test, and the session's
 
 APPS = '''
 import contextlib
@@ -191,21 +191,6 @@ PLUGINS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
 }
 FRAMEWORKS = ("starlette", "fastapi", "litestar")
 
-Phases = dict[tuple[str, str], BaseException]
-
-
-class Raised:
-    """A plugin for the inner session: what each test's phases raised."""
-
-    def __init__(self) -> None:
-        self.phases: Phases = {}
-
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> None:
-        if call.excinfo is not None:
-            self.phases[item.name, call.when] = call.excinfo.value
-
 
 def run(
     pytester: pytest.Pytester,
@@ -224,17 +209,11 @@ def run(
     raised = Raised()
     ini_options = [arg for option in plugin_ini for arg in ("-o", option)]
     result = pytester.runpytest_inprocess(
-        "--disable-plugin-autoload",
-        "-p",
-        "timeout",
-        "-o",
-        f"timeout={LIMIT}",
-        "-p",
-        "no:cacheprovider",
+        *SESSION_OPTIONS,
         "-p",
         "trio_lifespan._pytest_plugin",
-        "-W",
-        "error",
+        # In this process the plugins are imported already, too late for
+        # pytest to rewrite their asserts: not the session's concern.
         "-W",
         "ignore::pytest.PytestAssertRewriteWarning",
         *plugin_options,
