@@ -1263,3 +1263,43 @@ def test_an_app_given_twice_is_an_error(
         "(an app that runs its sub-apps' lifespans itself, as hypercorn's "
         "DispatcherMiddleware does, needs none of them here)"
     )
+
+
+async def test_a_fastapi_parents_shutdown_outlives_a_starlette_sub_apps_crash(
+    backend: Backend,
+) -> None:
+    # The same with real frameworks: FastAPI's own lifespan closes what the
+    # Starlette sub-app's worker uses, the worker dies in the sub-app's task
+    # group, and FastAPI's shutdown still runs to its end.
+    log: list[str] = []
+    error = Boom("the worker lost its client")
+    closed = anyio.Event()
+
+    async def worker() -> None:
+        await closed.wait()
+        raise error
+
+    @contextlib.asynccontextmanager
+    async def sub_lifespan(app: Starlette) -> AsyncGenerator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(worker)
+            yield
+            tasks.cancel_scope.cancel()
+
+    @contextlib.asynccontextmanager
+    async def own(app: FastAPI) -> AsyncGenerator[None]:
+        yield
+        closed.set()
+        await backend.sleep(1)
+        log.append("flushed")
+
+    sub = Starlette(lifespan=sub_lifespan)
+    parent = FastAPI(lifespan=lifespan_of(sub, lifespan=own))
+    parent.mount("/sub", sub)
+    began = backend.now()
+    with pytest.raises(Boom) as caught:
+        async with open_lifespan(parent):
+            pass
+    assert caught.value is error
+    assert log == ["flushed"]
+    assert backend.now() - began == pytest.approx(1, abs=1e-3)
