@@ -49,6 +49,7 @@ def test_the_example_test_files_pass(name: str) -> None:
         timeout=120,
         check=False,
         cwd=ROOT,
+        env=user_terminal(),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"^\d+ passed", done.stdout.splitlines()[-1])
@@ -143,9 +144,27 @@ def plugin_session(tmp_path: Path, plugin: str, test_file: str) -> list[str]:
         timeout=120,
         check=False,
         cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "80"},
+        env=user_terminal(),
     )
     return done.stdout.splitlines()
+
+
+# pytest does not shorten the summary's lines on CI (it looks for these
+# variables), colours its output when asked to, and reads more options from
+# PYTEST_ADDOPTS: none of that is what the docs show.
+NOT_A_USER_TERMINAL = (
+    "CI",
+    "BUILD_NUMBER",
+    "PY_COLORS",
+    "FORCE_COLOR",
+    "PYTEST_ADDOPTS",
+)
+
+
+def user_terminal() -> dict[str, str]:
+    """The environment of a user's 80-column terminal, as the docs show runs."""
+    env = {k: v for k, v in os.environ.items() if k not in NOT_A_USER_TERMINAL}
+    return {**env, "COLUMNS": "80"}
 
 
 @pytest.mark.parametrize(
