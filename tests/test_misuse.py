@@ -173,36 +173,57 @@ async def test_serve_lifespan_checks_allow_unsupported_too(backend: Backend) -> 
 # 15. __aexit__ without __aenter__ ----------------------------------------------
 
 
-@pytest.mark.parametrize("opener", ["open_lifespan", "open_lifespans"])
-def test_exiting_a_context_manager_never_entered_is_a_runtime_error(
-    opener: str,
+# The three openers' context managers; each is misused in the same ways, and
+# says so in the same words.
+CONTEXT_MANAGERS: dict[str, Callable[[Any], Any]] = {
+    "open_lifespan": open_lifespan,
+    "open_lifespans": open_lifespans,
+    "open_client": open_client,
+}
+
+
+@pytest.mark.parametrize("opener", list(CONTEXT_MANAGERS))
+async def test_exiting_a_context_manager_never_entered_is_a_runtime_error(
+    opener: str, backend: Backend
 ) -> None:
-    cm: Any = OPENERS[opener](5, 5)
+    cm = CONTEXT_MANAGERS[opener](GoodApp(backend))
     with pytest.raises(
         RuntimeError,
-        match=rf"^__aexit__ was called on a {opener}\(\) context manager that was "
+        match=rf"^__aexit__ was called on an {opener}\(\) context manager that was "
         rf"never entered: call __aenter__ first \(`async with {opener}\(\.\.\.\)` "
         r"does both\)$",
     ) as caught:
-        cm.__aexit__(None, None, None)
+        await cm.__aexit__(None, None, None)
     assert type(caught.value) is RuntimeError
 
 
-@pytest.mark.parametrize("opener", ["open_lifespan", "open_lifespans", "open_client"])
+@pytest.mark.parametrize("opener", list(CONTEXT_MANAGERS))
+async def test_entering_a_context_manager_twice_is_a_runtime_error(
+    opener: str, backend: Backend
+) -> None:
+    app = GoodApp(backend)
+    cm = CONTEXT_MANAGERS[opener](app)
+    async with cm:
+        with pytest.raises(
+            RuntimeError,
+            match=rf"^this {opener}\(\) context manager was already entered; "
+            rf"call {opener}\(\) again for each `async with`$",
+        ) as caught:
+            await cm.__aenter__()
+        assert type(caught.value) is RuntimeError
+    assert app.events.count("lifespan.startup") == 1, app.events
+
+
+@pytest.mark.parametrize("opener", list(CONTEXT_MANAGERS))
 async def test_exiting_a_context_manager_twice_is_a_runtime_error(
     opener: str, backend: Backend
 ) -> None:
-    openers: dict[str, Callable[[Any], object]] = {
-        "open_lifespan": open_lifespan,
-        "open_lifespans": open_lifespans,
-        "open_client": open_client,
-    }
-    cm: Any = openers[opener](GoodApp(backend))
+    cm = CONTEXT_MANAGERS[opener](GoodApp(backend))
     async with cm:
         pass
     with pytest.raises(
         RuntimeError,
-        match=rf"^__aexit__ was called twice on an? {opener}\(\) context manager: "
+        match=rf"^__aexit__ was called twice on an {opener}\(\) context manager: "
         rf"call {opener}\(\) again for each `async with`$",
     ) as caught:
         await cm.__aexit__(None, None, None)

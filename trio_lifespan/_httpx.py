@@ -17,6 +17,7 @@ from ._backend import current_backend
 from ._client import EXTRA
 from ._compat import ki_protected
 from ._errors import LifespanUnavailable
+from ._open import entered_twice, exited_twice, never_entered
 from ._state import AppT_co
 
 if TYPE_CHECKING:
@@ -175,10 +176,7 @@ class OpenClient:
     async def __aenter__(self) -> LifespanClient[Any]:
         __tracebackhide__ = True
         if self._lifespan is not None:
-            raise RuntimeError(
-                "this open_client() context manager was already entered; "
-                "call open_client() again for each `async with`"
-            )
+            raise entered_twice("open_client")
         backend = current_backend("open_client")
         lifespan = self._lifespan = backend.open_one(self._app, self._options)
         app = await lifespan.__aenter__()
@@ -220,16 +218,9 @@ class OpenClient:
         __tracebackhide__ = True
         lifespan = self._lifespan
         if lifespan is None:
-            raise RuntimeError(
-                "__aexit__ was called on an open_client() context manager that "
-                "was never entered: call __aenter__ first (`async with "
-                "open_client(...)` does both)"
-            )
+            raise never_entered("open_client")
         if self._exited:
-            raise RuntimeError(
-                "__aexit__ was called twice on an open_client() context manager: "
-                "call open_client() again for each `async with`"
-            )
+            raise exited_twice("open_client")
         self._exited = True
         self._bound_the_websockets()
         try:

@@ -25,6 +25,34 @@ A2 = TypeVar("A2", bound="AnyASGIApp")
 A3 = TypeVar("A3", bound="AnyASGIApp")
 
 
+# What an opener's context manager raises when misused: one wording for every
+# opener (open_lifespan, open_lifespans, open_client), said here.
+
+
+def entered_twice(opener: str) -> RuntimeError:
+    """The error for entering an ``opener()`` context manager a second time."""
+    return RuntimeError(
+        f"this {opener}() context manager was already entered; "
+        f"call {opener}() again for each `async with`"
+    )
+
+
+def never_entered(opener: str) -> RuntimeError:
+    """The error for exiting an ``opener()`` context manager never entered."""
+    return RuntimeError(
+        f"__aexit__ was called on an {opener}() context manager that was never "
+        f"entered: call __aenter__ first (`async with {opener}(...)` does both)"
+    )
+
+
+def exited_twice(opener: str) -> RuntimeError:
+    """The error for exiting an ``opener()`` context manager a second time."""
+    return RuntimeError(
+        f"__aexit__ was called twice on an {opener}() context manager: "
+        f"call {opener}() again for each `async with`"
+    )
+
+
 class _Deferred:
     """An async context manager that picks its driver on entry.
 
@@ -48,10 +76,7 @@ class _Deferred:
     def __aenter__(self) -> Awaitable[Any]:
         __tracebackhide__ = True
         if self._cm is not None:
-            raise RuntimeError(
-                f"this {self._caller}() context manager was already entered; "
-                f"call {self._caller}() again for each `async with`"
-            )
+            raise entered_twice(self._caller)
         self._cm = self._open(current_backend(self._caller))
         return self._cm.__aenter__()
 
@@ -65,16 +90,9 @@ class _Deferred:
         __tracebackhide__ = True
         cm = self._cm
         if cm is None:
-            raise RuntimeError(
-                f"__aexit__ was called on a {self._caller}() context manager that "
-                f"was never entered: call __aenter__ first (`async with "
-                f"{self._caller}(...)` does both)"
-            )
+            raise never_entered(self._caller)
         if self._exited:
-            raise RuntimeError(
-                f"__aexit__ was called twice on a {self._caller}() context "
-                f"manager: call {self._caller}() again for each `async with`"
-            )
+            raise exited_twice(self._caller)
         self._exited = True
         return cm.__aexit__(exc_type, exc, tb)
 
