@@ -358,9 +358,10 @@ def test_pytest_asyncio_a_fixture_on_another_loop_says_what_to_set(
     assert str(error) == MISMATCHED_LOOP
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("plugin", list(PLUGINS))
 def test_a_crash_in_a_users_fixture_fails_it_at_once(
-    pytester: pytest.Pytester, plugin: str
+    pytester: pytest.Pytester, plugin: str, framework: str
 ) -> None:
     # A fixture that uses the client (seeding data, logging in) is watched
     # too, its setup and its teardown, each on its own.
@@ -395,7 +396,8 @@ def test_a_crash_in_a_users_fixture_fails_it_at_once(
         tests = tests.replace("@pytest.fixture", "@pytest_asyncio.fixture").replace(
             "    import pytest\n", "    import pytest\n    import pytest_asyncio\n"
         )
-    result, raised = run(pytester, plugin, {"asgi_app": "plugin_apps:starlette"}, tests)
+    ini = {"asgi_app": f"plugin_apps:{framework}"}
+    result, raised = run(pytester, plugin, ini, tests)
     if plugin == "pytest-trio":  # fixtures run within the test: it fails
         result.assert_outcomes(failed=2)
     else:
