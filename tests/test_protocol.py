@@ -41,6 +41,7 @@ from trio_lifespan._protocol import (
     WITH_STATE,
     LifespanProtocol,
     LifespansProtocol,
+    StackProtocol,
     Stage,
 )
 
@@ -421,3 +422,48 @@ def test_a_group_interrupted_while_starting_stops_its_holders() -> None:
     assert group.startup_over() == 0
     assert group.interrupted_finishing(KeyboardInterrupt(), wins=False) == 0
     assert group.outcome() is cancelled
+    assert list(group.holders_to_stop()) == [0, 1]  # every one
+
+
+# Mounted apps: a group shut down as a stack ---------------------------------------------
+
+
+def test_a_stack_stops_only_the_holders_still_starting() -> None:
+    stack = StackProtocol(3, Cancelled)
+    assert stack.app_parked(2) == 0
+    assert stack.app_parked(0) == 0
+    failure = Boom("sub-app")
+    assert stack.holder_failed(failure, shutting_down=False) == STOP_HOLDERS | READY
+    assert list(stack.holders_to_stop()) == [1]
+    assert stack.shutdown_order() == [0, 2]  # the last to have started first
+    assert stack.startup_over() == 0
+    assert stack.outcome() is failure
+
+
+def test_a_stack_shuts_down_in_reverse_order_of_startup_completion() -> None:
+    stack = StackProtocol(3, Cancelled)
+    assert [stack.app_parked(index) for index in (1, 2, 0)] == [0, 0, READY]
+    assert stack.startup_over() == BODY
+    assert stack.shutdown_order() == [0, 2, 1]
+    assert list(stack.holders_to_stop()) == []
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_a_stack_does_not_stop_a_guarded_body(guarded: bool) -> None:
+    # The guarded body is the parent's own shutdown: a sub-app's crash
+    # meanwhile does not cut it short, and still comes out after it.
+    stack = StackProtocol(1, Cancelled)
+    stack.app_parked(0)
+    assert stack.startup_over() == BODY
+    if guarded:
+        stack.guard_the_body()
+    crash = Boom("crash")
+    do = stack.holder_failed(crash, shutting_down=False)
+    assert do == (STOP_HOLDERS if guarded else STOP_HOLDERS | STOP_BODY)
+    # The body ends cancelled: by us unless it was guarded, when the
+    # cancellation came from elsewhere and is kept. Either way the crash,
+    # which matters more than a cancellation, comes out.
+    cancelled = Cancelled()
+    stack.body_ended(cancelled, ours=True)
+    assert stack.raised is (cancelled if guarded else None)
+    assert stack.outcome() is crash

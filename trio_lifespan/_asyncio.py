@@ -403,11 +403,21 @@ class AsyncioLifespan:
 class AsyncioLifespans:
     """Several lifespans, each held open by a task of its own, on asyncio."""
 
-    def __init__(self, apps: Sequence[AnyASGIApp], options: Options) -> None:
+    def __init__(
+        self,
+        apps: Sequence[AnyASGIApp],
+        options: Options,
+        protocol: LifespansProtocol | None = None,
+    ) -> None:
         count = len(apps)
         self.apps = apps
         self.options = options
-        self.protocol = LifespansProtocol(count, asyncio.CancelledError)
+        #: What decides; a stack of mounted apps passes its own.
+        self.protocol = (
+            LifespansProtocol(count, asyncio.CancelledError)
+            if protocol is None
+            else protocol
+        )
         self.loop = asyncio.get_running_loop()
         self.body = _BodyCanceller(_current_task())
         self.wrapped: list[LifespanApp[Any] | None] = [None] * count
@@ -492,8 +502,8 @@ class AsyncioLifespans:
         if do & STOP_HOLDERS:
             # Cancelling a finished task, or the failing holder itself on its
             # way out, does nothing.
-            for task in self.tasks:
-                task.cancel()
+            for index in self.protocol.holders_to_stop():
+                self.tasks[index].cancel()
 
 
 class _Asyncio:

@@ -168,7 +168,7 @@ class _Stack:
         own = self._own
         if own is not None:
             # A sub-app failing now does not cut the parent's shutdown short.
-            group.guard_the_body()
+            group.stack.guard_the_body()
             try:
                 await own.__aexit__(exc_type, exc, tb)
             except BaseException as error:

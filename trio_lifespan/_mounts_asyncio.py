@@ -1,10 +1,10 @@
 """The mounted apps' group on asyncio: ``open_lifespans``' group, shut down as a stack.
 
-:class:`AsyncioStack` is :class:`._asyncio.AsyncioLifespans` with the change
-:mod:`._mounts_trio` describes: holders whose app started park, in order of
-startup completion; leaving gives each its turn, last started first, and
-waits until its app has shut down; a failure cancels only the holders still
-starting.
+:class:`AsyncioStack` is :class:`._asyncio.AsyncioLifespans` driving
+:class:`._protocol.StackProtocol`, as :mod:`._mounts_trio` describes: holders
+whose app started park; a failure cancels only the holders still starting;
+leaving waits for those, then gives each parked holder its turn, in the
+protocol's shutdown order, and waits until its app has shut down.
 
 Imported only by the asyncio path of :mod:`._mounts`; it imports no trio.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._asyncio import AsyncioLifespan, AsyncioLifespans, _wait_all
 from ._exceptions import name_the_app
-from ._protocol import STOP_BODY, STOP_HOLDERS, Do
+from ._protocol import StackProtocol
 
 if TYPE_CHECKING:
     from ._options import Options
@@ -30,19 +30,13 @@ class AsyncioStack(AsyncioLifespans):
     def __init__(
         self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str]
     ) -> None:
-        super().__init__(apps, options)
+        #: The group's protocol (``self.protocol`` too), with its stack's part.
+        self.stack = StackProtocol(len(apps), asyncio.CancelledError)
+        super().__init__(apps, options, self.stack)
         #: How errors name each app (``apps[1] (Starlette)``).
         self.names = names
-        count = len(apps)
         #: Set when a holder's turn to shut its app down has come.
-        self.turns = [asyncio.Event() for _ in range(count)]
-        #: Whether each holder has parked: its app has started, and it waits
-        #: for its turn (a failure does not stop it; the walk does).
-        self.parked = [False] * count
-        #: The parked holders, in the order their apps' startups completed.
-        self.order: list[int] = []
-        #: Whether the block is the parent's own shutdown (see guard_the_body).
-        self.body_guarded = False
+        self.turns = [asyncio.Event() for _ in apps]
 
     async def hold(self, index: int, app: AnyASGIApp) -> None:
         try:
@@ -52,9 +46,7 @@ class AsyncioStack(AsyncioLifespans):
                 # delivers the cancellation at the wait for the startup's
                 # answer, even one that has come, and the driver then shuts
                 # the app down itself.
-                self.parked[index] = True
-                self.order.append(index)
-                self.apply(self.protocol.app_started())
+                self.apply(self.stack.app_parked(index))
                 await self.turns[index].wait()
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
             name_the_app(exc, self.names[index])
@@ -66,7 +58,7 @@ class AsyncioStack(AsyncioLifespans):
 
     async def _holders_gone(self) -> BaseException | None:
         """Wait for the holders that never parked, then shut the parked ones
-        down one at a time, the last to have started first.
+        down one at a time, in the protocol's order.
 
         As in ``open_lifespans``, a cancellation meanwhile does not cut the
         shutdowns short (each is bounded by its timeout); it is returned, to
@@ -75,29 +67,12 @@ class AsyncioStack(AsyncioLifespans):
         if not self.apps:
             return await super()._holders_gone()
         tasks = self.tasks
+        parked = self.stack.parked
         interrupted = await _wait_all(
-            [task for index, task in enumerate(tasks) if not self.parked[index]]
+            [task for index, task in enumerate(tasks) if not parked[index]]
         )
-        for index in reversed(self.order):
+        for index in self.stack.shutdown_order():
             self.turns[index].set()
             cancelled = await _wait_all([tasks[index]])
             interrupted = interrupted or cancelled
         return interrupted
-
-    def guard_the_body(self) -> None:
-        """From now on a failure does not stop the block: it is the parent's
-        own shutdown, as graceful as the sub-apps' (the failure still comes
-        out when the block ends)."""
-        self.body_guarded = True
-
-    def apply(self, do: Do) -> None:
-        """Do what the group's protocol decided; stopping the holders stops
-        only those that have not parked, and the block is not stopped once
-        it is guarded."""
-        if self.body_guarded:
-            do &= ~STOP_BODY
-        super().apply(do & ~STOP_HOLDERS)
-        if do & STOP_HOLDERS:
-            for index, task in enumerate(self.tasks):
-                if not self.parked[index]:
-                    task.cancel()

@@ -1,13 +1,11 @@
 """The mounted apps' group on trio: ``open_lifespans``' group, shut down as a stack.
 
 :class:`TrioStack` is :class:`._trio.TrioLifespans` (the startups run
-concurrently, the same protocol decides every failure) with one change: the
-shutdowns run one at a time, in reverse order of startup completion. Each
-holder whose app has started *parks*, in that order, and waits for its turn;
-leaving walks the parked holders backwards, giving each its turn and waiting
-until its app has shut down. A failure stops only the holders still starting
-(they are cancelled, as in ``open_lifespans``); the parked ones are shut down
-by the walk, in order.
+concurrently) driving :class:`._protocol.StackProtocol`, which decides what
+differs: a holder whose app has started *parks* and waits for its turn, and
+a failure stops only the holders still starting. Leaving stops those first,
+then walks the parked holders in the protocol's shutdown order, giving each
+its turn and waiting until its app has shut down.
 
 Imported only by the trio path of :mod:`._mounts`, so asyncio never loads it.
 """
@@ -21,7 +19,7 @@ import trio
 from trio.lowlevel import enable_ki_protection
 
 from ._exceptions import name_the_app
-from ._protocol import STOP_BODY, STOP_HOLDERS, Do
+from ._protocol import StackProtocol
 from ._trio import TrioLifespan, TrioLifespans
 
 if TYPE_CHECKING:
@@ -35,7 +33,9 @@ class TrioStack(TrioLifespans):
     def __init__(
         self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str]
     ) -> None:
-        super().__init__(apps, options)
+        #: The group's protocol (``self.protocol`` too), with its stack's part.
+        self.stack = StackProtocol(len(apps), trio.Cancelled)
+        super().__init__(apps, options, self.stack)
         #: How errors name each app (``apps[1] (Starlette)``).
         self.names = names
         count = len(apps)
@@ -43,13 +43,6 @@ class TrioStack(TrioLifespans):
         self.turns = [trio.Event() for _ in range(count)]
         #: Set when a holder has returned.
         self.finished = [trio.Event() for _ in range(count)]
-        #: Whether each holder has parked: its app has started, and it waits
-        #: for its turn (a failure does not stop it; the walk does).
-        self.parked = [False] * count
-        #: The parked holders, in the order their apps' startups completed.
-        self.order: list[int] = []
-        #: Whether the block is the parent's own shutdown (see guard_the_body).
-        self.body_guarded = False
 
     @enable_ki_protection
     async def hold(self, index: int, app: AnyASGIApp) -> None:
@@ -62,9 +55,7 @@ class TrioStack(TrioLifespans):
                     # cancelled and the app shut down gracefully at once,
                     # and the walk, which reaches the last parked first,
                     # waits for that before any other shutdown.
-                    self.parked[index] = True
-                    self.order.append(index)
-                    self.apply(self.protocol.app_started())
+                    self.apply(self.stack.app_parked(index))
                     await self.turns[index].wait()
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
             name_the_app(exc, self.names[index])
@@ -80,7 +71,7 @@ class TrioStack(TrioLifespans):
 
     async def _holders_gone(self) -> None:
         """The holders that never parked end first (they were stopped), then
-        the parked ones, one at a time, the last to have started first."""
+        the parked ones, one at a time, in the protocol's order."""
         if not self.apps:
             await trio.lowlevel.checkpoint()  # no apps: exit still checkpoints
             return
@@ -88,10 +79,10 @@ class TrioStack(TrioLifespans):
             # Shielded, as in open_lifespans: every app gets its shutdown
             # (each bounded by its timeout); only a Ctrl-C cuts the walk short.
             with trio.CancelScope(shield=True):
-                for index, parked in enumerate(self.parked):
+                for index, parked in enumerate(self.stack.parked):
                     if not parked:
                         await self.finished[index].wait()
-                for index in reversed(self.order):
+                for index in self.stack.shutdown_order():
                     self.turns[index].set()
                     await self.finished[index].wait()
         except BaseException:
@@ -104,21 +95,3 @@ class TrioStack(TrioLifespans):
             for scope in self.scopes:
                 scope.cancel()
             raise
-
-    def guard_the_body(self) -> None:
-        """From now on a failure does not stop the block: it is the parent's
-        own shutdown, as graceful as the sub-apps' (the failure still comes
-        out when the block ends)."""
-        self.body_guarded = True
-
-    def apply(self, do: Do) -> None:
-        """Do what the group's protocol decided; stopping the holders stops
-        only those that have not parked, and the block is not stopped once
-        it is guarded."""
-        if self.body_guarded:
-            do &= ~STOP_BODY
-        super().apply(do & ~STOP_HOLDERS)
-        if do & STOP_HOLDERS:
-            for index, scope in enumerate(self.scopes):
-                if not self.parked[index]:
-                    scope.cancel()

@@ -35,7 +35,7 @@ by tasks of their own (``open_lifespans``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from ._compat import add_note
@@ -819,6 +819,11 @@ class LifespansProtocol:
             ),
         )
 
+    def holders_to_stop(self) -> Iterable[int]:
+        """Which holders ``STOP_HOLDERS`` stops: every one (each is shut
+        down at once, short of a graceful shutdown if it is still starting)."""
+        return range(self.count)
+
     def _ready_now(self) -> Do:
         if self._ready:
             return 0
@@ -836,3 +841,47 @@ class LifespansProtocol:
             self._body_stopped = True
             do |= STOP_BODY
         return do
+
+
+class StackProtocol(LifespansProtocol):
+    """Mounted apps (``lifespan_of``, ``with_lifespans``): a group shut down as a stack.
+
+    As :class:`LifespansProtocol` decides, with two differences. A holder
+    whose app has started *parks*: a failure does not stop it (only the
+    holders still starting are stopped); once the body is over, the parked
+    apps are shut down one at a time, in :meth:`shutdown_order`. And the
+    body may be guarded (:meth:`guard_the_body`): it is then the parent's
+    own shutdown, which a failure no longer stops.
+    """
+
+    def __init__(self, count: int, cancelled: type[BaseException]) -> None:
+        super().__init__(count, cancelled)
+        #: Whether each holder has parked: its app has started, and it waits
+        #: for its turn to shut it down.
+        self.parked = [False] * count
+        self._order: list[int] = []
+        self._body_guarded = False
+
+    def app_parked(self, index: int) -> Do:
+        """Holder ``index``'s app has started; it waits for its turn."""
+        self.parked[index] = True
+        self._order.append(index)
+        return self.app_started()
+
+    def guard_the_body(self) -> None:
+        """From now on a failure does not stop the body: it is the parent's
+        own shutdown, as graceful as the sub-apps' (the failure still comes
+        out when the body ends)."""
+        self._body_guarded = True
+
+    def holders_to_stop(self) -> Iterable[int]:
+        """The holders still starting: parked ones wait for their turn."""
+        return [index for index, parked in enumerate(self.parked) if not parked]
+
+    def shutdown_order(self) -> list[int]:
+        """The parked holders, the last whose app started first."""
+        return self._order[::-1]
+
+    def _stop(self, exc: BaseException | None) -> Do:
+        # A guarded body is not stopped: as if no app's error stopped it.
+        return super()._stop(None if self._body_guarded else exc)

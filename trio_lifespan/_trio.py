@@ -334,11 +334,19 @@ class TrioLifespans:
     cancellation still gets every app's graceful shutdown.
     """
 
-    def __init__(self, apps: Sequence[AnyASGIApp], options: Options) -> None:
+    def __init__(
+        self,
+        apps: Sequence[AnyASGIApp],
+        options: Options,
+        protocol: LifespansProtocol | None = None,
+    ) -> None:
         count = len(apps)
         self.apps = apps
         self.options = options
-        self.protocol = LifespansProtocol(count, trio.Cancelled)
+        #: What decides; a stack of mounted apps passes its own.
+        self.protocol = (
+            LifespansProtocol(count, trio.Cancelled) if protocol is None else protocol
+        )
         self.wrapped: list[LifespanApp[Any] | None] = [None] * count
         self.holding = count  # holders still running
         self.ready = trio.Event()  # every app started, or one failed
@@ -432,8 +440,8 @@ class TrioLifespans:
             assert self.body_scope is not None
             self.body_scope.cancel(reason=cancel_reason(self.protocol.errors[-1]))
         if do & STOP_HOLDERS:
-            for scope in self.scopes:
-                scope.cancel()
+            for index in self.protocol.holders_to_stop():
+                self.scopes[index].cancel()
 
 
 class _Trio:
