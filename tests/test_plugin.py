@@ -261,12 +261,23 @@ def assert_the_crash(exc: BaseException) -> BaseException:
 # Every plugin x backend, every framework: function scope ------------------------------
 
 
+# Every async plugin loaded, as where all three are installed (pytest loads
+# every installed plugin): each session's own plugin still runs its tests.
+EVERY_PLUGIN = (
+    *("-p", "trio", "-p", "asyncio", "-p", "anyio"),
+    *("-o", "asyncio_default_fixture_loop_scope=function"),
+)
+
+
+@pytest.mark.parametrize("installed", ["alone", "with the others"])
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("plugin", list(PLUGINS))
 def test_a_crash_fails_that_test_only(
-    pytester: pytest.Pytester, plugin: str, framework: str
+    pytester: pytest.Pytester, plugin: str, framework: str, installed: str
 ) -> None:
-    result, raised = run(pytester, plugin, {"asgi_app": f"plugin_apps:{framework}"})
+    ini = {"asgi_app": f"plugin_apps:{framework}"}
+    options = EVERY_PLUGIN if installed == "with the others" else ()
+    result, raised = run(pytester, plugin, ini, TESTS, *options)
     result.assert_outcomes(passed=2, failed=1)
     assert list(raised) == [("test_crash", "call")]  # no teardown error besides
     assert_the_crash(raised["test_crash", "call"])

@@ -218,15 +218,21 @@ class Fixtures:
             )
             return client
 
-        async def hold() -> AsyncGenerator[Holder]:
-            holder = Holder(this.settings)
-            await holder.start()
-            this.holders.append(holder)
-            try:
-                yield holder
-            finally:
-                this.holders.remove(holder)
-                await holder.stop()
+        def holding() -> Callable[[], AsyncGenerator[Holder]]:
+            # A new function for each kind of fixture: pytest-asyncio marks
+            # the function it is given as its own, and would then run the
+            # plain fixture (pytest-trio's, anyio's) on its loop too.
+            async def hold() -> AsyncGenerator[Holder]:
+                holder = Holder(this.settings)
+                await holder.start()
+                this.holders.append(holder)
+                try:
+                    yield holder
+                finally:
+                    this.holders.remove(holder)
+                    await holder.stop()
+
+            return hold
 
         async def app(holder: Holder) -> LifespanApp[Any]:
             return holder.app
@@ -239,7 +245,7 @@ class Fixtures:
             setattr(module, public.__name__, plain(public, public.__name__))
         for kind, make in self._async_fixture_makers():
             holder_name = f"_trio_lifespan_holder_{kind}"
-            setattr(module, holder_name, make(hold, holder_name))
+            setattr(module, holder_name, make(holding(), holder_name))
             for name, function in (("app", app), ("client", client)):
                 fixture_name = f"_trio_lifespan_{name}_{kind}"
                 setattr(
