@@ -416,9 +416,21 @@ def test_parse_seconds_reads_a_limit(text: str, seconds: float) -> None:
             TypeError,
             "limit must be a number of seconds or 'none', not ' none'",
         ),
-        ("-1", ValueError, "limit must be non-negative or None, not -1.0"),
-        ("nan", ValueError, "limit must be non-negative or None, not nan"),
-        ("-inf", ValueError, "limit must be non-negative or None, not -inf"),
+        (
+            "-1",
+            ValueError,
+            "limit must be a non-negative number of seconds or 'none', not '-1'",
+        ),
+        (
+            "nan",
+            ValueError,
+            "limit must be a non-negative number of seconds or 'none', not 'nan'",
+        ),
+        (
+            "-inf",
+            ValueError,
+            "limit must be a non-negative number of seconds or 'none', not '-inf'",
+        ),
     ],
 )
 def test_parse_seconds_refuses_what_the_options_refuse(

@@ -76,7 +76,11 @@ def parse_seconds(name: str, text: str) -> float:
         raise TypeError(
             f"{name} must be a number of seconds or 'none', not {text!r}"
         ) from None
-    return _seconds(name, value)
+    if not value >= 0:  # NaN fails this
+        raise ValueError(
+            f"{name} must be a non-negative number of seconds or 'none', not {text!r}"
+        )
+    return value
 
 
 def check_options(
