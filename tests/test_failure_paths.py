@@ -145,9 +145,11 @@ async def test_requests_after_a_crash_are_refused_naming_the_crash(
     assert caught.value.__cause__ is app.error
     assert caught.value.error is app.error
     assert isinstance(caught.value, LifespanError)
-    assert str(caught.value).startswith(
+    assert str(caught.value) == (
         "the app's lifespan has failed, so requests are not passed to it: "
-        "Boom: the pool died."
+        "Boom: the pool died. Fix that failure first; it is raised where the "
+        "lifespan was opened (an `async with` block, the pytest plugin's "
+        "fixture, a server's lifespan), or has been."
     )
 
 

@@ -133,9 +133,9 @@ class LifespanUnavailable(LifespanError):
         error = self.error
         return (
             "the app's lifespan has failed, so requests are not passed to it: "
-            f"{type(error).__name__}: {error}. Fix that failure first; what "
-            "opened the lifespan (the `async with` block, or the pytest "
-            "plugin's fixture) raises it, or has."
+            f"{type(error).__name__}: {error}. Fix that failure first; it is "
+            "raised where the lifespan was opened (an `async with` block, the "
+            "pytest plugin's fixture, a server's lifespan), or has been."
         )
 
 
