@@ -334,8 +334,8 @@ def test_pytest_asyncio_a_crash_fails_the_test_then_later_ones_at_once(
 
 MISMATCHED_LOOP = (
     "the lifespan_app and lifespan_client fixtures are held on the module-scoped "
-    "event loop (lifespan_scope = module in the pytest ini), but this test or "
-    "fixture runs on another loop, where the app's resources would not work: run "
+    "event loop (lifespan_scope = module in the pytest ini), but {what} "
+    "runs on another loop, where the app's resources would not work: run "
     "the tests and their fixtures on that loop (asyncio_default_test_loop_scope = "
     "module and asyncio_default_fixture_loop_scope = module in the pytest ini, or "
     'loop_scope="module" in their marks and decorators), or set lifespan_scope '
@@ -366,7 +366,7 @@ def test_pytest_asyncio_a_fixture_on_another_loop_says_what_to_set(
     result.assert_outcomes(errors=1)
     error = raised["test_get", "setup"]
     assert type(error) is RuntimeError
-    assert str(error) == MISMATCHED_LOOP
+    assert str(error) == MISMATCHED_LOOP.format(what="fixture seeded")
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -431,7 +431,7 @@ def test_pytest_asyncio_a_mismatched_loop_scope_says_what_to_set(
     result.assert_outcomes(failed=1)
     error = raised["test_get", "call"]
     assert type(error) is RuntimeError
-    assert str(error) == MISMATCHED_LOOP
+    assert str(error) == MISMATCHED_LOOP.format(what="test test_get")
 
 
 @pytest.mark.parametrize("plugin", ["pytest-trio", "anyio-trio", "anyio-asyncio"])
@@ -597,8 +597,13 @@ def test_the_base_url_comes_from_the_ini(pytester: pytest.Pytester) -> None:
         ),
         (
             {"asgi_app": "a:b", "lifespan_startup_timeout": "-1"},
-            "trio_lifespan: lifespan_startup_timeout must be non-negative or None, "
-            "not -1.0 (in the pytest ini)",
+            "trio_lifespan: lifespan_startup_timeout must be a non-negative number "
+            "of seconds or 'none', not '-1' (in the pytest ini)",
+        ),
+        (
+            {"asgi_app": "a:b", "lifespan_allow_unsupported": "banana"},
+            "trio_lifespan: lifespan_allow_unsupported must be true or false in "
+            "the pytest ini (invalid truth value 'banana')",
         ),
     ],
 )
@@ -662,6 +667,42 @@ def test_an_app_that_cannot_be_loaded_names_the_option(
         "module 'nowhere': ModuleNotFoundError: No module named 'nowhere'"
     )
     assert type(error.__cause__) is ModuleNotFoundError
+
+
+@pytest.mark.parametrize("option", ["asgi_app", "asgi_app_factory"])
+def test_a_factory_named_as_the_app_is_told_of_asgi_app_factory(
+    pytester: pytest.Pytester, option: str
+) -> None:
+    # A plain function that makes the app, named by asgi_app: the error is
+    # the call's (it takes no scope, receive, send), with the option to set.
+    pytester.makepyfile(
+        factory_app="""
+        def make_app():
+            async def app(scope, receive, send):
+                await receive()
+                await send({"type": "lifespan.startup.complete"})
+                await receive()
+                await send({"type": "lifespan.shutdown.complete"})
+            return app
+        """
+    )
+    tests = """
+    async def test_get(lifespan_app):
+        assert lifespan_app.state == {{}}
+    """
+    result, raised = run(
+        pytester, "pytest-trio", {option: "factory_app:make_app"}, tests
+    )
+    if option == "asgi_app_factory":
+        result.assert_outcomes(passed=1)
+        return
+    error = setup_error(result, raised, "pytest-trio")
+    assert isinstance(error, trio_lifespan.LifespanNotASGIApp)
+    assert getattr(error, "__notes__", [""])[-1] == (
+        "(pytest plugin: if the app is made by calling factory_app:make_app, set "
+        "asgi_app_factory = factory_app:make_app in the pytest ini, instead of "
+        "asgi_app)"
+    )
 
 
 def test_without_httpx_the_client_fixture_names_the_extra(

@@ -179,7 +179,13 @@ def _read_options(config: pytest.Config) -> Options:
             raise pytest.UsageError(
                 f"trio_lifespan: {exc} (in the pytest ini)"
             ) from None
-    allow = bool(config.getini("lifespan_allow_unsupported"))
+    try:
+        allow = bool(config.getini("lifespan_allow_unsupported"))
+    except (pytest.UsageError, ValueError) as exc:  # "invalid truth value 'x'"
+        raise pytest.UsageError(
+            f"trio_lifespan: lifespan_allow_unsupported must be true or false "
+            f"in the pytest ini ({exc})"
+        ) from None
     return check_options(seconds[0], seconds[1], allow)
 
 
@@ -382,7 +388,9 @@ def watched(
     @functools.wraps(test, updated=())  # not __dict__: plugins look there
     async def watched_test(*args: Any, **kwargs: Any) -> object:
         __tracebackhide__ = True
-        return await _watched_step(fixtures, lambda: test(*args, **kwargs))
+        return await _watched_step(
+            fixtures, f"test {test.__name__}", lambda: test(*args, **kwargs)
+        )
 
     return watched_test
 
@@ -393,21 +401,24 @@ def watched_fixture(
     """An async fixture that uses the lifespan, run as :func:`watched` runs a
     test: each half of a generator fixture (its setup, its teardown) is
     watched, and neither crosses the ``yield``."""
+    what = f"fixture {function.__name__}"
     if inspect.isasyncgenfunction(function):
 
         @functools.wraps(function)  # its __dict__ too: the async plugins mark it
         async def watched_generator(*args: Any, **kwargs: Any) -> AsyncGenerator[Any]:
+            __tracebackhide__ = True
             generator = function(*args, **kwargs)
-            yield await _watched_step(fixtures, generator.__anext__)
+            yield await _watched_step(fixtures, what, generator.__anext__)
             await _watched_step(
-                fixtures, lambda: _the_end(generator, function.__name__)
+                fixtures, what, lambda: _the_end(generator, function.__name__)
             )
 
         return watched_generator
 
     @functools.wraps(function)
     async def watched_coroutine(*args: Any, **kwargs: Any) -> object:
-        return await _watched_step(fixtures, lambda: function(*args, **kwargs))
+        __tracebackhide__ = True
+        return await _watched_step(fixtures, what, lambda: function(*args, **kwargs))
 
     return watched_coroutine
 
@@ -421,12 +432,15 @@ async def _the_end(generator: AsyncGenerator[Any], name: str) -> None:
     raise RuntimeError(f"fixture {name} yielded more than once")
 
 
-async def _watched_step(fixtures: Fixtures, start: Callable[[], Awaitable[Any]]) -> Any:
-    """Run a step of a test or fixture (what ``start`` returns) under the
-    watch of the lifespan held last (a fixture scope holds one at a time)."""
+async def _watched_step(
+    fixtures: Fixtures, what: str, start: Callable[[], Awaitable[Any]]
+) -> Any:
+    """Run a step of a test or fixture (``what``: ``test test_x``, ``fixture
+    db``; the step is what ``start`` returns) under the watch of the lifespan
+    held last (a fixture scope holds one at a time)."""
     __tracebackhide__ = True
     holder = fixtures.holders[-1]
-    holder.check_here()  # (before the step is made: it is never left unawaited)
+    holder.check_here(what)  # (before the step is made: never left unawaited)
     step = start()
     try:
         if holder.library == "trio":
@@ -493,16 +507,35 @@ def _chained(exc: BaseException) -> list[BaseException]:
     return found
 
 
-def _with_ini_hint(error: BaseException) -> BaseException:
+def _with_ini_hint(
+    error: BaseException, settings: Settings, app: object
+) -> BaseException:
     """``error``, with a note naming the ini option that the fix is in.
 
     The library's messages name its keyword arguments; plugin users set
-    them in the pytest ini, under other names.
+    them in the pytest ini, under other names. ``app`` is what the ini named
+    (``None`` if it was not loaded).
     """
+    from ._cli._load import looks_like_factory  # noqa: PLC0415
     from ._compat import add_note  # noqa: PLC0415
-    from ._errors import LifespanNotSupported, LifespanTimeout  # noqa: PLC0415
+    from ._errors import (  # noqa: PLC0415
+        LifespanNotASGIApp,
+        LifespanNotSupported,
+        LifespanTimeout,
+    )
 
-    if isinstance(error, LifespanTimeout):
+    if (
+        isinstance(error, LifespanNotASGIApp)
+        and not settings.factory
+        and looks_like_factory(app)
+    ):
+        add_note(
+            error,
+            f"(pytest plugin: if the app is made by calling {settings.reference}, "
+            f"set asgi_app_factory = {settings.reference} in the pytest ini, "
+            "instead of asgi_app)",
+        )
+    elif isinstance(error, LifespanTimeout):
         add_note(
             error,
             f"(pytest plugin: the limit is lifespan_{error.phase}_timeout in the "
@@ -537,6 +570,8 @@ class Holder:
         self._app: LifespanApp[Any] | None = None
         self._client: LifespanClient[Any] | None = None
         self._client_error: ModuleNotFoundError | None = None
+        #: What the ini named, once loaded (for the hints).
+        self._loaded: object = None
 
     @property
     def app(self) -> LifespanApp[Any]:
@@ -551,6 +586,7 @@ class Holder:
 
     async def start(self) -> None:
         """Start the task and wait for the app's startup; raise its failure."""
+        __tracebackhide__ = True
         import sniffio  # noqa: PLC0415
 
         from ._backend import current_backend  # noqa: PLC0415
@@ -578,10 +614,11 @@ class Holder:
         await self._wait_for(self._settled)
         if self.error is not None:
             self.reported = True
-            raise _with_ini_hint(self.error)
+            raise _with_ini_hint(self.error, self.settings, self._loaded)
 
     async def stop(self) -> None:
         """Close the client and the lifespan; raise a failure no test has raised."""
+        __tracebackhide__ = True
         self._stopping.set()
         await self._wait_for(self._done)
         error = self.error
@@ -597,10 +634,12 @@ class Holder:
                     f"(pytest plugin: the lifespan held for this {scope} ended "
                     "with this error, when the fixtures' scope ended)",
                 )
-            raise _with_ini_hint(error)
+            raise _with_ini_hint(error, self.settings, self._loaded)
 
-    def check_here(self) -> None:
-        """Raise a clear error when the test runs on another loop than the lifespan."""
+    def check_here(self, what: str) -> None:
+        """Raise a clear error when ``what`` (``test test_x``, ``fixture db``)
+        runs on another loop than the lifespan, or the lifespan has failed."""
+        __tracebackhide__ = True
         if self.library == "trio":
             import trio  # noqa: PLC0415
 
@@ -614,7 +653,7 @@ class Holder:
             raise RuntimeError(
                 f"the lifespan_app and lifespan_client fixtures are held on the "
                 f"{scope}-scoped event loop (lifespan_scope = {scope} in the "
-                "pytest ini), but this test or fixture runs on another loop, "
+                f"pytest ini), but {what} runs on another loop, "
                 "where the app's resources would not work: run the tests and "
                 f"their fixtures on that loop (asyncio_default_test_loop_scope = "
                 f"{scope} and asyncio_default_fixture_loop_scope = {scope} in the "
@@ -688,7 +727,7 @@ class Holder:
         options = settings.options
         assert options is not None
         try:
-            app = settings.load()
+            app = self._loaded = settings.load()
             opened: AbstractAsyncContextManager[LifespanApp[Any] | LifespanClient[Any]]
             try:
                 from ._httpx import OpenClient  # noqa: PLC0415
