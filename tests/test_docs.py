@@ -36,6 +36,7 @@ def load(name: str) -> ModuleType:
     [
         "tutorial_test",
         "tutorial_client_test",
+        "websocket_test",
         "fixtures_test",
         "migrate_testclient_test",
         "migrate_asgi_lifespan_test",

@@ -1,0 +1,34 @@
+"""The tutorial's websocket test: httpx-ws through open_client's client."""
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+import pytest
+from httpx_ws import aconnect_ws
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from trio_lifespan import open_client
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncGenerator[dict[str, object]]:
+    yield {"greeting": "hello"}  # set by the startup
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    name = await websocket.receive_text()
+    await websocket.send_text(f"{websocket.state.greeting}, {name}")
+    await websocket.close()
+
+
+app = Starlette(routes=[WebSocketRoute("/echo", echo)], lifespan=lifespan)
+
+
+@pytest.mark.trio
+async def test_the_websocket_sees_the_state() -> None:
+    async with open_client(app) as client, aconnect_ws("/echo", client) as ws:
+        await ws.send_text("ada")
+        assert await ws.receive_text() == "hello, ada"
