@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import anyio
 import pytest
 import pytest_asyncio
 import sniffio
+from starlette.applications import Starlette
 
-from trio_lifespan import LifespanApp, LifespanTimeout, open_lifespan, serve_lifespan
-from trio_lifespan._types import Receive, Scope, Send
+from trio_lifespan import (
+    LifespanApp,
+    LifespanNotSupported,
+    LifespanTimeout,
+    lifespan_of,
+    open_lifespan,
+    open_lifespans,
+    serve_lifespan,
+)
+from trio_lifespan._types import ASGIApp, Receive, Scope, Send
 
 from .apps import GoodApp, http_request, run_python
 from .backends import AsyncioBackend, Backend
@@ -192,3 +201,83 @@ def test_serve_lifespan_in_an_anyio_task_group_on_asyncio() -> None:
 
     anyio.run(main, backend="asyncio")
     assert app.events[-2:] == ["cleanup", "returned"]
+
+
+# An eager task factory (Python 3.12+) runs a task's first step inside
+# create_task; our tasks must still start after their caller holds them.
+
+needs_eager = pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="asyncio.eager_task_factory is 3.12+"
+)
+
+
+class Crash(Exception):
+    pass
+
+
+async def crashes_at_once(scope: Scope, receive: Receive, send: Send) -> None:
+    raise Crash("at once")
+
+
+async def crashes_after_receive(scope: Scope, receive: Receive, send: Send) -> None:
+    await receive()
+    raise Crash("after receive")
+
+
+def eagerly(fn: Callable[[], Awaitable[None]]) -> None:
+    """Run ``fn`` on the guarded asyncio loop with an eager task factory."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        if sys.version_info >= (3, 12):  # (older: the tests are skipped)
+            loop.set_task_factory(asyncio.eager_task_factory)
+        await fn()
+
+    ASYNCIO.run(main, {})
+
+
+@needs_eager
+def test_an_eager_task_factory_runs_a_good_app() -> None:
+    app = GoodApp(ASYNCIO)
+
+    async def body() -> None:
+        async with open_lifespans(app, GoodApp(ASYNCIO)) as (wrapped, _):
+            assert (await http_request(wrapped))["state"]["name"] == "good"
+
+    eagerly(body)
+    assert app.events[-2:] == ["cleanup", "returned"]
+
+
+@needs_eager
+@pytest.mark.parametrize("crash", [crashes_at_once, crashes_after_receive])
+@pytest.mark.parametrize("opener", ["open_lifespan", "open_lifespans", "lifespan_of"])
+def test_an_eager_task_factory_gets_each_failure(crash: ASGIApp, opener: str) -> None:
+    # Once, the holders' first step failed before their list existed, and
+    # lifespan_of hung.
+    good = GoodApp(ASYNCIO)
+    raised: list[BaseException] = []
+
+    async def body() -> None:
+        try:
+            if opener == "open_lifespan":
+                async with open_lifespan(crash):
+                    raise AssertionError("the body must not run")
+            elif opener == "open_lifespans":
+                async with open_lifespans(good, crash, GoodApp(ASYNCIO)):
+                    raise AssertionError("the body must not run")
+            else:
+                parent = Starlette(lifespan=lifespan_of(good, crash))
+                async with open_lifespan(parent):
+                    raise AssertionError("the body must not run")
+        except Exception as exc:  # noqa: BLE001 - checked below
+            raised.append(exc)
+
+    eagerly(body)
+    [error] = raised
+    if crash is crashes_at_once:  # before its first receive(): no lifespan
+        assert type(error) is LifespanNotSupported
+        assert type(error.__cause__) is Crash
+    else:
+        assert type(error) is Crash
+    if opener != "open_lifespan":  # the good app that started was shut down
+        assert "cleanup" in good.events or "lifespan.startup" not in good.events

@@ -110,6 +110,19 @@ def _ctrl_c_pressed() -> bool:
     )
 
 
+def start_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """A task of ours, which starts at the loop's next turn.
+
+    Made by ``asyncio.Task`` itself, not by the loop's task factory: an eager
+    one (Python 3.12's ``asyncio.eager_task_factory``) would run the
+    coroutine inside the call, before the caller holds the task, and our
+    tasks report to their caller from their first step.
+    """
+    return asyncio.Task(coro, loop=loop)
+
+
 def _current_task() -> asyncio.Task[Any]:
     task = asyncio.current_task()
     assert task is not None, "trio_lifespan runs inside an asyncio task"
@@ -187,7 +200,7 @@ class AsyncioLifespan:
         __tracebackhide__ = True
         protocol = self.protocol
         message = protocol.begin_startup()
-        self.app_task = self.loop.create_task(self.run_app())
+        self.app_task = start_task(self.loop, self.run_app())
         try:
             await self.deliver_and_wait(message, self.options.startup_timeout)
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
@@ -430,7 +443,7 @@ class AsyncioLifespans:
         protocol = self.protocol
         loop = self.loop
         self.tasks = [
-            loop.create_task(self.hold(i, app)) for i, app in enumerate(self.apps)
+            start_task(loop, self.hold(i, app)) for i, app in enumerate(self.apps)
         ]
         self.apply(protocol.begin())
         try:

@@ -609,8 +609,10 @@ class Holder:
         else:
             import asyncio  # noqa: PLC0415
 
-            self._loop = asyncio.get_running_loop()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            from ._asyncio import start_task  # noqa: PLC0415
+
+            loop = self._loop = asyncio.get_running_loop()
+            self._task = start_task(loop, self._run())
         await self._wait_for(self._settled)
         if self.error is not None:
             self.reported = True
