@@ -63,6 +63,13 @@ class Misbehave:
     phase: Literal["startup", "shutdown", "running"]
     error: Exception | None = None
     after: float = 0.0
+    #: A hook that hangs, once cancelled, awaits a cleanup that takes far
+    #: longer than any time limit (a pool's close that never answers).
+    stubborn: bool = False
+
+
+#: How long a stubborn hook's cleanup takes.
+STUBBORN_CLEANUP = 10_000.0
 
 
 class Unwatched:
@@ -135,7 +142,12 @@ async def _act(misbehave: Misbehave | None, phase: str) -> None:
         return
     if misbehave.error is not None:
         raise misbehave.error
-    await anyio.sleep_forever()
+    try:
+        await anyio.sleep_forever()
+    except anyio.get_cancelled_exc_class():
+        if misbehave.stubborn:
+            await anyio.sleep(STUBBORN_CLEANUP)
+        raise
 
 
 def _crash(misbehave: Misbehave) -> Callable[[], Coroutine[Any, Any, None]]:

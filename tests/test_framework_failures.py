@@ -137,11 +137,16 @@ async def test_a_startup_hook_raises(framework: str, backend: Backend) -> None:
 # (b) A startup hook hangs ----------------------------------------------------
 
 
+@pytest.mark.parametrize("stubborn", [False, True], ids=["", "stubborn"])
 @pytest.mark.parametrize(("framework", "backend"), CASES)
-async def test_a_startup_hook_hangs(framework: str, backend: Backend) -> None:
+async def test_a_startup_hook_hangs(
+    framework: str, backend: Backend, stubborn: bool
+) -> None:
     # Starlette, FastAPI, Litestar and BlackSheep catch our cancellation and
     # send 'lifespan.startup.failed'; still, our deadline ran out: a timeout.
-    built = build(framework, Misbehave("startup"))
+    # A stubborn hook awaits a long cleanup once cancelled: it is cancelled
+    # there too (on asyncio as on trio), so the limit still holds.
+    built = build(framework, Misbehave("startup", stubborn=stubborn))
     began = backend.now()
     body_ran = False
     with pytest.raises(LifespanTimeout) as caught:
@@ -179,9 +184,12 @@ async def test_a_shutdown_hook_raises(framework: str, backend: Backend) -> None:
 # (d) A shutdown hook hangs ---------------------------------------------------
 
 
+@pytest.mark.parametrize("stubborn", [False, True], ids=["", "stubborn"])
 @pytest.mark.parametrize(("framework", "backend"), CASES)
-async def test_a_shutdown_hook_hangs(framework: str, backend: Backend) -> None:
-    built = build(framework, Misbehave("shutdown"))
+async def test_a_shutdown_hook_hangs(
+    framework: str, backend: Backend, stubborn: bool
+) -> None:
+    built = build(framework, Misbehave("shutdown", stubborn=stubborn))
     began = -1.0
     with pytest.raises(LifespanTimeout) as caught:
         async with open_lifespan(built.app, shutdown_timeout=LIMIT):

@@ -68,9 +68,10 @@ Log = list[tuple[str, float]]
 class Sub:
     """A lifespan app that logs its startup and shutdown with the virtual time.
 
-    Its startup takes ``up`` seconds, its shutdown ``down``; it puts
-    ``state`` (by default ``{name: "<name> state"}``) in the lifespan state,
-    and answers requests with the state they carry.
+    Its startup takes ``up`` seconds, its shutdown ``down``; once cancelled,
+    it cleans up for ``cleanup`` seconds. It puts ``state`` (by default
+    ``{name: "<name> state"}``) in the lifespan state, and answers requests
+    with the state they carry.
     """
 
     def __init__(
@@ -81,9 +82,11 @@ class Sub:
         *,
         up: float = 0.0,
         down: float = 0.0,
+        cleanup: float = 0.0,
         state: dict[str, Any] | None = None,
     ) -> None:
         self.backend = backend
+        self.cleanup = cleanup
         self.log = log
         self.name = name
         self.up = up
@@ -113,6 +116,8 @@ class Sub:
             await self.backend.sleep(self.down)
         except self.backend.cancelled:
             self.note("cancelled")
+            if self.cleanup:
+                await self.backend.sleep(self.cleanup)
             raise
         self.note("stopped")
         await send({"type": "lifespan.shutdown.complete"})
@@ -312,11 +317,14 @@ async def test_the_parents_own_lifespan_is_bounded_by_the_startup_timeout(
     assert log[1:] == [("a stopping", 4), ("a stopped", 4)]
 
 
+@pytest.mark.parametrize("cleanup", [0.0, forever()], ids=["", "stubborn"])
 async def test_each_shutdown_is_bounded_and_the_next_ones_still_run(
-    backend: Backend,
+    backend: Backend, cleanup: float
 ) -> None:
+    # A stubborn app, once cancelled, awaits a cleanup that never ends: it
+    # is cancelled there too, on asyncio as on trio, and the limit holds.
     log: Log = []
-    hangs = Sub(backend, log, "hangs", up=2, down=forever())
+    hangs = Sub(backend, log, "hangs", up=2, down=forever(), cleanup=cleanup)
     other = Sub(backend, log, "other", up=1, down=1)
     with pytest.raises(LifespanTimeout) as caught:
         async with lifespan_of(other, hangs, shutdown_timeout=3)("parent"):
