@@ -28,6 +28,7 @@ from trio_lifespan import (
     LifespanShutdownFailed,
     LifespanTimeout,
     LifespanUnavailable,
+    lifespan_of,
     open_lifespan,
     open_lifespans,
 )
@@ -426,6 +427,46 @@ def test_asyncio_ctrl_c_during_the_shutdown_after_a_body_error_wins() -> None:
         chain.append(link)
         link = link.__context__
     assert body_error in chain
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="asyncio.run turns Ctrl-C into a cancellation from 3.11 on",
+)
+@pytest.mark.parametrize("opener", ["open_lifespan", "open_lifespans", "lifespan_of"])
+def test_asyncio_ctrl_c_in_the_body_wins_over_a_failed_shutdown(opener: str) -> None:
+    # asyncio.run turns Ctrl-C into a cancellation of its main task, and
+    # raises KeyboardInterrupt only if that cancellation comes out: the
+    # shutdown's error must not take its place (as on trio, where the
+    # KeyboardInterrupt wins), and it is kept as a note.
+    shutdown_error = Boom("the pool would not close")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        raise shutdown_error
+
+    async def main() -> None:
+        if opener == "open_lifespan":
+            opened: Any = open_lifespan(app)
+        elif opener == "open_lifespans":
+            opened = open_lifespans(app)
+        else:
+            opened = lifespan_of(app)(None)
+        async with opened:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while the body runs
+            await asyncio.sleep(10)
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        asyncio.run(main())
+    cancelled = caught.value.__context__
+    assert isinstance(cancelled, asyncio.CancelledError)
+    assert any(
+        "the app's lifespan failed too, after this exception: Boom: the pool "
+        "would not close" in note
+        for note in getattr(cancelled, "__notes__", [])
+    )
 
 
 # trio only: checkpoints ------------------------------------------------------------

@@ -224,7 +224,11 @@ class AsyncioLifespan:
         tb: TracebackType | None,
     ) -> bool:
         __tracebackhide__ = True
-        self.protocol.body_ended(exc, ours=self.body.ended())
+        self.protocol.body_ended(
+            exc,
+            ours=self.body.ended(),
+            ctrl_c=isinstance(exc, asyncio.CancelledError) and _ctrl_c_pressed(),
+        )
         await self.shut_down()
         return await self.finish(exc)
 
@@ -478,7 +482,11 @@ class AsyncioLifespans:
         tb: TracebackType | None,
     ) -> bool:
         __tracebackhide__ = True
-        self.protocol.body_ended(exc, ours=self.body.ended())
+        self.protocol.body_ended(
+            exc,
+            ours=self.body.ended(),
+            ctrl_c=isinstance(exc, asyncio.CancelledError) and _ctrl_c_pressed(),
+        )
         return await self.finish(exc)
 
     async def finish(self, exc: BaseException | None) -> bool:

@@ -278,6 +278,7 @@ class LifespanProtocol:
         "_answer_due",
         "_app_stopped",
         "_body_stopped",
+        "_ctrl_c",
         "_gives_way",
         "_refused",
         "app_done",
@@ -312,6 +313,7 @@ class LifespanProtocol:
         self._answer_due = False  # a task waits for this stage's answer
         self._app_stopped = False
         self._body_stopped = False
+        self._ctrl_c = False  # the body's cancellation is a Ctrl-C
         self._refused = False
 
     # Answers to the driver ------------------------------------------------------
@@ -341,7 +343,10 @@ class LifespanProtocol:
         if raised is None:
             return error
         return combine(
-            raised, error, raised_gives_way=only_cancellations(raised, self._gives_way)
+            raised,
+            error,
+            raised_gives_way=not self._ctrl_c
+            and only_cancellations(raised, self._gives_way),
         )
 
     # The driver's events ----------------------------------------------------------
@@ -367,7 +372,9 @@ class LifespanProtocol:
         self.in_body = True
         return BODY | WITH_STATE if self.stage is _RUNNING else BODY
 
-    def body_ended(self, exc: BaseException | None, *, ours: bool) -> None:
+    def body_ended(
+        self, exc: BaseException | None, *, ours: bool, ctrl_c: bool = False
+    ) -> None:
         """The body ended, raising ``exc`` (or nothing).
 
         Args:
@@ -376,8 +383,13 @@ class LifespanProtocol:
                 asked for when the app failed (on asyncio, no other request
                 to cancel the task is pending). Then it raised nothing of its
                 own: the app's failure is what comes out.
+            ctrl_c: The cancellation in ``exc`` is a Ctrl-C (``asyncio.run``
+                turns one into a cancellation, and raises KeyboardInterrupt
+                only if it comes out): it wins over a lifespan error, which
+                it carries as a note, as a KeyboardInterrupt does on trio.
         """
         self.in_body = False
+        self._ctrl_c = ctrl_c
         if (
             exc is not None
             and ours
@@ -742,6 +754,7 @@ class LifespansProtocol:
         self.stopped = False
         self.in_body = False
         self._body_stopped = False
+        self._ctrl_c = False  # the body's cancellation is a Ctrl-C
         #: What the apps raised, in the order it happened.
         self.errors: list[BaseException] = []
         #: What the body raised, or what interrupted us.
@@ -796,9 +809,12 @@ class LifespansProtocol:
         self.in_body = True
         return BODY
 
-    def body_ended(self, exc: BaseException | None, *, ours: bool) -> None:
+    def body_ended(
+        self, exc: BaseException | None, *, ours: bool, ctrl_c: bool = False
+    ) -> None:
         """The body ended (see :meth:`LifespanProtocol.body_ended`)."""
         self.in_body = False
+        self._ctrl_c = ctrl_c
         if (
             exc is not None
             and ours
@@ -814,9 +830,8 @@ class LifespansProtocol:
         return combine_many(
             self.raised,
             self.errors,
-            raised_gives_way=only_cancellations(
-                self.raised, (self._cancelled, LifespanUnavailable)
-            ),
+            raised_gives_way=not self._ctrl_c
+            and only_cancellations(self.raised, (self._cancelled, LifespanUnavailable)),
         )
 
     def holders_to_stop(self) -> Iterable[int]:
