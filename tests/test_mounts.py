@@ -1188,6 +1188,19 @@ async def test_each_error_names_the_app_it_came_from(backend: Backend) -> None:
         "(test_each_error_names_the_app_it_came_from.<locals>.own)"
     ]
 
+    # Both fail at their shutdowns: the parent's error comes out, and the
+    # note of the sub-app's says which app that was.
+    with pytest.raises(Boom) as caught_both:
+        async with lifespan_of(
+            reporting_app(backend, "shutdown", "raise"), lifespan=own
+        )(None):
+            pass
+    assert str(caught_both.value) == "the parent's flush failed"
+    assert notes(caught_both.value)[-1] == (
+        "trio_lifespan: the app's lifespan failed too, after this exception: "
+        "Boom: from the hook (from apps[0] (reporting_app.<locals>.app))"
+    )
+
 
 async def test_with_lifespans_refuses_requests_once_a_sub_app_crashed(
     backend: Backend,

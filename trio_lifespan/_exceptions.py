@@ -61,9 +61,21 @@ def interruption(exc: BaseException, raised: BaseException | None) -> BaseExcept
     return one
 
 
+#: How :func:`name_the_app` begins its note.
+_FROM = "trio_lifespan: from "
+
+
 def describe(error: BaseException) -> str:
-    """``Type: message``; for a group, each of its members too."""
+    """``Type: message``, and which app it came from if it says (see
+    :func:`name_the_app`); for a group, each of its members too."""
     text = f"{type(error).__name__}: {error}"
+    origins = [
+        note.removeprefix(_FROM)
+        for note in getattr(error, "__notes__", ())
+        if isinstance(note, str) and note.startswith(_FROM)
+    ]
+    if origins:
+        text += " (from " + ", from ".join(origins) + ")"
     if isinstance(error, BaseExceptionGroup):
         inside = members(error)  # pyright: ignore[reportUnknownArgumentType]
         text += " (" + "; ".join(map(describe, inside)) + ")"
@@ -153,4 +165,4 @@ def name_the_app(error: BaseException, name: str) -> None:
     """Note which of several apps ``error`` came from (``apps[1] (Starlette)``),
     unless it is a cancellation, a Ctrl-C or an exit, which no app raised."""
     if isinstance(error, Exception):
-        add_note(error, f"trio_lifespan: from {name}")
+        add_note(error, _FROM + name)
