@@ -18,7 +18,7 @@ import re
 import signal
 import sys
 import textwrap
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Generator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -581,6 +581,81 @@ def test_lifespan_of_checks_its_arguments() -> None:
         lifespan_of(startup_timeout=-1)
     with pytest.raises(TypeError, match=r"^allow_unsupported must be True or False"):
         lifespan_of(allow_unsupported=1)  # type: ignore[arg-type]
+
+
+async def undecorated(app: object) -> AsyncGenerator[None]:
+    yield  # pragma: no cover
+
+
+def test_lifespan_of_says_what_lifespan_cannot_be_at_the_call() -> None:
+    wants = (
+        r"^lifespan must be a callable that takes the app and returns an async "
+        r"context manager \(as lifespan= takes\); "
+    )
+    with pytest.raises(
+        TypeError,
+        match=wants + r"undecorated is an async generator function: decorate it "
+        r"with @contextlib.asynccontextmanager$",
+    ):
+        lifespan_of(lifespan=undecorated)  # type: ignore[arg-type]
+    # The mounted app itself, passed as lifespan= by mistake.
+    with pytest.raises(
+        TypeError,
+        match=wants + r"returns_at_once cannot be called with one argument, the "
+        r"app: returns_at_once\(scope: 'Scope', receive: 'Receive', send: "
+        r"'Send'\) -> 'None'. An ASGI app to run the lifespan of goes among the "
+        r"apps, not in lifespan=$",
+    ):
+        lifespan_of(lifespan=returns_at_once)  # type: ignore[arg-type]
+    # A callable with no signature to read (a builtin, here) is trusted.
+    no_signature: Any = max
+    assert repr(lifespan_of(lifespan=no_signature)) == "lifespan_of(lifespan=max)"
+
+
+@contextlib.contextmanager
+def synchronous(app: object) -> Generator[None]:
+    yield  # pragma: no cover
+
+
+@contextlib.asynccontextmanager
+async def yields_a_list(app: object) -> AsyncGenerator[Any]:
+    yield [("key", 1)]
+
+
+@pytest.mark.parametrize(
+    ("lifespan", "message"),
+    [
+        (
+            synchronous,
+            "lifespan= synchronous returned _GeneratorContextManager, not an async "
+            "context manager: make it an async function decorated with "
+            "@contextlib.asynccontextmanager",
+        ),
+        (
+            yields_a_list,
+            "lifespan= yields_a_list yielded list, not a mapping of state to add "
+            "(a dict) or None",
+        ),
+    ],
+)
+async def test_a_lifespan_of_the_wrong_shape_fails_the_startup_clearly(
+    backend: Backend, lifespan: Any, message: str
+) -> None:
+    with pytest.raises(TypeError) as caught:
+        async with lifespan_of(lifespan=lifespan)(None):
+            raise AssertionError("must not start")
+    assert str(caught.value) == message
+    assert notes(caught.value) == [
+        f"trio_lifespan: from lifespan ({lifespan.__name__})"
+    ]
+
+
+def test_a_nested_lifespan_of_is_named_by_what_it_runs() -> None:
+    inner = lifespan_of(returns_at_once, Starlette())
+    outer = lifespan_of(lifespan=inner)
+    assert (
+        repr(outer) == "lifespan_of(lifespan=lifespan_of(returns_at_once, Starlette))"
+    )
 
 
 def test_lifespan_of_shows_what_it_runs() -> None:

@@ -21,11 +21,12 @@ one dict, which requests see.
 
 from __future__ import annotations
 
+import inspect
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sniffio
 
@@ -70,7 +71,36 @@ def _check_once_each(apps: Sequence[object], names: Sequence[str]) -> None:
 
 
 def _name(app: object) -> str:
+    if isinstance(app, _LifespanOf):  # nested: what it runs, not our class
+        return repr(app)
     return getattr(app, "__qualname__", type(app).__qualname__)
+
+
+def _check_own_lifespan(lifespan: object) -> None:
+    """A clear error at the call for what ``lifespan=`` cannot be."""
+    wants = (
+        "lifespan must be a callable that takes the app and returns an async "
+        "context manager (as lifespan= takes)"
+    )
+    if not callable(lifespan):
+        raise TypeError(f"{wants}, not {type(lifespan).__name__}")
+    if inspect.isasyncgenfunction(lifespan):
+        raise TypeError(
+            f"{wants}; {_name(lifespan)} is an async generator function: "
+            "decorate it with @contextlib.asynccontextmanager"
+        )
+    try:
+        signature = inspect.signature(lifespan)
+    except (TypeError, ValueError):  # no signature to read: trust it
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        raise TypeError(
+            f"{wants}; {_name(lifespan)} cannot be called with one argument, "
+            f"the app: {_name(lifespan)}{signature}. An ASGI app to run the "
+            "lifespan of goes among the apps, not in lifespan="
+        ) from None
 
 
 def _merge(
@@ -187,8 +217,21 @@ def _own_lifespan_app(lifespan: OwnLifespan, parent: Any) -> ASGIApp:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
-        async with lifespan(parent) as state:
+        manager = lifespan(parent)
+        if not isinstance(cast("object", manager), AbstractAsyncContextManager):
+            raise TypeError(
+                f"lifespan= {_name(lifespan)} returned {type(manager).__name__}, "
+                "not an async context manager: make it an async function "
+                "decorated with @contextlib.asynccontextmanager"
+            )
+        async with manager as state:
             if state is not None:
+                if not isinstance(cast("object", state), Mapping):
+                    raise TypeError(
+                        f"lifespan= {_name(lifespan)} yielded "
+                        f"{type(state).__name__}, not a mapping of state to add "
+                        "(a dict) or None"
+                    )
                 scope["state"].update(state)
             await send({"type": "lifespan.startup.complete"})
             await receive()
@@ -264,10 +307,11 @@ def lifespan_of(
 
     Raises:
         TypeError: An option has the wrong type, or ``lifespan`` is not
-            callable.
+            a callable that takes the app (an async generator function not
+            yet made a context manager, an ASGI app).
         LifespanNotASGIApp: An app is not callable.
         ValueError: A timeout is negative, NaN, or an int too large for a
-            float.
+            float; or the same app is given twice.
 
     What comes out of the context manager when things fail is what
     :func:`open_lifespans` raises: one exception, bare, never a group of
@@ -287,11 +331,8 @@ def lifespan_of(
     """
     for index, app in enumerate(apps):
         check_app(app, f"apps[{index}]")
-    if lifespan is not None and not callable(lifespan):
-        raise TypeError(
-            "lifespan must be a callable that takes the app and returns an async "
-            f"context manager (as lifespan= takes), not {type(lifespan).__name__}"
-        )
+    if lifespan is not None:
+        _check_own_lifespan(lifespan)
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
     lifespan_of = _LifespanOf(apps, lifespan, options)
     _check_once_each(apps, lifespan_of.names)
@@ -409,7 +450,7 @@ def with_lifespans(
         TypeError: An option has the wrong type.
         LifespanNotASGIApp: ``app`` or a sub-app is not callable.
         ValueError: A timeout is negative, NaN, or an int too large for a
-            float.
+            float; or the same app is given twice.
 
     A failure is reported to the server as ``lifespan.startup.failed`` (or
     ``lifespan.shutdown.failed``) with the traceback as the message, which
