@@ -829,9 +829,14 @@ def test_asyncio_a_cancellation_the_app_made_itself_is_lifespan_cancelled(
             "running": "while it was running",
             "shutdown": "during its shutdown",
         }[when]
-        assert str(caught.value).startswith(
+        assert str(caught.value) == (
             f"the app's lifespan ended with CancelledError() {during}, but nobody "
-            "cancelled it: something inside the app did"
+            "cancelled it: something inside the app did (a cancel scope or task "
+            "group in its lifespan, after a background task failed; or a future "
+            "it awaited was cancelled). Look at the app's logs for the failure it "
+            "lost. (Or something cancelled the app's task from outside: an event "
+            "loop that is closing, as after a server's forced exit, cancels every "
+            "task.)"
         )
         if sys.version_info >= (3, 11):
             assert task.cancelling() == 0

@@ -601,7 +601,9 @@ class LifespanProtocol:
                 "inside the app did (a cancel scope or task group in its "
                 "lifespan, after a background task failed; or a future it "
                 "awaited was cancelled). Look at the app's logs for the "
-                "failure it lost."
+                "failure it lost. (Or something cancelled the app's task "
+                "from outside: an event loop that is closing, as after a "
+                "server's forced exit, cancels every task.)"
             )
             stray.__cause__ = exc
             self.error = stray
