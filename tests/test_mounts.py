@@ -1332,6 +1332,10 @@ def given_twice_to_with_lifespans(app: Sub, other: Sub) -> object:
     return with_lifespans(app, other, app)
 
 
+def given_again_to_a_nested_lifespan_of(app: Sub, other: Sub) -> object:
+    return lifespan_of(app, lifespan=lifespan_of(other, lifespan=lifespan_of(app)))
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -1342,6 +1346,10 @@ def given_twice_to_with_lifespans(app: Sub, other: Sub) -> object:
         (
             given_twice_to_with_lifespans,
             "app (Sub) and sub_apps[1] (Sub) are the same app",
+        ),
+        (
+            given_again_to_a_nested_lifespan_of,
+            "apps[0] (Sub) and lifespan's lifespan's apps[0] (Sub) are the same app",
         ),
     ],
 )

@@ -243,7 +243,7 @@ def _own_lifespan_app(lifespan: OwnLifespan, parent: Any) -> ASGIApp:
 class _LifespanOf:
     """What :func:`lifespan_of` returns: a framework's ``lifespan=``."""
 
-    __slots__ = ("_apps", "_lifespan", "_options", "names")
+    __slots__ = ("_apps", "_lifespan", "_options", "every_app", "names")
 
     def __init__(
         self,
@@ -255,6 +255,15 @@ class _LifespanOf:
         self.names = [f"apps[{index}] ({_name(app)})" for index, app in enumerate(apps)]
         self._lifespan = lifespan
         self._options = options
+        #: Every app whose lifespan this runs, with its name, nested
+        #: ``lifespan_of`` in ``lifespan=`` included.
+        self.every_app: list[tuple[object, str]] = list(
+            zip(apps, self.names, strict=True)
+        )
+        if isinstance(lifespan, _LifespanOf):
+            self.every_app += [
+                (app, f"lifespan's {name}") for app, name in lifespan.every_app
+            ]
 
     def __call__(self, app: Any) -> AbstractAsyncContextManager[dict[str, Any]]:
         own = self._lifespan
@@ -335,7 +344,8 @@ def lifespan_of(
         _check_own_lifespan(lifespan)
     options = check_options(startup_timeout, shutdown_timeout, allow_unsupported)
     lifespan_of = _LifespanOf(apps, lifespan, options)
-    _check_once_each(apps, lifespan_of.names)
+    every_app = lifespan_of.every_app
+    _check_once_each([app for app, _ in every_app], [name for _, name in every_app])
     return lifespan_of
 
 
