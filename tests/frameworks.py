@@ -63,13 +63,13 @@ class Misbehave:
     phase: Literal["startup", "shutdown", "running"]
     error: Exception | None = None
     after: float = 0.0
-    #: A hook that hangs, once cancelled, awaits a cleanup that takes far
-    #: longer than any time limit (a pool's close that never answers).
+    #: A hook that hangs, once cancelled, awaits a cleanup that takes
+    #: longer than the time limit (a pool's close that is slow to answer).
     stubborn: bool = False
 
 
 #: How long a stubborn hook's cleanup takes.
-STUBBORN_CLEANUP = 10_000.0
+STUBBORN_CLEANUP = 7.0
 
 
 class Unwatched:

@@ -47,6 +47,7 @@ from .backends import BACKENDS, Backend, forever
 from .frameworks import (
     FRAMEWORKS,
     STATE_VALUE,
+    STUBBORN_CLEANUP,
     UNREAD_BODY_WARNINGS,
     Built,
     HookFailed,
@@ -137,6 +138,16 @@ async def test_a_startup_hook_raises(framework: str, backend: Backend) -> None:
 # (b) A startup hook hangs ----------------------------------------------------
 
 
+def stubborn_end(backend: Backend, stubborn: bool) -> float:
+    """When a hung hook's phase ends: at the limit, but a stubborn hook's
+    cleanup (awaited after our cancellation) is cancelled too on trio, where
+    the app stays cancelled, and waited for on asyncio, which cancels once
+    (docs/howto/timeouts.rst): the exit never leaves the app's task behind."""
+    if stubborn and backend.name == "asyncio":
+        return LIMIT + STUBBORN_CLEANUP
+    return LIMIT
+
+
 @pytest.mark.parametrize("stubborn", [False, True], ids=["", "stubborn"])
 @pytest.mark.parametrize(("framework", "backend"), CASES)
 async def test_a_startup_hook_hangs(
@@ -144,15 +155,16 @@ async def test_a_startup_hook_hangs(
 ) -> None:
     # Starlette, FastAPI, Litestar and BlackSheep catch our cancellation and
     # send 'lifespan.startup.failed'; still, our deadline ran out: a timeout.
-    # A stubborn hook awaits a long cleanup once cancelled: it is cancelled
-    # there too (on asyncio as on trio), so the limit still holds.
+    # A stubborn hook awaits a long cleanup once cancelled: see stubborn_end.
     built = build(framework, Misbehave("startup", stubborn=stubborn))
     began = backend.now()
     body_ran = False
     with pytest.raises(LifespanTimeout) as caught:
         async with open_lifespan(built.app, startup_timeout=LIMIT):
             body_ran = True  # pragma: no cover
-    assert backend.now() - began == pytest.approx(LIMIT, abs=TICK)
+    assert backend.now() - began == pytest.approx(
+        stubborn_end(backend, stubborn), abs=TICK
+    )
     assert not body_ran
     assert type(caught.value) is LifespanTimeout
     assert caught.value.phase == "startup"
@@ -194,7 +206,9 @@ async def test_a_shutdown_hook_hangs(
     with pytest.raises(LifespanTimeout) as caught:
         async with open_lifespan(built.app, shutdown_timeout=LIMIT):
             began = backend.now()
-    assert backend.now() - began == pytest.approx(LIMIT, abs=TICK)
+    assert backend.now() - began == pytest.approx(
+        stubborn_end(backend, stubborn), abs=TICK
+    )
     assert type(caught.value) is LifespanTimeout
     assert caught.value.phase == "shutdown"
     assert caught.value.timeout == LIMIT

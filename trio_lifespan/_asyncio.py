@@ -298,20 +298,12 @@ class AsyncioLifespan:
         task = self.app_task
         if not self.app_cancelled and task is not None:
             self.app_cancelled = True
+            # Once, as asyncio cancels (asyncio.timeout does the same): a
+            # cleanup the app awaits after it, shielded or not, is waited
+            # for. Cancelling again at each turn, as a trio cancel scope
+            # would, cuts through the app's shields (anyio's, asyncio's),
+            # which we cannot see, and spins while it waits for its tasks.
             task.cancel()
-            self.loop.call_soon(self._cancel_until_done, task)
-
-    def _cancel_until_done(self, task: asyncio.Task[None]) -> None:
-        """Cancel the app's task again at each turn of the loop until it ends.
-
-        asyncio cancels once; a trio cancel scope stays cancelled. An app
-        whose cancellation handler awaits something else (a pool's close
-        that never ends) would hold us past the time limit: it is cancelled
-        at that wait too, as anyio's cancel scopes do on asyncio.
-        """
-        if not task.done():
-            task.cancel()
-            self.loop.call_soon(self._cancel_until_done, task)
 
     async def deliver_and_wait(
         self, message: Message, seconds: float, *, graceful: bool = False
