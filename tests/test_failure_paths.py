@@ -32,6 +32,7 @@ from trio_lifespan import (
     open_lifespan,
     open_lifespans,
 )
+from trio_lifespan._exceptions import members
 from trio_lifespan._types import Message, Receive, Scope, Send
 
 from .apps import GoodApp, http_request
@@ -467,6 +468,40 @@ def test_asyncio_ctrl_c_in_the_body_wins_over_a_failed_shutdown(opener: str) -> 
         "would not close" in note
         for note in getattr(cancelled, "__notes__", [])
     )
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="asyncio.run turns Ctrl-C into a cancellation from 3.11 on",
+)
+def test_asyncio_ctrl_c_with_the_lifespan_in_a_child_task_keeps_the_error() -> None:
+    # The Ctrl-C cancels the main task; the child holding the lifespan is
+    # cancelled by its TaskGroup, which would drop that cancellation and any
+    # note on it: there the shutdown's error comes out, as for any other
+    # cancellation, and reaches what asyncio.run raises.
+    shutdown_error = Boom("the pool would not close")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        raise shutdown_error
+
+    async def child() -> None:
+        async with open_lifespan(app):
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while the body runs
+            await asyncio.sleep(10)
+
+    async def main() -> None:
+        if sys.version_info >= (3, 11):  # (skipped before)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(child())
+
+    # (Caught broadly: a KeyboardInterrupt escaping would end the session.)
+    with pytest.raises(BaseException) as caught:  # noqa: PT011 - checked below
+        asyncio.run(main())
+    assert type(caught.value) is ExceptionGroup
+    assert members(caught.value) == (shutdown_error,)  # pyright: ignore[reportUnknownArgumentType]
 
 
 # trio only: checkpoints ------------------------------------------------------------

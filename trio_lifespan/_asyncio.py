@@ -94,20 +94,32 @@ class _BodyCanceller:
 
 
 def _ctrl_c_pressed() -> bool:
-    """Whether Ctrl-C is what cancels us: ``asyncio.run`` turns one into a
-    cancellation of its main task, and raises KeyboardInterrupt when that
-    task ends cancelled.
+    """Whether Ctrl-C is what cancels this task: ``asyncio.run`` turns one
+    into a cancellation of its main task, and raises KeyboardInterrupt when
+    that task ends cancelled.
 
-    Read on the error path only, from the runner that handles SIGINT.
+    Only in that task, while that cancellation is pending: a task it runs
+    (in a TaskGroup, say) is cancelled by its parent, whose group would drop
+    the cancellation and what it carries, and a Ctrl-C the program handled
+    (and uncancelled) is over. Read on the error path only, from the runner
+    that handles SIGINT.
     """
     handler = signal.getsignal(signal.SIGINT)
     runner = getattr(getattr(handler, "func", None), "__self__", None)
     runner_type: type[object] | None = getattr(asyncio, "Runner", None)
-    return (
-        runner_type is not None
-        and isinstance(runner, runner_type)
-        and getattr(runner, "_interrupt_count", 0) > 0
-    )
+    if (
+        runner_type is None
+        or not isinstance(runner, runner_type)
+        or getattr(runner, "_interrupt_count", 0) == 0
+    ):
+        return False
+    main_task = getattr(handler, "keywords", {}).get("main_task")
+    task = asyncio.current_task()
+    if task is None or task is not main_task:
+        return False
+    if sys.version_info >= (3, 11):  # (asyncio.Runner is 3.11+: always)
+        return task.cancelling() > 0
+    return False  # pragma: no cover - py310 tox environment
 
 
 def start_task(
