@@ -474,6 +474,53 @@ def test_asyncio_ctrl_c_in_the_body_wins_over_a_failed_shutdown(opener: str) -> 
     sys.version_info < (3, 11),
     reason="asyncio.run turns Ctrl-C into a cancellation from 3.11 on",
 )
+@pytest.mark.parametrize("opener", ["open_lifespan", "open_lifespans", "lifespan_of"])
+@pytest.mark.parametrize("phase", ["startup", "shutdown"])
+def test_asyncio_ctrl_c_while_waiting_on_the_app_wins_over_its_failure(
+    opener: str, phase: str
+) -> None:
+    # A Ctrl-C while we wait for the app's startup or shutdown, and the app
+    # fails as it stops: KeyboardInterrupt comes out (as on trio), the app's
+    # error as a note. Once, the app's error took its place.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        if phase == "shutdown":
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+        signal.raise_signal(signal.SIGINT)
+        with contextlib.suppress(asyncio.CancelledError):
+            for _ in range(3):
+                await asyncio.sleep(0)
+        raise Boom("the cleanup failed")
+
+    async def main() -> None:
+        if opener == "open_lifespan":
+            opened: Any = open_lifespan(app)
+        elif opener == "open_lifespans":
+            opened = open_lifespans(app)
+        else:
+            opened = lifespan_of(app)(None)
+        async with opened:
+            if phase == "startup":
+                raise AssertionError("the body must not run")
+
+    # (Caught broadly: a KeyboardInterrupt escaping would end the session.)
+    with pytest.raises(BaseException) as caught:  # noqa: PT011 - checked below
+        asyncio.run(main())
+    assert type(caught.value) is KeyboardInterrupt
+    cancelled = caught.value.__context__
+    assert isinstance(cancelled, asyncio.CancelledError)
+    assert any(
+        "the app's lifespan failed too, after this exception: Boom: the cleanup "
+        "failed" in note
+        for note in getattr(cancelled, "__notes__", [])
+    ), getattr(cancelled, "__notes__", [])
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="asyncio.run turns Ctrl-C into a cancellation from 3.11 on",
+)
 def test_asyncio_ctrl_c_with_the_lifespan_in_a_child_task_keeps_the_error() -> None:
     # The Ctrl-C cancels the main task; the child holding the lifespan is
     # cancelled by its TaskGroup, which would drop that cancellation and any

@@ -122,6 +122,11 @@ def _ctrl_c_pressed() -> bool:
     return False  # pragma: no cover - py310 tox environment
 
 
+def _is_ctrl_c(exc: BaseException) -> bool:
+    """Whether ``exc``, which interrupted us, is a Ctrl-C (see above)."""
+    return isinstance(exc, asyncio.CancelledError) and _ctrl_c_pressed()
+
+
 def start_task(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
 ) -> asyncio.Task[None]:
@@ -216,7 +221,7 @@ class AsyncioLifespan:
         try:
             await self.deliver_and_wait(message, self.options.startup_timeout)
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(protocol.interrupted(exc))
+            self.apply(protocol.interrupted(exc, ctrl_c=_is_ctrl_c(exc)))
         do = protocol.startup_over()
         if do & BODY:
             wrapped, self.fail_requests = wrap_app(
@@ -239,7 +244,7 @@ class AsyncioLifespan:
         self.protocol.body_ended(
             exc,
             ours=self.body.ended(),
-            ctrl_c=isinstance(exc, asyncio.CancelledError) and _ctrl_c_pressed(),
+            ctrl_c=exc is not None and _is_ctrl_c(exc),
         )
         await self.shut_down()
         return await self.finish(exc)
@@ -267,7 +272,7 @@ class AsyncioLifespan:
             else:
                 self.apply(do)
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(protocol.interrupted(exc))
+            self.apply(protocol.interrupted(exc, ctrl_c=_is_ctrl_c(exc)))
 
     async def finish(self, exc: BaseException | None) -> bool:
         """Wait until the app's task is gone, then raise what matters."""
@@ -473,7 +478,7 @@ class AsyncioLifespans:
             else:
                 await asyncio.sleep(0)  # no apps: entry still yields
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(protocol.interrupted(exc))
+            self.apply(protocol.interrupted(exc, ctrl_c=_is_ctrl_c(exc)))
         if protocol.startup_over() & BODY:
             return tuple(w for w in self.wrapped if w is not None)
         await self.finish(None)
@@ -489,7 +494,7 @@ class AsyncioLifespans:
         self.protocol.body_ended(
             exc,
             ours=self.body.ended(),
-            ctrl_c=isinstance(exc, asyncio.CancelledError) and _ctrl_c_pressed(),
+            ctrl_c=exc is not None and _is_ctrl_c(exc),
         )
         return await self.finish(exc)
 

@@ -436,15 +436,18 @@ class LifespanProtocol:
         self._app_stopped = True
         return STOP_APP
 
-    def interrupted(self, exc: BaseException) -> Do:
+    def interrupted(self, exc: BaseException, *, ctrl_c: bool = False) -> Do:
         """A cancellation or Ctrl-C interrupted the wait for the app's answer.
 
         A cancellation that arrives as the startup completes (in the same
         turn of the event loop) is kept for after the graceful shutdown, as a
         cancellation of the body would be. Anything else: the app is
         stopped, and the interruption comes out (the body's exception, if
-        any, as its context).
+        any, as its context). ``ctrl_c``: the cancellation is a Ctrl-C (see
+        :meth:`body_ended`), which an error the app raises as it stops does
+        not replace.
         """
+        self._ctrl_c = ctrl_c
         if (
             self.stage is _RUNNING
             and self.error is None
@@ -467,6 +470,7 @@ class LifespanProtocol:
         """
         if wins or self.raised is None:
             self.raised = interruption(exc, self.raised)
+        self._ctrl_c = self._ctrl_c or wins
 
     def time_out(self, timeout: float, *, app_cancelled: bool = False) -> Do:
         """The driver's time limit for this stage ran out.
@@ -790,9 +794,11 @@ class LifespansProtocol:
         self.errors.append(exc)
         return 0 if shutting_down else self._stop(exc)
 
-    def interrupted(self, exc: BaseException) -> Do:
-        """A cancellation or Ctrl-C interrupted the wait for the startups."""
+    def interrupted(self, exc: BaseException, *, ctrl_c: bool = False) -> Do:
+        """A cancellation or Ctrl-C interrupted the wait for the startups
+        (``ctrl_c``: see :meth:`LifespanProtocol.interrupted`)."""
         self.raised = exc
+        self._ctrl_c = ctrl_c
         return self._stop(None)
 
     def interrupted_finishing(self, exc: BaseException, *, wins: bool) -> Do:
@@ -801,6 +807,7 @@ class LifespansProtocol:
         short of their graceful shutdowns."""
         if wins or self.raised is None:
             self.raised = interruption(exc, self.raised)
+        self._ctrl_c = self._ctrl_c or wins
         return self._stop(None)
 
     def startup_over(self) -> Do:
