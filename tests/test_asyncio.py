@@ -24,6 +24,7 @@ from trio_lifespan import (
     open_lifespans,
     serve_lifespan,
 )
+from trio_lifespan._asyncio import start_task
 from trio_lifespan._types import ASGIApp, Receive, Scope, Send
 
 from .apps import GoodApp, http_request, run_python
@@ -316,3 +317,58 @@ def test_an_eager_task_factory_gets_each_failure(crash: ASGIApp, opener: str) ->
         assert type(error) is Crash
     if opener != "open_lifespan":  # the good app that started was shut down
         assert "cleanup" in good.events or "lifespan.startup" not in good.events
+
+
+# A task factory (tracing, error capture) sees our tasks too; they still
+# start at the loop's next turn.
+
+
+def recording_factory(
+    made: list[asyncio.Task[Any]],
+) -> Callable[[asyncio.AbstractEventLoop, Any], asyncio.Task[Any]]:
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop)
+        made.append(task)
+        return task
+
+    return factory
+
+
+def test_a_task_factory_makes_our_tasks() -> None:
+    made: list[asyncio.Task[Any]] = []
+    app_tasks: list[asyncio.Task[Any] | None] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        app_tasks.append(asyncio.current_task())
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_task_factory(recording_factory(made))
+        async with open_lifespans(app, app):
+            pass
+        assert len(made) == 4  # the two holders', the two apps'
+
+    ASYNCIO.run(main, {})
+    assert len(app_tasks) == 2
+    assert all(task in made for task in app_tasks)
+
+
+def test_a_task_of_ours_cancelled_before_it_began_never_runs() -> None:
+    ran: list[str] = []
+
+    async def step() -> None:
+        ran.append("ran")  # pragma: no cover - it must not run
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(recording_factory([]))
+        task = start_task(loop, step())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    ASYNCIO.run(main, {})  # (and no "never awaited" warning: the run is -W error)
+    assert ran == []

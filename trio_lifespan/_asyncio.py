@@ -130,14 +130,27 @@ def _is_ctrl_c(exc: BaseException) -> bool:
 def start_task(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
 ) -> asyncio.Task[None]:
-    """A task of ours, which starts at the loop's next turn.
+    """A task of ours, made by the loop's task factory, that starts at the
+    loop's next turn.
 
-    Made by ``asyncio.Task`` itself, not by the loop's task factory: an eager
-    one (Python 3.12's ``asyncio.eager_task_factory``) would run the
-    coroutine inside the call, before the caller holds the task, and our
-    tasks report to their caller from their first step.
+    Our tasks report to their caller from their first step, so it must not
+    run inside the call, as an eager task factory (Python 3.12's
+    ``asyncio.eager_task_factory``) would run it. With a task factory set
+    (eager or not: a tracing one, say, which should see our tasks too), the
+    coroutine waits one turn first.
     """
-    return asyncio.Task(coro, loop=loop)
+    if loop.get_task_factory() is None:
+        return loop.create_task(coro)
+    task = loop.create_task(_after_a_turn(coro))
+    # Cancelled before it began, the coroutine never runs: closed, it does
+    # not warn that it was never awaited. (Closing a finished one: nothing.)
+    task.add_done_callback(lambda _: coro.close())
+    return task
+
+
+async def _after_a_turn(coro: Coroutine[Any, Any, None]) -> None:
+    await asyncio.sleep(0)
+    await coro
 
 
 def _current_task() -> asyncio.Task[Any]:
