@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from trio_lifespan._types import Message, Receive, Scope, Send
@@ -12,6 +14,18 @@ from trio_lifespan._types import Message, Receive, Scope, Send
 from .backends import Backend
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The docs' example files.
+EXAMPLES = ROOT / "docs" / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``docs/examples/<name>.py`` as a module of that name."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_python(*args: str) -> str:

@@ -40,6 +40,8 @@ from starlette.routing import Route
 
 from trio_lifespan._types import AnyASGIApp
 
+from .backends import BACKENDS
+
 STATE_VALUE = "set at startup"
 
 
@@ -369,6 +371,15 @@ FRAMEWORKS: dict[str, tuple[Builder, tuple[str, ...]]] = {
     "falcon": (falcon_app, ("trio", "asyncio")),
     "blacksheep": (blacksheep, ("asyncio",)),
 }
+
+_BY_NAME = {backend.name: backend for backend in BACKENDS}
+#: Each framework on each backend it runs on, for
+#: ``@pytest.mark.parametrize(("framework", "backend"), CASES)``.
+CASES = [
+    pytest.param(name, _BY_NAME[backend], id=f"{name}-{backend}")
+    for name, (_, backends) in FRAMEWORKS.items()
+    for backend in backends
+]
 
 
 # Falcon does not read an empty request body, so httpx's body generator is

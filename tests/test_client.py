@@ -29,8 +29,9 @@ import trio_lifespan
 from trio_lifespan import LifespanApp, open_client, open_lifespan
 
 from .apps import run_python
-from .backends import BACKENDS, Backend, forever
+from .backends import Backend, forever
 from .frameworks import (
+    CASES,
     FRAMEWORKS,
     STATE_VALUE,
     UNREAD_BODY_WARNINGS,
@@ -42,13 +43,6 @@ from .frameworks import (
 importlib.import_module("trio_lifespan._httpx")
 
 pytestmark = UNREAD_BODY_WARNINGS
-
-BY_NAME = {backend.name: backend for backend in BACKENDS}
-CASES = [
-    pytest.param(name, BY_NAME[backend], id=f"{name}-{backend}")
-    for name, (_, backends) in FRAMEWORKS.items()
-    for backend in backends
-]
 
 
 def echo_app(events: list[str], clients: list[httpx.AsyncClient]) -> Starlette:

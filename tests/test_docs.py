@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import trio
 import trio.testing
 
+from .apps import EXAMPLES, ROOT, load_example
+
 # The examples' pytest sessions, in subprocesses: run once in CI, not per
 # Python version (setup.cfg).
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "docs" / "examples"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -74,7 +62,7 @@ def test_the_example_test_files_pass(name: str) -> None:
 def test_the_example_scripts_print_what_the_docs_say(
     name: str, expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = load(name)
+    module = load_example(name)
     # On fake time, so the timeout example does not really wait.
     trio.run(module.main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert capsys.readouterr().out == expected

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 import anyio
@@ -430,11 +431,41 @@ def test_asyncio_ctrl_c_during_the_shutdown_after_a_body_error_wins() -> None:
     assert body_error in chain
 
 
+def open_by(opener: str, app: Any) -> Any:
+    """``app``'s lifespan, opened by ``opener`` (one of ``OPENERS``)."""
+    if opener == "open_lifespan":
+        return open_lifespan(app)
+    if opener == "open_lifespans":
+        return open_lifespans(app)
+    return lifespan_of(app)(None)
+
+
+OPENERS = ["open_lifespan", "open_lifespans", "lifespan_of"]
+
+
+def assert_a_ctrl_c_noting(
+    main: Callable[[], Coroutine[Any, Any, None]], error: str
+) -> None:
+    """``asyncio.run(main())`` raises KeyboardInterrupt, whose context, the
+    cancellation asyncio.run made of the Ctrl-C, notes the app's ``error``."""
+    # (Caught broadly: a KeyboardInterrupt escaping would end the session.)
+    with pytest.raises(BaseException) as caught:  # noqa: PT011 - checked below
+        asyncio.run(main())
+    assert type(caught.value) is KeyboardInterrupt
+    cancelled = caught.value.__context__
+    assert isinstance(cancelled, asyncio.CancelledError)
+    notes = getattr(cancelled, "__notes__", [])
+    assert any(
+        f"the app's lifespan failed too, after this exception: {error}" in note
+        for note in notes
+    ), notes
+
+
 @pytest.mark.skipif(
     sys.version_info < (3, 11),
     reason="asyncio.run turns Ctrl-C into a cancellation from 3.11 on",
 )
-@pytest.mark.parametrize("opener", ["open_lifespan", "open_lifespans", "lifespan_of"])
+@pytest.mark.parametrize("opener", OPENERS)
 def test_asyncio_ctrl_c_in_the_body_wins_over_a_failed_shutdown(opener: str) -> None:
     # asyncio.run turns Ctrl-C into a cancellation of its main task, and
     # raises KeyboardInterrupt only if that cancellation comes out: the
@@ -449,32 +480,18 @@ def test_asyncio_ctrl_c_in_the_body_wins_over_a_failed_shutdown(opener: str) -> 
         raise shutdown_error
 
     async def main() -> None:
-        if opener == "open_lifespan":
-            opened: Any = open_lifespan(app)
-        elif opener == "open_lifespans":
-            opened = open_lifespans(app)
-        else:
-            opened = lifespan_of(app)(None)
-        async with opened:
+        async with open_by(opener, app):
             signal.raise_signal(signal.SIGINT)  # Ctrl-C while the body runs
             await asyncio.sleep(10)
 
-    with pytest.raises(KeyboardInterrupt) as caught:
-        asyncio.run(main())
-    cancelled = caught.value.__context__
-    assert isinstance(cancelled, asyncio.CancelledError)
-    assert any(
-        "the app's lifespan failed too, after this exception: Boom: the pool "
-        "would not close" in note
-        for note in getattr(cancelled, "__notes__", [])
-    )
+    assert_a_ctrl_c_noting(main, "Boom: the pool would not close")
 
 
 @pytest.mark.skipif(
     sys.version_info < (3, 11),
     reason="asyncio.run turns Ctrl-C into a cancellation from 3.11 on",
 )
-@pytest.mark.parametrize("opener", ["open_lifespan", "open_lifespans", "lifespan_of"])
+@pytest.mark.parametrize("opener", OPENERS)
 @pytest.mark.parametrize("phase", ["startup", "shutdown"])
 def test_asyncio_ctrl_c_while_waiting_on_the_app_wins_over_its_failure(
     opener: str, phase: str
@@ -494,27 +511,11 @@ def test_asyncio_ctrl_c_while_waiting_on_the_app_wins_over_its_failure(
         raise Boom("the cleanup failed")
 
     async def main() -> None:
-        if opener == "open_lifespan":
-            opened: Any = open_lifespan(app)
-        elif opener == "open_lifespans":
-            opened = open_lifespans(app)
-        else:
-            opened = lifespan_of(app)(None)
-        async with opened:
+        async with open_by(opener, app):
             if phase == "startup":
                 raise AssertionError("the body must not run")
 
-    # (Caught broadly: a KeyboardInterrupt escaping would end the session.)
-    with pytest.raises(BaseException) as caught:  # noqa: PT011 - checked below
-        asyncio.run(main())
-    assert type(caught.value) is KeyboardInterrupt
-    cancelled = caught.value.__context__
-    assert isinstance(cancelled, asyncio.CancelledError)
-    assert any(
-        "the app's lifespan failed too, after this exception: Boom: the cleanup "
-        "failed" in note
-        for note in getattr(cancelled, "__notes__", [])
-    ), getattr(cancelled, "__notes__", [])
+    assert_a_ctrl_c_noting(main, "Boom: the cleanup failed")
 
 
 @pytest.mark.skipif(

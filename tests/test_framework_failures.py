@@ -43,8 +43,9 @@ from trio_lifespan import (
     open_lifespan,
 )
 
-from .backends import BACKENDS, Backend, forever
+from .backends import Backend, forever
 from .frameworks import (
+    CASES,
     FRAMEWORKS,
     STATE_VALUE,
     STUBBORN_CLEANUP,
@@ -56,12 +57,6 @@ from .frameworks import (
 
 pytestmark = UNREAD_BODY_WARNINGS
 
-BY_NAME = {backend.name: backend for backend in BACKENDS}
-CASES = [
-    pytest.param(name, BY_NAME[backend], id=f"{name}-{backend}")
-    for name, (_, backends) in FRAMEWORKS.items()
-    for backend in backends
-]
 
 LIMIT = 5.0  # the startup or shutdown timeout: the default
 CRASH_AFTER = 1.0  # virtual seconds from the startup to the crash

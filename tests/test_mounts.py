@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import pickle
 import re
 import signal
 import sys
 import textwrap
 from collections.abc import AsyncGenerator, Callable, Generator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import anyio
@@ -55,9 +52,10 @@ from trio_lifespan import (
 )
 from trio_lifespan._types import Message, Receive, Scope, Send
 
-from .apps import http_request, run_python
+from .apps import ROOT, http_request, load_example, run_python
 from .backends import Backend, TrioBackend, forever
 from .test_behaviour import Boom, notes, reporting_app, returns_at_once
+from .test_family import crashing_app
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
@@ -126,16 +124,6 @@ class Sub:
 def failing_startup(backend: Backend, after: float, error: BaseException) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
-        await backend.sleep(after)
-        raise error
-
-    return app
-
-
-def crashing(backend: Backend, after: float, error: BaseException) -> Any:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "lifespan.startup.complete"})
         await backend.sleep(after)
         raise error
 
@@ -363,7 +351,7 @@ async def test_an_app_crash_while_running_cancels_the_block_and_comes_out(
     body: list[str] = []
     with pytest.raises(Boom) as caught:
         async with lifespan_of(
-            Sub(backend, log, "a", down=1), crashing(backend, 2, error)
+            Sub(backend, log, "a", down=1), crashing_app(backend, 2, error)
         )("parent"):
             try:
                 await backend.sleep(forever())
@@ -806,7 +794,7 @@ async def test_a_sub_app_crash_under_with_lifespans_reaches_the_server(
     error = Boom("crashed")
     with pytest.raises(Boom) as caught:
         async with open_lifespan(
-            with_lifespans(Sub(backend, [], "parent"), crashing(backend, 1, error))
+            with_lifespans(Sub(backend, [], "parent"), crashing_app(backend, 1, error))
         ):
             await backend.sleep(forever())
     assert caught.value is error
@@ -1045,18 +1033,6 @@ async def test_without_lifespan_of_a_mounted_app_never_starts(
 
 # The how-to's claims ---------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "docs" / "examples"
-
-
-def load_example(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def starlette_app(backend: Backend, log: Log, name: str, up: float = 0.0) -> Starlette:
     """A Starlette app whose lifespan takes ``up`` seconds and sets a state."""
@@ -1153,7 +1129,7 @@ async def test_a_crash_reaches_the_server_of_a_starlette_parent(
     backend: Backend,
 ) -> None:
     error = Boom("crashed")
-    parent = Starlette(lifespan=lifespan_of(crashing(backend, 1, error)))
+    parent = Starlette(lifespan=lifespan_of(crashing_app(backend, 1, error)))
     with pytest.raises(Boom) as caught:
         async with open_lifespan(parent):
             await backend.sleep(forever())
@@ -1287,7 +1263,7 @@ async def test_with_lifespans_refuses_requests_once_a_sub_app_crashed(
     log: list[tuple[str, float]] = []
     error = Boom("the pool died")
     parent = Sub(backend, log, "parent")
-    middleware = with_lifespans(parent, crashing(backend, 1, error))
+    middleware = with_lifespans(parent, crashing_app(backend, 1, error))
     crashed = anyio.Event()
 
     async def receive() -> Message:
