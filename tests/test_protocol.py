@@ -382,8 +382,8 @@ def test_an_interruption_while_leaving(wins: bool) -> None:
 def test_a_group_is_ready_when_every_app_started() -> None:
     group = LifespansProtocol(2, Cancelled)
     assert group.begin() == 0
-    assert group.app_started() == 0
-    assert group.app_started() == READY
+    assert group.app_started(0) == 0
+    assert group.app_started(1) == READY
     assert group.startup_over() == BODY
     assert group.outcome() is None
     empty = LifespansProtocol(0, Cancelled)
@@ -392,7 +392,7 @@ def test_a_group_is_ready_when_every_app_started() -> None:
 
 def test_a_group_stops_its_holders_once_however_many_fail() -> None:
     group = LifespansProtocol(1, Cancelled)
-    assert group.app_started() == READY
+    assert group.app_started(0) == READY
     assert group.startup_over() == BODY
     first, second = Boom("one"), Boom("two")
     assert (
@@ -409,7 +409,7 @@ def test_a_group_stops_its_holders_once_however_many_fail() -> None:
 
 def test_a_group_leaving_does_not_stop_its_holders_for_a_failure() -> None:
     group = LifespansProtocol(1, Cancelled)
-    group.app_started()
+    group.app_started(0)
     failure = Boom("shutdown")
     assert group.holder_failed(failure, shutting_down=True) == 0
     assert group.outcome() is failure
@@ -430,8 +430,8 @@ def test_a_group_interrupted_while_starting_stops_its_holders() -> None:
 
 def test_a_stack_stops_only_the_holders_still_starting() -> None:
     stack = StackProtocol(3, Cancelled)
-    assert stack.app_parked(2) == 0
-    assert stack.app_parked(0) == 0
+    assert stack.app_started(2) == 0
+    assert stack.app_started(0) == 0
     failure = Boom("sub-app")
     assert stack.holder_failed(failure, shutting_down=False) == STOP_HOLDERS | READY
     assert list(stack.holders_to_stop()) == [1]
@@ -442,7 +442,7 @@ def test_a_stack_stops_only_the_holders_still_starting() -> None:
 
 def test_a_stack_shuts_down_in_reverse_order_of_startup_completion() -> None:
     stack = StackProtocol(3, Cancelled)
-    assert [stack.app_parked(index) for index in (1, 2, 0)] == [0, 0, READY]
+    assert [stack.app_started(index) for index in (1, 2, 0)] == [0, 0, READY]
     assert stack.startup_over() == BODY
     assert stack.shutdown_order() == [0, 2, 1]
     assert list(stack.holders_to_stop()) == []
@@ -453,7 +453,7 @@ def test_a_stack_does_not_stop_a_guarded_body(guarded: bool) -> None:
     # The guarded body is the parent's own shutdown: a sub-app's crash
     # meanwhile does not cut it short, and still comes out after it.
     stack = StackProtocol(1, Cancelled)
-    stack.app_parked(0)
+    stack.app_started(0)
     assert stack.startup_over() == BODY
     if guarded:
         stack.guard_the_body()

@@ -540,14 +540,20 @@ class AsyncioLifespans:
         try:
             async with AsyncioLifespan(app, self.options) as wrapped:
                 self.wrapped[index] = wrapped
-                self.apply(self.protocol.app_started())
-                await self.shutting_down.wait()
+                self.apply(self.protocol.app_started(index))
+                await self.turn(index).wait()
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(
-                self.protocol.holder_failed(
-                    exc, shutting_down=self.shutting_down.is_set()
-                )
-            )
+            self.failed(index, exc)
+
+    def turn(self, index: int) -> asyncio.Event:
+        """What holder ``index`` waits for to shut its app down: the body's end."""
+        return self.shutting_down
+
+    def failed(self, index: int, exc: BaseException) -> None:
+        """Holder ``index``'s lifespan raised ``exc``: the protocol judges it."""
+        self.apply(
+            self.protocol.holder_failed(exc, shutting_down=self.shutting_down.is_set())
+        )
 
     def apply(self, do: Do) -> None:
         """Do what the group's protocol decided."""

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._asyncio import AsyncioLifespan, AsyncioLifespans, _wait_all
+from ._asyncio import AsyncioLifespans, _wait_all
 from ._exceptions import name_the_app
 from ._protocol import StackProtocol
 
@@ -38,23 +38,18 @@ class AsyncioStack(AsyncioLifespans):
         #: Set when a holder's turn to shut its app down has come.
         self.turns = [asyncio.Event() for _ in apps]
 
-    async def hold(self, index: int, app: AnyASGIApp) -> None:
-        try:
-            async with AsyncioLifespan(app, self.options) as wrapped:
-                self.wrapped[index] = wrapped
-                # A holder cancelled before this never gets here: asyncio
-                # delivers the cancellation at the wait for the startup's
-                # answer, even one that has come, and the driver then shuts
-                # the app down itself.
-                self.apply(self.stack.app_parked(index))
-                await self.turns[index].wait()
-        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            name_the_app(exc, self.names[index])
-            self.apply(
-                self.protocol.holder_failed(
-                    exc, shutting_down=self.shutting_down.is_set()
-                )
-            )
+    # A holder cancelled before its app started never parks: asyncio
+    # delivers the cancellation at the wait for the startup's answer, even
+    # one that has come, and the driver then shuts the app down itself.
+
+    def turn(self, index: int) -> asyncio.Event:
+        """Holder ``index`` shuts its app down when the walk gives it its turn."""
+        return self.turns[index]
+
+    def failed(self, index: int, exc: BaseException) -> None:
+        """The error names its app, then the protocol judges it."""
+        name_the_app(exc, self.names[index])
+        super().failed(index, exc)
 
     async def _holders_gone(self) -> BaseException | None:
         """Wait for the holders that never parked, then shut the parked ones

@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import trio
-from trio.lowlevel import enable_ki_protection
 
 from ._exceptions import name_the_app
 from ._protocol import StackProtocol
-from ._trio import TrioLifespan, TrioLifespans
+from ._trio import TrioLifespans
 
 if TYPE_CHECKING:
     from ._options import Options
@@ -44,29 +43,22 @@ class TrioStack(TrioLifespans):
         #: Set when a holder has returned.
         self.finished = [trio.Event() for _ in range(count)]
 
-    @enable_ki_protection
-    async def hold(self, index: int, app: AnyASGIApp) -> None:
-        try:
-            with self.scopes[index]:
-                async with TrioLifespan(app, self.options) as wrapped:
-                    self.wrapped[index] = wrapped
-                    # Parked even if something failed as this startup
-                    # completed and cancelled us: the wait below is then
-                    # cancelled and the app shut down gracefully at once,
-                    # and the walk, which reaches the last parked first,
-                    # waits for that before any other shutdown.
-                    self.apply(self.stack.app_parked(index))
-                    await self.turns[index].wait()
-        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            name_the_app(exc, self.names[index])
-            self.apply(
-                self.protocol.holder_failed(
-                    exc, shutting_down=self.shutting_down.is_set()
-                )
-            )
-        self.holding -= 1
-        if not self.holding:
-            self.gone.set()
+    # A holder parks (the protocol's app_started) even if something failed
+    # as its startup completed and cancelled it: its wait for its turn is then
+    # cancelled and its app shut down gracefully at once, and the walk, which
+    # reaches the last parked first, waits for that before any other shutdown.
+
+    def turn(self, index: int) -> trio.Event:
+        """Holder ``index`` shuts its app down when the walk gives it its turn."""
+        return self.turns[index]
+
+    def failed(self, index: int, exc: BaseException) -> None:
+        """The error names its app, then the protocol judges it."""
+        name_the_app(exc, self.names[index])
+        super().failed(index, exc)
+
+    def holder_done(self, index: int) -> None:
+        super().holder_done(index)
         self.finished[index].set()
 
     async def _holders_gone(self) -> None:

@@ -775,8 +775,8 @@ class LifespansProtocol:
         """The holders are started; with no apps, the entry goes on."""
         return self._ready_now() if not self.count else 0
 
-    def app_started(self) -> Do:
-        """One more app's startup completed."""
+    def app_started(self, index: int) -> Do:
+        """Holder ``index``'s app has started."""
         self._starting -= 1
         return self._ready_now() if not self._starting else 0
 
@@ -886,11 +886,12 @@ class StackProtocol(LifespansProtocol):
         self._order: list[int] = []
         self._body_guarded = False
 
-    def app_parked(self, index: int) -> Do:
-        """Holder ``index``'s app has started; it waits for its turn."""
+    def app_started(self, index: int) -> Do:
+        """Holder ``index``'s app has started: it parks, and waits for its
+        turn to shut it down."""
         self.parked[index] = True
         self._order.append(index)
-        return self.app_started()
+        return super().app_started(index)
 
     def guard_the_body(self) -> None:
         """From now on a failure does not stop the body: it is the parent's

@@ -420,14 +420,24 @@ class TrioLifespans:
             with self.scopes[index]:
                 async with TrioLifespan(app, self.options) as wrapped:
                     self.wrapped[index] = wrapped
-                    self.apply(self.protocol.app_started())
-                    await self.shutting_down.wait()
+                    self.apply(self.protocol.app_started(index))
+                    await self.turn(index).wait()
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(
-                self.protocol.holder_failed(
-                    exc, shutting_down=self.shutting_down.is_set()
-                )
-            )
+            self.failed(index, exc)
+        self.holder_done(index)
+
+    def turn(self, index: int) -> trio.Event:
+        """What holder ``index`` waits for to shut its app down: the body's end."""
+        return self.shutting_down
+
+    def failed(self, index: int, exc: BaseException) -> None:
+        """Holder ``index``'s lifespan raised ``exc``: the protocol judges it."""
+        self.apply(
+            self.protocol.holder_failed(exc, shutting_down=self.shutting_down.is_set())
+        )
+
+    def holder_done(self, index: int) -> None:
+        """Holder ``index`` has returned."""
         self.holding -= 1
         if not self.holding:
             self.gone.set()
