@@ -313,7 +313,7 @@ class LifespanProtocol:
         self._answer_due = False  # a task waits for this stage's answer
         self._app_stopped = False
         self._body_stopped = False
-        self._ctrl_c = False  # the body's cancellation is a Ctrl-C
+        self._ctrl_c = False  # what interrupted us is a Ctrl-C (it wins)
         self._refused = False
 
     # Answers to the driver ------------------------------------------------------
@@ -447,7 +447,7 @@ class LifespanProtocol:
         :meth:`body_ended`), which an error the app raises as it stops does
         not replace.
         """
-        self._ctrl_c = ctrl_c
+        self._ctrl_c = self._ctrl_c or ctrl_c
         if (
             self.stage is _RUNNING
             and self.error is None
@@ -760,7 +760,7 @@ class LifespansProtocol:
         self.stopped = False
         self.in_body = False
         self._body_stopped = False
-        self._ctrl_c = False  # the body's cancellation is a Ctrl-C
+        self._ctrl_c = False  # what interrupted us is a Ctrl-C (it wins)
         #: What the apps raised, in the order it happened.
         self.errors: list[BaseException] = []
         #: What the body raised, or what interrupted us.
@@ -798,7 +798,7 @@ class LifespansProtocol:
         """A cancellation or Ctrl-C interrupted the wait for the startups
         (``ctrl_c``: see :meth:`LifespanProtocol.interrupted`)."""
         self.raised = exc
-        self._ctrl_c = ctrl_c
+        self._ctrl_c = self._ctrl_c or ctrl_c
         return self._stop(None)
 
     def interrupted_finishing(self, exc: BaseException, *, wins: bool) -> Do:
