@@ -507,49 +507,6 @@ def _chained(exc: BaseException) -> list[BaseException]:
     return found
 
 
-def _with_ini_hint(
-    error: BaseException, settings: Settings, app: object
-) -> BaseException:
-    """``error``, with a note naming the ini option that the fix is in.
-
-    The library's messages name its keyword arguments; plugin users set
-    them in the pytest ini, under other names. ``app`` is what the ini named
-    (``None`` if it was not loaded).
-    """
-    from ._cli._load import looks_like_factory  # noqa: PLC0415
-    from ._compat import add_note  # noqa: PLC0415
-    from ._errors import (  # noqa: PLC0415
-        LifespanNotASGIApp,
-        LifespanNotSupported,
-        LifespanTimeout,
-    )
-
-    if (
-        isinstance(error, LifespanNotASGIApp)
-        and not settings.factory
-        and looks_like_factory(app)
-    ):
-        add_note(
-            error,
-            f"(pytest plugin: if the app is made by calling {settings.reference}, "
-            f"set asgi_app_factory = {settings.reference} in the pytest ini, "
-            "instead of asgi_app)",
-        )
-    elif isinstance(error, LifespanTimeout):
-        add_note(
-            error,
-            f"(pytest plugin: the limit is lifespan_{error.phase}_timeout in the "
-            "pytest ini)",
-        )
-    elif isinstance(error, LifespanNotSupported):
-        add_note(
-            error,
-            "(pytest plugin: to run it anyway, set lifespan_allow_unsupported = "
-            "true in the pytest ini)",
-        )
-    return error
-
-
 class Holder:
     """One lifespan (and its client), held in a task of its own.
 
@@ -616,7 +573,7 @@ class Holder:
         await self._wait_for(self._settled)
         if self.error is not None:
             self.reported = True
-            raise _with_ini_hint(self.error, self.settings, self._loaded)
+            raise self._with_ini_hint(self.error)
 
     async def stop(self) -> None:
         """Close the client and the lifespan; raise a failure no test has raised."""
@@ -636,7 +593,47 @@ class Holder:
                     f"(pytest plugin: the lifespan held for this {scope} ended "
                     "with this error, when the fixtures' scope ended)",
                 )
-            raise _with_ini_hint(error, self.settings, self._loaded)
+            raise self._with_ini_hint(error)
+
+    def _with_ini_hint(self, error: BaseException) -> BaseException:
+        """``error``, with a note naming the ini option that the fix is in.
+
+        The library's messages name its keyword arguments; plugin users set
+        them in the pytest ini, under other names.
+        """
+        from ._cli._load import looks_like_factory  # noqa: PLC0415
+        from ._compat import add_note  # noqa: PLC0415
+        from ._errors import (  # noqa: PLC0415
+            LifespanNotASGIApp,
+            LifespanNotSupported,
+            LifespanTimeout,
+        )
+
+        if (
+            isinstance(error, LifespanNotASGIApp)
+            and not self.settings.factory
+            and looks_like_factory(self._loaded)
+        ):
+            reference = self.settings.reference
+            add_note(
+                error,
+                f"(pytest plugin: if the app is made by calling {reference}, set "
+                f"asgi_app_factory = {reference} in the pytest ini, instead of "
+                "asgi_app)",
+            )
+        elif isinstance(error, LifespanTimeout):
+            add_note(
+                error,
+                f"(pytest plugin: the limit is lifespan_{error.phase}_timeout in the "
+                "pytest ini)",
+            )
+        elif isinstance(error, LifespanNotSupported):
+            add_note(
+                error,
+                "(pytest plugin: to run it anyway, set lifespan_allow_unsupported = "
+                "true in the pytest ini)",
+            )
+        return error
 
     def check_here(self, what: str) -> None:
         """Raise a clear error when ``what`` (``test test_x``, ``fixture db``)
