@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import signal
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -441,3 +443,40 @@ def test_cli_a_starlette_crash_during_a_request_exits_9(backend: str) -> None:
     assert done.returncode == 9, done.stdout + done.stderr
     assert "RuntimeError: the cache refresher died" in done.stdout, done.stdout
     assert done.stdout.splitlines()[-1] == "failed (exit status 9)"
+
+
+# (i) Ctrl-C under asyncio.run, then the shutdown hook fails ------------------
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="asyncio.run turns Ctrl-C into a cancellation from 3.11 on",
+)
+@pytest.mark.parametrize(
+    "framework",
+    [name for name, (_, backends) in FRAMEWORKS.items() if "asyncio" in backends],
+)
+def test_asyncio_ctrl_c_in_the_body_wins_over_a_failing_shutdown_hook(
+    framework: str,
+) -> None:
+    # Each framework reports or raises its hook's failure its own way; the
+    # Ctrl-C still comes out of asyncio.run, the failure noted on it.
+    built = build(framework, Misbehave("shutdown", HookFailed("pool close failed")))
+
+    async def main() -> None:
+        async with open_lifespan(built.app):
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while the body runs
+            await asyncio.sleep(10)
+
+    # (Caught broadly: a KeyboardInterrupt escaping would end the session.)
+    with pytest.raises(BaseException) as caught:  # noqa: PT011 - checked below
+        asyncio.run(main())
+    assert type(caught.value) is KeyboardInterrupt
+    assert built.events == ["startup", "shutdown"]  # the hook ran, and failed
+    cancelled = caught.value.__context__
+    assert isinstance(cancelled, asyncio.CancelledError)
+    notes = getattr(cancelled, "__notes__", [])
+    assert any(
+        note.startswith("trio_lifespan: the app's lifespan failed too, after this")
+        for note in notes
+    ), notes
