@@ -24,6 +24,8 @@ import trio_lifespan
 from trio_lifespan import (
     LifespanTimeout,
     LifespanUnavailable,
+    _pytest_async as async_module,
+    _pytest_holder as holder_module,
     _pytest_plugin as plugin_module,
 )
 
@@ -628,9 +630,10 @@ def test_unconfigured_the_plugin_is_inert_and_says_what_to_set(
     result, raised = run(pytester, "pytest-trio", {}, tests)
     result.assert_outcomes(passed=1, errors=1)
     assert str(raised["test_get", "setup"]) == (
-        "the lifespan_app and lifespan_client fixtures need the app: set asgi_app "
-        "= module:attribute (or asgi_app_factory = module:function) in the "
-        "[pytest] section of your ini file"
+        "the lifespan_app and lifespan_client fixtures need the app: define an "
+        "asgi_app fixture that returns it (in a conftest.py), or set asgi_app = "
+        "module:attribute (or asgi_app_factory = module:function) in the [pytest] "
+        "section of your ini file"
     )
 
 
@@ -653,20 +656,39 @@ def test_a_test_no_async_plugin_runs_is_told_how_to_mark_it(
     )
 
 
-def test_an_app_that_cannot_be_loaded_names_the_option(
-    pytester: pytest.Pytester,
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (
+            "nowhere:app",
+            "could not import module 'nowhere': ModuleNotFoundError: No module "
+            "named 'nowhere'",
+        ),
+        (
+            "plugin_apps.starlette_app",
+            "app reference 'plugin_apps.starlette_app' must look like "
+            "'module:attribute', for example 'myproject.main:app'",
+        ),
+        ("plugin_apps:nothing", "'plugin_apps:nothing': module 'plugin_apps' has no attribute 'nothing'"),
+    ],
+)
+def test_an_app_that_cannot_be_loaded_is_one_usage_error_at_the_start(
+    pytester: pytest.Pytester, value: str, problem: str
 ) -> None:
+    # Once, when the session starts: not an error per test.
     tests = """
     async def test_get(lifespan_app):
         raise AssertionError("must not run")
+
+    async def test_other(lifespan_app):
+        raise AssertionError("must not run")
     """
-    result, raised = run(pytester, "pytest-trio", {"asgi_app": "nowhere:app"}, tests)
-    error = setup_error(result, raised, "pytest-trio")
-    assert str(error) == (
-        "trio_lifespan: asgi_app = nowhere:app in the pytest ini: could not import "
-        "module 'nowhere': ModuleNotFoundError: No module named 'nowhere'"
+    result, raised = run(pytester, "pytest-trio", {"asgi_app": value}, tests)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not raised
+    assert result.stderr.lines[0] == (
+        f"ERROR: trio_lifespan: asgi_app = {value} in the pytest ini: {problem}"
     )
-    assert type(error.__cause__) is ModuleNotFoundError
 
 
 @pytest.mark.parametrize("option", ["asgi_app", "asgi_app_factory"])
@@ -814,23 +836,24 @@ async def slow_app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "lifespan.shutdown.complete"})
 
 
-def settings_for(app: str) -> plugin_module.Settings:
+def holder_for(app: Any) -> holder_module.Holder:
     from trio_lifespan._options import check_options  # noqa: PLC0415
 
-    return plugin_module.Settings(
-        reference=app,
+    settings = plugin_module.Settings(
+        reference=None,
         factory=False,
         scope="function",
         options=check_options(5.0, 5.0, allow_unsupported=False),
         base_url="http://testserver",
         app_dir=".",
     )
+    return holder_module.Holder(settings, app, async_module.Anyio())
 
 
 async def test_a_holder_cancelled_during_the_startup_cancels_it(
     backend: Backend,
 ) -> None:
-    holder = plugin_module.Holder(settings_for("tests.test_plugin:slow_app"))
+    holder = holder_for(slow_app)
     began = backend.now()
     with backend.move_on_after(1) as scope:
         await holder.start()
@@ -846,7 +869,7 @@ async def test_a_holder_cancelled_while_stopping_cuts_the_shutdown_short(
     # (Ctrl-C, pytest-trio cancelling the fixtures) ends the wait, and the
     # app with it; the holder still waits until the app's task is gone.
     EVENTS.clear()
-    holder = plugin_module.Holder(settings_for("tests.test_plugin:slow_app"))
+    holder = holder_for(slow_app)
     await holder.start()
     began = backend.now()
     with backend.move_on_after(1) as scope:
@@ -900,7 +923,7 @@ async def crashing_app(scope: Any, receive: Any, send: Any) -> None:
 async def test_a_failure_a_test_named_is_not_reported_again_at_teardown(
     backend: Backend, named: bool
 ) -> None:
-    holder = plugin_module.Holder(settings_for("tests.test_plugin:crashing_app"))
+    holder = holder_for(crashing_app)
     await holder.start()
     if named:
         # As the watch does when a test raised it: the refusal sits in a

@@ -5,7 +5,7 @@ A deployment smoke check that needs no server: the app's lifespan is run with
 plain ASGI calls, and the exit status says what went wrong, if anything.
 
 This module is the command line itself: the argument parser, :func:`main` and
-the console script. The rooms behind it: :mod:`._load` loads the app,
+the console script. The rooms behind it: :mod:`trio_lifespan._load` loads the app,
 :mod:`._check` runs the check and turns failures into exit statuses, and
 :mod:`._report` prints what the check saw.
 """
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from .._options import parse_seconds
 from .._version import __version__
 from ._check import EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, Check, check_on
-from ._load import DEMO_APP, UsageError, load_app, looks_like_factory
+from .._load import DEMO_APP, UsageError, load_app, looks_like_factory
 from ._report import Report
 
 if TYPE_CHECKING:

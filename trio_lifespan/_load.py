@@ -1,7 +1,8 @@
 """Loading the app: ``module:attribute``, ``--factory``, ``--app-dir``.
 
-Anything that stops the app from being loaded is a :class:`UsageError`, which
-the command line prints as one line (exit status 2).
+Shared by the command line and the pytest plugin. Anything that stops the app
+from being loaded is a :class:`UsageError`, which the command line prints as
+one line (exit status 2) and the plugin as a usage error of the session.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from .._types import ASGIApp
+    from ._types import ASGIApp
 
 #: The app checked when the command line names none: shipped in the package.
 DEMO_APP = "trio_lifespan._demo:app"
@@ -29,7 +30,8 @@ def load_app(reference: str, *, factory: bool, app_dir: str) -> ASGIApp:
     Args:
         reference: The app as ``module:attribute``.
         factory: Whether the attribute is a function to call for the app.
-        app_dir: A folder put first on ``sys.path`` to import the module from.
+        app_dir: A folder put first on ``sys.path`` to import the module from
+            (once: a folder already there is left where it is).
 
     Returns:
         The app: something callable, trusted to be an ASGI app.
@@ -37,6 +39,15 @@ def load_app(reference: str, *, factory: bool, app_dir: str) -> ASGIApp:
     Raises:
         UsageError: With one line that says what is wrong; its ``__cause__``
             is the exception that the import or the factory raised, if any.
+    """
+    return make_app(find_app(reference, factory=factory, app_dir=app_dir), reference, factory=factory)
+
+
+def find_app(reference: str, *, factory: bool, app_dir: str) -> object:
+    """Import what ``module:attribute`` names (the app, or its factory).
+
+    Raises:
+        UsageError: As :func:`load_app`; a factory that is not callable too.
     """
     module_name, colon, attribute = reference.partition(":")
     if not colon or not module_name or not attribute:
@@ -48,7 +59,9 @@ def load_app(reference: str, *, factory: bool, app_dir: str) -> ASGIApp:
     if not folder.is_dir():
         problem = "is not a folder" if folder.exists() else "does not exist"
         raise UsageError(f"--app-dir {app_dir!r}: {problem}")
-    sys.path.insert(0, str(folder.resolve()))
+    path = str(folder.resolve())
+    if path not in sys.path:  # each call would add a copy, each then scanned
+        sys.path.insert(0, path)
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
@@ -66,9 +79,19 @@ def load_app(reference: str, *, factory: bool, app_dir: str) -> ASGIApp:
             ) from None
         done.append(part)
         what = f"{module_name + ':' + '.'.join(done)!r} ({_kind(obj)})"
+    if factory and not callable(obj):
+        raise UsageError(f"{reference!r} is {_kind(obj)}, not a factory to call")
+    return obj
+
+
+def make_app(found: object, reference: str, *, factory: bool) -> ASGIApp:
+    """The app from what :func:`find_app` found: called, if it is a factory.
+
+    Raises:
+        UsageError: As :func:`load_app`.
+    """
+    obj: Any = found
     if factory:
-        if not callable(obj):
-            raise UsageError(f"{reference!r} is {_kind(obj)}, not a factory to call")
         try:
             obj = obj()
         except Exception as exc:

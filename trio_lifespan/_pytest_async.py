@@ -1,0 +1,191 @@
+"""The pytest plugin's one place that knows the async plugins.
+
+Each async plugin that can run a test (pytest-trio, anyio's plugin,
+pytest-asyncio) is an :class:`AsyncPlugin`: whether it runs a given test,
+how to make an async fixture it will run, which lifespan scopes it can hold,
+and what to tell a project whose tests and lifespan are on different loops.
+pytest-asyncio's answers depend on its version, decided once per session
+(:func:`asyncio_plugin`): the rest of the plugin never asks which library or
+which version runs.
+
+Versions of pytest-asyncio, as this module treats them:
+
+- 0.21 and 0.22: one ``event_loop`` fixture, function-scoped unless the
+  project overrides it; fixtures take no loop argument.
+- 0.23: a loop per scope, chosen by the fixture's scope (``scope=``); tests
+  choose theirs with ``@pytest.mark.asyncio(scope=...)``. It binds a
+  plugin's class-, module- or package-scoped fixture to the loop of the
+  first module collected, so only function and session lifespans work.
+- 0.24 and 0.25: ``loop_scope=`` on fixtures and marks, and
+  ``asyncio_default_fixture_loop_scope``; no ini option for the tests' loop.
+- 0.26 and 1.x: ``asyncio_default_test_loop_scope`` too.
+
+Imported only once a project uses the plugin's fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
+
+    from ._pytest_plugin import Scope
+
+#: The kinds of async fixture: ``plain`` ones (``pytest.fixture``), which
+#: pytest-trio and anyio run, and pytest-asyncio's own.
+PLAIN, ASYNCIO = "plain", "asyncio"
+
+class AsyncPlugin:
+    """One async plugin, as the lifespan fixtures need to know it."""
+
+    #: How messages name it (``pytest-asyncio 0.23.8``).
+    name: str
+    #: The kind of async fixture it runs (:data:`PLAIN` or :data:`ASYNCIO`).
+    kind: str
+
+    def runs(self, item: pytest.Item) -> bool:
+        """Whether this plugin runs ``item``, a test."""
+        raise NotImplementedError
+
+    def make(self, function: Callable[..., object], name: str, scope: Scope) -> object:
+        """An async fixture of ``scope`` that this plugin runs."""
+        import pytest  # noqa: PLC0415
+
+        return pytest.fixture(function, scope=scope, name=name)
+
+    def scope_error(self, scope: Scope, item: pytest.Item) -> str | None:
+        """Why a lifespan of ``scope`` cannot be held for ``item``, if it cannot."""
+        if scope == "function":
+            return None
+        return (
+            f"lifespan_scope = {scope} in the pytest ini, but {item.name} runs "
+            f"under {self.name}, where the lifespan fixtures live as long as one "
+            "test: set lifespan_scope = function (or leave it out); wider scopes "
+            "work with pytest-asyncio"
+        )
+
+    def loop_advice(self, scope: Scope) -> str:
+        """What to set so that tests and fixtures run on ``scope``'s loop."""
+        return f"{self.name} runs each test on a loop of its own"
+
+
+class Trio(AsyncPlugin):
+    """pytest-trio: a test marked ``trio`` (trio mode marks every async test)."""
+
+    name = "pytest-trio"
+    kind = PLAIN
+
+    def runs(self, item: pytest.Item) -> bool:
+        return item.get_closest_marker("trio") is not None
+
+
+class Anyio(AsyncPlugin):
+    """anyio's plugin: a test that uses the ``anyio_backend`` fixture."""
+
+    name = "anyio's plugin"
+    kind = PLAIN
+
+    def runs(self, item: pytest.Item) -> bool:
+        return "anyio_backend" in getattr(item, "fixturenames", ())
+
+
+class Asyncio(AsyncPlugin):
+    """pytest-asyncio: a test it marked ``asyncio`` (auto mode marks every
+    async test, those marked for anyio too)."""
+
+    kind = ASYNCIO
+
+    def __init__(self, version: tuple[int, int], text: str) -> None:
+        self.version = version
+        self.name = f"pytest-asyncio {text}"
+
+    def runs(self, item: pytest.Item) -> bool:
+        return item.get_closest_marker("asyncio") is not None
+
+    def make(self, function: Callable[..., object], name: str, scope: Scope) -> object:
+        import pytest_asyncio  # noqa: PLC0415 - loaded already: it is this plugin
+
+        loop = {"loop_scope": scope} if self.version >= (0, 24) else {}
+        made: object = pytest_asyncio.fixture(function, scope=scope, name=name, **loop)
+        return made
+
+    def scope_error(self, scope: Scope, item: pytest.Item) -> str | None:
+        if (0, 23) <= self.version < (0, 24) and scope not in ("function", "session"):
+            return (
+                f"lifespan_scope = {scope} in the pytest ini, but {self.name} "
+                f"binds a plugin's {scope}-scoped fixtures to the loop of the "
+                f"first {scope} it collects, so other {scope}s cannot use them: "
+                "set lifespan_scope = session (with "
+                '@pytest.mark.asyncio(scope="session") on the tests) or '
+                "function, or upgrade to pytest-asyncio 0.24 or later"
+            )
+        return None
+
+    def loop_advice(self, scope: Scope) -> str:
+        if self.version < (0, 23):
+            return (
+                f"with {self.name}, override its event_loop fixture with "
+                f"scope={scope!r} in your conftest.py"
+            )
+        if self.version < (0, 24):
+            return (
+                f"with {self.name}, mark the tests "
+                f'@pytest.mark.asyncio(scope="{scope}"), with pytestmark in a '
+                "module or in a conftest.py's pytest_collection_modifyitems"
+            )
+        if self.version < (0, 26):
+            return (
+                f"with {self.name}, mark the tests "
+                f'@pytest.mark.asyncio(loop_scope="{scope}"), with pytestmark in a '
+                "module or in a conftest.py's pytest_collection_modifyitems (this "
+                "version has no ini option for the tests' loop), and set "
+                f"asyncio_default_fixture_loop_scope = {scope} in the pytest ini"
+            )
+        return (
+            f"asyncio_default_test_loop_scope = {scope} and "
+            f"asyncio_default_fixture_loop_scope = {scope} in the pytest ini, or "
+            f'loop_scope="{scope}" in their marks and decorators'
+        )
+
+
+def asyncio_plugin() -> Asyncio:
+    """pytest-asyncio as installed (it is loaded: its version decides)."""
+    from importlib.metadata import version  # noqa: PLC0415
+
+    text = version("pytest-asyncio")
+    return Asyncio(parse_version(text), text)
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """``(major, minor)`` of a version like ``0.23.8`` or ``1.0.0rc1``."""
+    parts = [int("".join(c for c in part if c.isdigit()) or 0) for part in text.split(".")[:2]]
+    return (parts[0], parts[1] if len(parts) > 1 else 0)
+
+
+def async_plugins(config: pytest.Config) -> list[AsyncPlugin]:
+    """The async plugins loaded in this session, the one to ask first first.
+
+    pytest-asyncio comes first: in auto mode it runs every async test, those
+    marked for anyio included.
+    """
+    manager = config.pluginmanager
+    plugins: list[AsyncPlugin] = []
+    if manager.hasplugin("asyncio"):
+        plugins.append(asyncio_plugin())
+    if manager.hasplugin("trio"):
+        plugins.append(Trio())
+    if manager.hasplugin("anyio"):
+        plugins.append(Anyio())
+    return plugins
+
+
+def not_run_error(fixture: str, item: pytest.Item) -> str:
+    """The message for a test that no async plugin runs."""
+    return (
+        f"{fixture} is an async fixture, but {item.name} is not run by an async "
+        "plugin: mark it for pytest-trio (@pytest.mark.trio, or trio_mode = "
+        "true), pytest-asyncio (@pytest.mark.asyncio, or asyncio_mode = auto) or "
+        "anyio (@pytest.mark.anyio), and make it an async def"
+    )

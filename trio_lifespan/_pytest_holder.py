@@ -1,0 +1,589 @@
+"""The pytest plugin at work: the lifespan held in a task, and the watch.
+
+Imported once a test uses the lifespan fixtures (``_pytest_plugin.py`` is
+what every session loads).
+
+- The lifespan (and the client, which closes first) runs in a task of its
+  own, started by the fixture (:class:`Holder`): a system task on trio, a
+  plain task on asyncio. No fixture ``yield`` is inside its ``async with``,
+  so no cancellation ever crosses one, and the fixture's setup and teardown
+  may run in different tasks (pytest-asyncio's do).
+- Each test, and each async fixture, that depends on the lifespan (found from
+  the test's fixture closure, :func:`depending`) runs inside a watch
+  (:func:`watched`): if the app crashes while it runs, the watch cancels it
+  and fails it with the app's own error. A test that starts after the
+  lifespan failed (a wider scope) fails at once with
+  :exc:`LifespanUnavailable`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import types
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+import pytest
+
+from ._pytest_async import AsyncPlugin, async_plugins, not_run_error
+from ._pytest_plugin import OURS
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from ._backend import Event
+    from ._httpx import LifespanClient
+    from ._pytest_plugin import Settings
+    from ._state import LifespanApp
+    from ._types import ASGIApp
+
+DEPENDING = pytest.StashKey[frozenset[str]]()
+
+
+def depending(item: pytest.Item) -> frozenset[str]:
+    """The fixtures in ``item``'s closure that depend on the lifespan (ours
+    among them), worked out once per test.
+
+    Resolved as pytest resolves them for this test: a project's own fixture of
+    one of our names is ours only if it uses ours (as ``super()`` would).
+    """
+    found = item.stash.get(DEPENDING, None)
+    if found is None:
+        found = item.stash[DEPENDING] = _depending(item)
+    return found
+
+
+def _depending(item: pytest.Item) -> frozenset[str]:
+    info: Any = getattr(item, "_fixtureinfo", None)
+    name2defs: dict[str, tuple[Any, ...]] = getattr(info, "name2fixturedefs", {})
+    known: dict[tuple[str, int], bool] = {}
+
+    def depends(name: str, index: int) -> bool:
+        defs = name2defs.get(name, ())
+        if not -len(defs) <= index < 0:
+            return False
+        key = (name, index)
+        if key not in known:
+            known[key] = False  # (a cycle: pytest reports it, we need not)
+            fixturedef = defs[index]
+            known[key] = getattr(fixturedef.func, OURS, False) or any(
+                depends(arg, index - 1 if arg == name else -1)
+                for arg in fixturedef.argnames
+            )
+        return known[key]
+
+    return frozenset(name for name in name2defs if depends(name, -1))
+
+
+def watched(
+    holders: list[Holder], test: Callable[..., Coroutine[Any, Any, object]]
+) -> Callable[..., Coroutine[Any, Any, object]]:
+    """``test``, run so that a lifespan that fails while it runs fails it."""
+
+    @functools.wraps(test, updated=())  # not __dict__: plugins look there
+    async def watched_test(*args: Any, **kwargs: Any) -> object:
+        __tracebackhide__ = True
+        return await _watched_step(
+            holders, f"test {test.__name__}", lambda: test(*args, **kwargs)
+        )
+
+    return watched_test
+
+
+def watched_fixture(
+    holders: list[Holder], function: Callable[..., Any]
+) -> Callable[..., Any]:
+    """An async fixture that uses the lifespan, run as :func:`watched` runs a
+    test: each half of a generator fixture (its setup, its teardown) is
+    watched, and neither crosses the ``yield``."""
+    what = f"fixture {function.__name__}"
+    if inspect.isasyncgenfunction(function):
+
+        @functools.wraps(function)  # its __dict__ too: the async plugins mark it
+        async def watched_generator(*args: Any, **kwargs: Any) -> AsyncGenerator[Any]:
+            __tracebackhide__ = True
+            generator = function(*args, **kwargs)
+            yield await _watched_step(holders, what, generator.__anext__)
+            await _watched_step(
+                holders, what, lambda: _the_end(generator, function.__name__)
+            )
+
+        return watched_generator
+
+    @functools.wraps(function)
+    async def watched_coroutine(*args: Any, **kwargs: Any) -> object:
+        __tracebackhide__ = True
+        return await _watched_step(holders, what, lambda: function(*args, **kwargs))
+
+    return watched_coroutine
+
+
+async def _the_end(generator: AsyncGenerator[Any], name: str) -> None:
+    """Run a generator fixture's teardown: the rest of the generator."""
+    try:
+        await generator.__anext__()
+    except StopAsyncIteration:
+        return
+    raise RuntimeError(f"fixture {name} yielded more than once")
+
+
+async def _watched_step(
+    holders: list[Holder], what: str, start: Callable[[], Awaitable[Any]]
+) -> Any:
+    """Run a step of a test or fixture (``what``: ``test test_x``, ``fixture
+    db``; the step is what ``start`` returns) under the watch of the lifespan
+    held last (the one this test's closure set up most recently)."""
+    __tracebackhide__ = True
+    if not holders:  # its lifespan is gone already (a fixture's late teardown)
+        return await start()
+    holder = holders[-1]
+    holder.check_here(what)  # (before the step is made: never left unawaited)
+    step = start()
+    try:
+        if holder.library == "trio":
+            return await _watch_trio(holder, step)
+        return await _watch_asyncio(holder, step)
+    except BaseException as exc:
+        holder.seen_by_a_test(exc)
+        raise
+
+
+async def _watch_trio(holder: Holder, test: Awaitable[Any]) -> Any:
+    __tracebackhide__ = True
+    import trio  # noqa: PLC0415
+
+    with trio.CancelScope() as scope:
+        holder.watcher = scope.cancel
+        try:
+            return await test
+        finally:
+            holder.watcher = None
+    holder.raise_failure()  # only a failed lifespan cancels the scope
+    raise AssertionError("unreachable")
+
+
+async def _watch_asyncio(holder: Holder, test: Awaitable[Any]) -> Any:
+    __tracebackhide__ = True
+    import asyncio  # noqa: PLC0415
+
+    from ._asyncio import _BodyCanceller  # noqa: PLC0415
+
+    task = asyncio.current_task()
+    assert task is not None
+    canceller = _BodyCanceller(task)
+    holder.watcher = lambda: canceller.cancel(holder.failure())
+    try:
+        return await test
+    except asyncio.CancelledError:
+        if not canceller.ended():  # not ours alone: the test's own
+            raise
+        holder.raise_failure()
+        raise AssertionError("unreachable") from None
+    finally:
+        holder.watcher = None
+        canceller.ended()
+
+
+def _chained(exc: BaseException) -> list[BaseException]:
+    """``exc``, the exceptions in it if it is a group, and those they chain
+    to (cause, context), each once."""
+    from ._compat import BaseExceptionGroup  # noqa: PLC0415
+
+    found: list[BaseException] = []
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        each = todo.pop()
+        if id(each) in seen:
+            continue
+        seen.add(id(each))
+        found.append(each)
+        if isinstance(each, BaseExceptionGroup):
+            todo.extend(each.exceptions)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        todo.extend(e for e in (each.__cause__, each.__context__) if e is not None)
+    return found
+
+
+class Holder:
+    """One lifespan (and its client), held in a task of its own.
+
+    The task is started by the fixture and outlives its setup: a system task
+    on trio (which must never raise, so every error is kept here), a task on
+    asyncio. It ends when :meth:`stop` asks, or when the app fails.
+    """
+
+    def __init__(
+        self, settings: Settings, app: ASGIApp, plugin: AsyncPlugin
+    ) -> None:
+        self.settings = settings
+        self.plugin = plugin
+        #: The app, as the asgi_app fixture gave it (for the hints).
+        self._loaded: object = app
+        #: Cancels the test that runs now, if any (the watch sets it).
+        self.watcher: Callable[[], None] | None = None
+        self.error: BaseException | None = None
+        #: Whether a test or the setup has raised :attr:`error` already.
+        self.reported = False
+        #: The lifespan errors that tests' LifespanUnavailable named.
+        self.named: list[BaseException] = []
+        self._app: LifespanApp[Any] | None = None
+        self._client: LifespanClient[Any] | None = None
+        self._client_error: ModuleNotFoundError | None = None
+
+    @property
+    def app(self) -> LifespanApp[Any]:
+        assert self._app is not None
+        return self._app
+
+    def get_client(self) -> LifespanClient[Any]:
+        if self._client is None:
+            assert self._client_error is not None
+            raise self._client_error
+        return self._client
+
+    async def start(self) -> None:
+        """Start the task and wait for the app's startup; raise its failure."""
+        __tracebackhide__ = True
+        import sniffio  # noqa: PLC0415
+
+        from ._backend import current_backend  # noqa: PLC0415
+
+        self.library = sniffio.current_async_library()
+        backend = self._backend = current_backend("lifespan_app")
+        self._settled = backend.event()
+        self._done = backend.event()
+        self._stopping = backend.event()
+        if self.library == "trio":
+            import trio  # noqa: PLC0415
+
+            self._loop: object = trio.lowlevel.current_trio_token()
+            self._scope = trio.CancelScope()
+            trio.lowlevel.spawn_system_task(
+                self._run_trio,
+                name="trio_lifespan holder",
+                context=contextvars.copy_context(),
+            )
+        else:
+            import asyncio  # noqa: PLC0415
+
+            from ._asyncio import start_task  # noqa: PLC0415
+
+            loop = self._loop = asyncio.get_running_loop()
+            self._task = start_task(loop, self._run())
+        await self._wait_for(self._settled)
+        if self.error is not None:
+            self.reported = True
+            raise self._with_ini_hint(self.error)
+
+    async def stop(self) -> None:
+        """Close the client and the lifespan; raise a failure no test has raised."""
+        __tracebackhide__ = True
+        self._stopping.set()
+        await self._wait_for(self._done)
+        error = self.error
+        named = any(each is error for each in self.named)
+        if error is not None and not self.reported and not named:
+            self.reported = True
+            scope = self.settings.scope
+            if scope != "function":  # pytest blames the scope's last test
+                from ._compat import add_note  # noqa: PLC0415
+
+                add_note(
+                    error,
+                    f"(pytest plugin: the lifespan held for this {scope} ended "
+                    "with this error, when the fixtures' scope ended)",
+                )
+            raise self._with_ini_hint(error)
+
+    def _with_ini_hint(self, error: BaseException) -> BaseException:
+        """``error``, with a note naming the ini option that the fix is in.
+
+        The library's messages name its keyword arguments; plugin users set
+        them in the pytest ini, under other names.
+        """
+        from ._load import looks_like_factory  # noqa: PLC0415
+        from ._compat import add_note  # noqa: PLC0415
+        from ._errors import (  # noqa: PLC0415
+            LifespanNotASGIApp,
+            LifespanNotSupported,
+            LifespanTimeout,
+        )
+
+        if isinstance(error, LifespanNotASGIApp) and looks_like_factory(
+            self._loaded
+        ):
+            reference = self.settings.reference
+            add_note(
+                error,
+                f"(pytest plugin: if the app is made by calling {reference}, set "
+                f"asgi_app_factory = {reference} in the pytest ini, instead of "
+                "asgi_app)"
+                if reference is not None and not self.settings.factory
+                else "(pytest plugin: the asgi_app fixture returned a plain "
+                "function: if it makes the app, return what it returns)",
+            )
+        elif isinstance(error, LifespanTimeout):
+            add_note(
+                error,
+                f"(pytest plugin: the limit is lifespan_{error.phase}_timeout in the "
+                "pytest ini)",
+            )
+        elif isinstance(error, LifespanNotSupported):
+            add_note(
+                error,
+                "(pytest plugin: to run it anyway, set lifespan_allow_unsupported = "
+                "true in the pytest ini)",
+            )
+        return error
+
+    def check_here(self, what: str) -> None:
+        """Raise a clear error when ``what`` (``test test_x``, ``fixture db``)
+        runs on another loop than the lifespan, or the lifespan has failed."""
+        __tracebackhide__ = True
+        if self.library == "trio":
+            import trio  # noqa: PLC0415
+
+            here: object = trio.lowlevel.current_trio_token()
+        else:
+            import asyncio  # noqa: PLC0415
+
+            here = asyncio.get_running_loop()
+        if here is not self._loop:
+            scope = self.settings.scope
+            raise RuntimeError(
+                f"the lifespan_app and lifespan_client fixtures are held on the "
+                f"{scope}-scoped event loop (lifespan_scope = {scope} in the "
+                f"pytest ini), but {what} runs on another loop, "
+                "where the app's resources would not work: run the tests and "
+                f"their fixtures on that loop ({self.plugin.loop_advice(scope)}), "
+                "or set lifespan_scope to the loop scope they use"
+            )
+        if self.error is not None:
+            from ._errors import LifespanUnavailable  # noqa: PLC0415
+
+            self.reported = True
+            raise LifespanUnavailable(self.error)
+
+    def seen_by_a_test(self, exc: BaseException) -> None:
+        """Note the lifespan errors that ``exc``, which a test raised, names.
+
+        A request sent after the app failed, before this holder saw it fail,
+        raises :exc:`LifespanUnavailable` in the test, naming the error: the
+        test has reported it, so the teardown does not report it again.
+        """
+        from ._errors import LifespanUnavailable  # noqa: PLC0415
+
+        for each in _chained(exc):
+            if isinstance(each, LifespanUnavailable):
+                self.named.append(each.error)
+
+    def failure(self) -> BaseException:
+        """The lifespan's error, now that it failed."""
+        assert self.error is not None
+        return self.error
+
+    def raise_failure(self) -> NoReturn:
+        """Raise the lifespan's error, in the test it failed."""
+        self.reported = True
+        raise self.failure()
+
+    async def _wait_for(self, event: Event) -> None:
+        """Wait for ``event``; if the wait is interrupted (a cancellation, a
+        Ctrl-C), stop the task and wait until it is gone, then go on."""
+        try:
+            await event.wait()
+        except BaseException:
+            self._abort()
+            await self._wait_done()
+            raise
+
+    def _abort(self) -> None:
+        if self.library == "trio":
+            self._scope.cancel()
+        else:
+            self._task.cancel()
+
+    async def _wait_done(self) -> None:
+        """Wait for the task, shielded: it is bounded by the lifespan's timeouts."""
+        if self.library == "trio":
+            import trio  # noqa: PLC0415
+
+            with trio.CancelScope(shield=True):
+                await self._done.wait()
+        else:
+            import asyncio  # noqa: PLC0415
+
+            await asyncio.shield(self._done.wait())
+
+    async def _run_trio(self) -> None:
+        with self._scope:
+            await self._run()
+
+    async def _run(self) -> None:
+        """The task: hold the lifespan until told to stop, or until it fails."""
+        settings = self.settings
+        options = settings.options
+        app = cast("ASGIApp", self._loaded)
+        try:
+            opened: AbstractAsyncContextManager[LifespanApp[Any] | LifespanClient[Any]]
+            try:
+                from ._httpx import OpenClient  # noqa: PLC0415
+            except ModuleNotFoundError as exc:
+                from ._client import EXTRA  # noqa: PLC0415
+
+                self._client_error = ModuleNotFoundError(
+                    f"the lifespan_client fixture needs httpx, which is not "
+                    f"installed: {EXTRA}",
+                    name=exc.name,
+                )
+                opened = self._backend.open_one(app, options)
+            else:
+                opened = OpenClient(app, options, settings.base_url, {})
+            async with opened as held:
+                if self._client_error is None:  # the client, then its app
+                    self._client = cast("LifespanClient[Any]", held)
+                    self._app = self._client.lifespan
+                else:
+                    self._app = cast("LifespanApp[Any]", held)
+                self._settled.set()
+                await self._stopping.wait()
+        except BaseException as exc:  # noqa: BLE001 - kept for the tests to raise
+            self.error = exc
+            if self.watcher is not None:
+                self.watcher()
+        finally:
+            self._settled.set()
+            self._done.set()
+
+
+class Watch:
+    """The plugin once used: the async fixtures of each kind, the choice
+    between them for each test, and the watch around what depends on them."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.settings = settings
+        self.plugins = async_plugins(config)
+        #: The lifespans held now (one per live fixture scope), last newest.
+        self.holders: list[Holder] = []
+
+    def fixtures(self) -> types.ModuleType:
+        """The async fixtures, one set per kind that the loaded async plugins
+        run, in a module (pytest finds a plugin object's fixtures on its type,
+        and warns about wide-scoped fixtures that are methods)."""
+        module = types.ModuleType("trio_lifespan.fixtures")
+        scope = self.settings.scope
+        made: set[str] = set()
+        for plugin in self.plugins:
+            if plugin.kind in made:
+                continue
+            made.add(plugin.kind)
+            holder_name = f"_trio_lifespan_holder_{plugin.kind}"
+            functions = (
+                (holder_name, self._holding(plugin)),
+                (f"_trio_lifespan_app_{plugin.kind}", _taking(_app, holder_name)),
+                (f"_trio_lifespan_client_{plugin.kind}", _taking(_client, holder_name)),
+            )
+            for name, function in functions:
+                setattr(function, OURS, True)
+                setattr(module, name, plugin.make(function, name, scope))
+        return module
+
+    def _holding(self, plugin: AsyncPlugin) -> Callable[..., AsyncGenerator[Holder]]:
+        # A new function for each kind of fixture: pytest-asyncio marks the
+        # function it is given as its own, and would then run the plain
+        # fixture (pytest-trio's, anyio's) on its loop too.
+        watch = self
+
+        async def hold(asgi_app: ASGIApp) -> AsyncGenerator[Holder]:
+            holder = Holder(watch.settings, asgi_app, plugin)
+            await holder.start()
+            watch.holders.append(holder)
+            try:
+                yield holder
+            finally:
+                watch.holders.remove(holder)
+                await holder.stop()
+
+        return hold
+
+    def held(self, request: pytest.FixtureRequest, what: str) -> Any:
+        """Our async fixture ``what`` of the kind this test's plugin runs."""
+        __tracebackhide__ = True
+        item: pytest.Item = getattr(request, "_pyfuncitem", request.node)
+        plugin = self.pick(item, request.fixturename)
+        return request.getfixturevalue(f"_trio_lifespan_{what}_{plugin.kind}")
+
+    def pick(self, item: pytest.Item, fixture: str | None) -> AsyncPlugin:
+        """The async plugin that runs ``item``, or a clear error."""
+        __tracebackhide__ = True
+        for plugin in self.plugins:
+            if plugin.runs(item):
+                error = plugin.scope_error(self.settings.scope, item)
+                if error is not None:
+                    raise RuntimeError(error)
+                return plugin
+        raise RuntimeError(not_run_error(fixture or "lifespan_app", item))
+
+    # The watch around each test, and each async fixture, that depends on the
+    # lifespan -----------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True, hookwrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None]:
+        function = fixturedef.func
+        item: pytest.Item | None = getattr(request, "_pyfuncitem", None)
+        if (
+            item is None
+            or getattr(function, OURS, False)
+            or not (
+                inspect.iscoroutinefunction(function)
+                or inspect.isasyncgenfunction(function)
+            )
+            or fixturedef.argname not in depending(item)
+        ):
+            yield
+            return
+        # Before the async plugin's own hook (it wraps what it finds here).
+        swappable: Any = fixturedef  # (typed final; the async plugins swap it too)
+        swappable.func = watched_fixture(self.holders, function)
+        try:
+            yield
+        finally:
+            swappable.func = function
+
+    @pytest.hookimpl(tryfirst=True, hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None]:
+        test = getattr(item, "obj", None)
+        if not inspect.iscoroutinefunction(test) or not depending(item):
+            yield
+            return
+        item.obj = watched(self.holders, test)  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            item.obj = test  # type: ignore[attr-defined]
+
+
+def _taking(
+    function: Callable[[Holder], Coroutine[Any, Any, object]], name: str
+) -> Callable[..., Coroutine[Any, Any, object]]:
+    """``function``, taking its holder as the fixture argument ``name``."""
+
+    async def fixture(**kwargs: Holder) -> object:
+        return await function(kwargs[name])
+
+    parameter = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY)
+    fixture.__signature__ = inspect.Signature([parameter])  # type: ignore[attr-defined]
+    fixture.__name__ = fixture.__qualname__ = function.__name__
+    return fixture
+
+
+async def _app(holder: Holder) -> LifespanApp[Any]:
+    return holder.app
+
+
+async def _client(holder: Holder) -> LifespanClient[Any]:
+    return holder.get_client()
