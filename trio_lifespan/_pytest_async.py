@@ -25,8 +25,9 @@ Imported only once a project uses the plugin's fixtures.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pytest
@@ -55,6 +56,12 @@ class AsyncPlugin:
 
         return pytest.fixture(function, scope=scope, name=name)
 
+    @contextlib.contextmanager
+    def setting_up(self, item: pytest.Item) -> Iterator[None]:  # noqa: ARG002
+        """Around the setup of one of our fixtures of this plugin's kind, for
+        ``item``: whatever it takes for this plugin, not another, to run it."""
+        yield
+
     def scope_error(self, scope: Scope, item: pytest.Item) -> str | None:
         """Why a lifespan of ``scope`` cannot be held for ``item``, if it cannot."""
         if scope == "function":
@@ -66,9 +73,13 @@ class AsyncPlugin:
             "work with pytest-asyncio"
         )
 
-    def loop_advice(self, scope: Scope) -> str:
-        """What to set so that tests and fixtures run on ``scope``'s loop."""
-        return f"{self.name} runs each test on a loop of its own"
+    def loop_advice(self, scope: Scope, item: pytest.Item) -> str:  # noqa: ARG002
+        """What to do so that ``item``, its fixtures and the lifespan run on
+        ``scope``'s loop."""
+        return (
+            f"{self.name} runs each test and its fixtures on a loop of their "
+            "own: set lifespan_scope = function in the pytest ini"
+        )
 
 
 class Trio(AsyncPlugin):
@@ -111,6 +122,23 @@ class Asyncio(AsyncPlugin):
         made: object = pytest_asyncio.fixture(function, scope=scope, name=name, **loop)
         return made
 
+    @contextlib.contextmanager
+    def setting_up(self, item: pytest.Item) -> Iterator[None]:
+        """Hide ``anyio_backend`` from anyio's plugin while our fixture is set
+        up: in auto mode pytest-asyncio runs the tests marked for anyio, but
+        anyio's plugin, if its hook comes first, would run the async fixtures
+        of such a test on a loop of its own, not the test's."""
+        names: list[str] = getattr(item, "fixturenames", [])
+        if "anyio_backend" not in names:
+            yield
+            return
+        writable: Any = item  # (pytest's fixturenames is a plain list attribute)
+        writable.fixturenames = [name for name in names if name != "anyio_backend"]
+        try:
+            yield
+        finally:
+            writable.fixturenames = names
+
     def scope_error(self, scope: Scope, item: pytest.Item) -> str | None:
         if (0, 23) <= self.version < (0, 24) and scope not in ("function", "session"):
             return (
@@ -123,7 +151,21 @@ class Asyncio(AsyncPlugin):
             )
         return None
 
-    def loop_advice(self, scope: Scope) -> str:
+    def loop_advice(self, scope: Scope, item: pytest.Item) -> str:
+        if "anyio_backend" in getattr(item, "fixturenames", ()):
+            return (
+                f"{item.name} is marked for anyio, but {self.name} runs it (in "
+                "auto mode it runs every async test), while anyio's plugin runs "
+                "the async fixtures it uses, on a loop of anyio's: mark such tests "
+                "@pytest.mark.asyncio instead of @pytest.mark.anyio, or set "
+                "asyncio_mode = strict so that anyio's plugin runs them"
+            )
+        return (
+            f"run the tests and their fixtures on that loop ({self._advice(scope)}), "
+            "or set lifespan_scope to the loop scope they use"
+        )
+
+    def _advice(self, scope: Scope) -> str:
         if self.version < (0, 23):
             return (
                 f"with {self.name}, override its event_loop fixture with "

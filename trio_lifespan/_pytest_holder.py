@@ -78,7 +78,9 @@ def _depending(item: pytest.Item) -> frozenset[str]:
 
 
 def watched(
-    holders: list[Holder], test: Callable[..., Coroutine[Any, Any, object]]
+    holders: list[Holder],
+    test: Callable[..., Coroutine[Any, Any, object]],
+    item: pytest.Item,
 ) -> Callable[..., Coroutine[Any, Any, object]]:
     """``test``, run so that a lifespan that fails while it runs fails it."""
 
@@ -86,14 +88,14 @@ def watched(
     async def watched_test(*args: Any, **kwargs: Any) -> object:
         __tracebackhide__ = True
         return await _watched_step(
-            holders, f"test {test.__name__}", lambda: test(*args, **kwargs)
+            holders, f"test {test.__name__}", item, lambda: test(*args, **kwargs)
         )
 
     return watched_test
 
 
 def watched_fixture(
-    holders: list[Holder], function: Callable[..., Any]
+    holders: list[Holder], function: Callable[..., Any], item: pytest.Item
 ) -> Callable[..., Any]:
     """An async fixture that uses the lifespan, run as :func:`watched` runs a
     test: each half of a generator fixture (its setup, its teardown) is
@@ -105,9 +107,11 @@ def watched_fixture(
         async def watched_generator(*args: Any, **kwargs: Any) -> AsyncGenerator[Any]:
             __tracebackhide__ = True
             generator = function(*args, **kwargs)
-            yield await _watched_step(holders, what, generator.__anext__)
+            yield await _watched_step(holders, what, item, generator.__anext__)
             await _watched_step(
-                holders, what, lambda: _the_end(generator, function.__name__)
+                holders,
+                what,
+                item, lambda: _the_end(generator, function.__name__)
             )
 
         return watched_generator
@@ -115,7 +119,9 @@ def watched_fixture(
     @functools.wraps(function)
     async def watched_coroutine(*args: Any, **kwargs: Any) -> object:
         __tracebackhide__ = True
-        return await _watched_step(holders, what, lambda: function(*args, **kwargs))
+        return await _watched_step(
+            holders, what, item, lambda: function(*args, **kwargs)
+        )
 
     return watched_coroutine
 
@@ -130,7 +136,10 @@ async def _the_end(generator: AsyncGenerator[Any], name: str) -> None:
 
 
 async def _watched_step(
-    holders: list[Holder], what: str, start: Callable[[], Awaitable[Any]]
+    holders: list[Holder],
+    what: str,
+    item: pytest.Item,
+    start: Callable[[], Awaitable[Any]],
 ) -> Any:
     """Run a step of a test or fixture (``what``: ``test test_x``, ``fixture
     db``; the step is what ``start`` returns) under the watch of the lifespan
@@ -139,7 +148,7 @@ async def _watched_step(
     if not holders:  # its lifespan is gone already (a fixture's late teardown)
         return await start()
     holder = holders[-1]
-    holder.check_here(what)  # (before the step is made: never left unawaited)
+    holder.check_here(what, item)  # (before the step is made: never left unawaited)
     step = start()
     try:
         if holder.library == "trio":
@@ -338,27 +347,31 @@ class Holder:
             )
         return error
 
-    def check_here(self, what: str) -> None:
+    def check_here(self, what: str, item: pytest.Item) -> None:
         """Raise a clear error when ``what`` (``test test_x``, ``fixture db``)
         runs on another loop than the lifespan, or the lifespan has failed."""
         __tracebackhide__ = True
-        if self.library == "trio":
-            import trio  # noqa: PLC0415
+        here: object = None  # under another library (anyio's trio, say)
+        try:
+            if self.library == "trio":
+                import trio  # noqa: PLC0415
 
-            here: object = trio.lowlevel.current_trio_token()
-        else:
-            import asyncio  # noqa: PLC0415
+                trio.lowlevel.current_task()  # in a task of trio's, not its host's
+                here = trio.lowlevel.current_trio_token()
+            else:
+                import asyncio  # noqa: PLC0415
 
-            here = asyncio.get_running_loop()
+                here = asyncio.get_running_loop()
+        except RuntimeError:  # "must be called from async context", "no running loop"
+            pass
         if here is not self._loop:
             scope = self.settings.scope
             raise RuntimeError(
                 f"the lifespan_app and lifespan_client fixtures are held on the "
                 f"{scope}-scoped event loop (lifespan_scope = {scope} in the "
                 f"pytest ini), but {what} runs on another loop, "
-                "where the app's resources would not work: run the tests and "
-                f"their fixtures on that loop ({self.plugin.loop_advice(scope)}), "
-                "or set lifespan_scope to the loop scope they use"
+                "where the app's resources would not work: "
+                f"{self.plugin.loop_advice(scope, item)}"
             )
         if self.error is not None:
             from ._errors import LifespanUnavailable  # noqa: PLC0415
@@ -467,6 +480,8 @@ class Watch:
         self.plugins = async_plugins(config)
         #: The lifespans held now (one per live fixture scope), last newest.
         self.holders: list[Holder] = []
+        #: Our async fixtures, by name, and the async plugin each is for.
+        self.made: dict[str, AsyncPlugin] = {}
 
     def fixtures(self) -> types.ModuleType:
         """The async fixtures, one set per kind that the loaded async plugins
@@ -488,6 +503,7 @@ class Watch:
             for name, function in functions:
                 setattr(function, OURS, True)
                 setattr(module, name, plugin.make(function, name, scope))
+                self.made[name] = plugin
         return module
 
     def _holding(self, plugin: AsyncPlugin) -> Callable[..., AsyncGenerator[Holder]]:
@@ -535,6 +551,11 @@ class Watch:
     ) -> Generator[None]:
         function = fixturedef.func
         item: pytest.Item | None = getattr(request, "_pyfuncitem", None)
+        ours = self.made.get(fixturedef.argname)
+        if ours is not None and item is not None and getattr(function, OURS, False):
+            with ours.setting_up(item):
+                yield
+            return
         if (
             item is None
             or getattr(function, OURS, False)
@@ -548,7 +569,7 @@ class Watch:
             return
         # Before the async plugin's own hook (it wraps what it finds here).
         swappable: Any = fixturedef  # (typed final; the async plugins swap it too)
-        swappable.func = watched_fixture(self.holders, function)
+        swappable.func = watched_fixture(self.holders, function, item)
         try:
             yield
         finally:
@@ -560,7 +581,7 @@ class Watch:
         if not inspect.iscoroutinefunction(test) or not depending(item):
             yield
             return
-        item.obj = watched(self.holders, test)  # type: ignore[attr-defined]
+        item.obj = watched(self.holders, test, item)  # type: ignore[attr-defined]
         try:
             yield
         finally:
