@@ -32,6 +32,7 @@ from .apps import GoodApp, http_request
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 from .backends import Backend, forever
+from .typed import approx
 
 
 class Boom(Exception):
@@ -53,7 +54,7 @@ async def test_app_gets_the_lifespan_scope_and_entry_waits_for_startup(
     app = GoodApp(backend, startup_delay=3.0)
     before = backend.now()
     async with open_lifespan(app) as wrapped:
-        assert backend.now() - before == pytest.approx(3.0)
+        assert backend.now() - before == approx(3.0)
         assert app.events == ["lifespan.startup"]
         assert app.lifespan_scope == {
             "type": "lifespan",
@@ -386,7 +387,7 @@ async def test_default_timeouts_are_five_seconds(backend: Backend) -> None:
     with pytest.raises(LifespanTimeout):
         async with open_lifespan(slow_app(backend, "startup", events)):
             pass
-    assert backend.now() - start == pytest.approx(5.0)
+    assert backend.now() - start == approx(5.0)
 
 
 async def test_none_means_no_limit(backend: Backend) -> None:

@@ -38,6 +38,7 @@ from .frameworks import (
     HookFailed,
     Misbehave,
 )
+from .typed import approx
 
 # Loaded before any inner pytest session: pytester unloads what they load.
 importlib.import_module("trio_lifespan._httpx")
@@ -170,7 +171,7 @@ async def test_the_read_timeout_holds(
         began = backend.now()
         with pytest.raises(httpx.ReadTimeout) as caught:
             await client.get("/slow")  # 10 s; httpx's default timeout is 5 s
-        assert backend.now() - began == pytest.approx(5, abs=1e-3)
+        assert backend.now() - began == approx(5, abs=1e-3)
         assert str(caught.value) == (
             "the app did not answer GET http://testserver/slow within the "
             "client's read timeout (5.0 s): pass timeout= to open_client, or to "
@@ -285,7 +286,7 @@ async def test_every_failure_comes_out_as_from_open_lifespan(
     # The type and the message's first line: Falcon's message is a
     # traceback, whose frames differ by the caller's.
     assert by_client[0].splitlines()[0] == by_lifespan[0].splitlines()[0]
-    assert by_client[1] == pytest.approx(by_lifespan[1], abs=1e-3)
+    assert by_client[1] == approx(by_lifespan[1], abs=1e-3)
 
 
 async def test_the_apps_own_error_comes_out_bare(backend: Backend) -> None:
@@ -431,7 +432,7 @@ async def test_a_websocket_left_open_ends_within_the_shutdown_timeout(
             await websocket.send_text("hello")  # the app never reads it
             began = backend.now()
     # Told that the client left, the app went on waiting: cancelled at 2 s.
-    assert backend.now() - began == pytest.approx(2, abs=1e-3)
+    assert backend.now() - began == approx(2, abs=1e-3)
     assert events == ["the session ended"]
 
 
@@ -450,7 +451,7 @@ async def test_a_handshake_cut_short_does_not_hold_the_exit(backend: Backend) ->
             async with httpx_ws.aconnect_ws("/mute", client):
                 raise AssertionError("the app never accepts")
         began = backend.now()
-    assert backend.now() - began == pytest.approx(2, abs=1e-3)
+    assert backend.now() - began == approx(2, abs=1e-3)
     gc.collect()
 
 

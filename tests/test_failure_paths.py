@@ -38,6 +38,7 @@ from trio_lifespan._types import Message, Receive, Scope, Send
 
 from .apps import GoodApp, http_request
 from .backends import Backend, forever
+from .typed import approx
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
@@ -84,7 +85,7 @@ async def test_a_crash_report_then_a_raise_cancels_the_body_and_comes_out_bare(
             finally:
                 body_cancelled_at.append(backend.now())
     assert caught.value is app.error
-    assert body_cancelled_at == [pytest.approx(1.0)]
+    assert body_cancelled_at == [approx(1.0)]
 
 
 @pytest.mark.parametrize("then", ["return", "wait"])
@@ -95,7 +96,7 @@ async def test_a_crash_report_alone_is_lifespan_crashed_with_its_message(
     with pytest.raises(LifespanCrashed) as caught:
         async with open_lifespan(app):
             await backend.sleep(forever())
-    assert backend.now() == pytest.approx(1.0)
+    assert backend.now() == approx(1.0)
     assert isinstance(caught.value, LifespanShutdownFailed)
     assert caught.value.message == "the pool died"
     assert str(caught.value).startswith(

@@ -56,6 +56,7 @@ from .frameworks import (
     HookFailed,
     Misbehave,
 )
+from .typed import approx
 
 pytestmark = UNREAD_BODY_WARNINGS
 
@@ -122,7 +123,7 @@ async def test_a_startup_hook_raises(framework: str, backend: Backend) -> None:
     with pytest.raises(Exception) as caught:  # noqa: PT011 - exact type below
         async with open_lifespan(built.app, startup_timeout=LIMIT):
             body_ran = True  # pragma: no cover
-    assert backend.now() - began == pytest.approx(0, abs=TICK)  # at once
+    assert backend.now() - began == approx(0, abs=TICK)  # at once
     assert not body_ran
     assert built.events == ["startup"]
     if framework in RERAISES_STARTUP:
@@ -159,9 +160,7 @@ async def test_a_startup_hook_hangs(
     with pytest.raises(LifespanTimeout) as caught:
         async with open_lifespan(built.app, startup_timeout=LIMIT):
             body_ran = True  # pragma: no cover
-    assert backend.now() - began == pytest.approx(
-        stubborn_end(backend, stubborn), abs=TICK
-    )
+    assert backend.now() - began == approx(stubborn_end(backend, stubborn), abs=TICK)
     assert not body_ran
     assert type(caught.value) is LifespanTimeout
     assert caught.value.phase == "startup"
@@ -181,7 +180,7 @@ async def test_a_shutdown_hook_raises(framework: str, backend: Backend) -> None:
         async with open_lifespan(built.app, shutdown_timeout=LIMIT):
             assert built.events == ["startup"]
             began = backend.now()
-    assert backend.now() - began == pytest.approx(0, abs=TICK)  # at once
+    assert backend.now() - began == approx(0, abs=TICK)  # at once
     assert built.events == ["startup", "shutdown"]
     if framework in RERAISES_SHUTDOWN:
         assert caught.value is error
@@ -203,9 +202,7 @@ async def test_a_shutdown_hook_hangs(
     with pytest.raises(LifespanTimeout) as caught:
         async with open_lifespan(built.app, shutdown_timeout=LIMIT):
             began = backend.now()
-    assert backend.now() - began == pytest.approx(
-        stubborn_end(backend, stubborn), abs=TICK
-    )
+    assert backend.now() - began == approx(stubborn_end(backend, stubborn), abs=TICK)
     assert type(caught.value) is LifespanTimeout
     assert caught.value.phase == "shutdown"
     assert caught.value.timeout == LIMIT
@@ -256,14 +253,14 @@ async def test_a_crash_while_running(
         # The task group re-raises it (in a group of one, unwrapped) after
         # Starlette/Litestar sent 'lifespan.shutdown.failed' unasked.
         assert caught.value is error
-        assert cancelled_after == [pytest.approx(CRASH_AFTER, abs=TICK)]
-        assert ended_after == pytest.approx(CRASH_AFTER, abs=TICK)
+        assert cancelled_after == [approx(CRASH_AFTER, abs=TICK)]
+        assert ended_after == approx(CRASH_AFTER, abs=TICK)
         assert built.events == ["startup"]  # the shutdown hook never ran
     else:
         # The body runs to its end, the shutdown is clean.
         assert type(caught.value) is _BodyEnded
         assert not cancelled_after
-        assert ended_after == pytest.approx(BODY, abs=TICK)
+        assert ended_after == approx(BODY, abs=TICK)
         assert built.events == ["startup", "shutdown"]
         assert_swallowed(framework, built, error, caplog)
 
@@ -363,7 +360,7 @@ async def test_a_crash_while_a_fixture_holds_the_lifespan(
             asked = backend.now()
             async with client(handed[0]) as http:
                 answer = await outcome.acapture(http.get, built.path)
-            assert backend.now() - asked == pytest.approx(0, abs=TICK)  # at once
+            assert backend.now() - asked == approx(0, abs=TICK)  # at once
         finally:
             release.set()
     assert len(held) == 1
@@ -375,7 +372,7 @@ async def test_a_crash_while_a_fixture_holds_the_lifespan(
         assert refused.value.error is error
         # The fixture's body was cancelled at the crash, and its
         # open_lifespan raised the app's own exception.
-        assert held_for == [pytest.approx(CRASH_AFTER, abs=TICK)]
+        assert held_for == [approx(CRASH_AFTER, abs=TICK)]
         with pytest.raises(HookFailed) as crashed:
             held[0].unwrap()
         assert crashed.value is error
@@ -384,7 +381,7 @@ async def test_a_crash_while_a_fixture_holds_the_lifespan(
         assert response.status_code == 200
         assert response.text == STATE_VALUE
         held[0].unwrap()
-        assert held_for == [pytest.approx(CRASH_AFTER + 1, abs=TICK)]
+        assert held_for == [approx(CRASH_AFTER + 1, abs=TICK)]
         assert_swallowed(framework, built, error, caplog)
 
 

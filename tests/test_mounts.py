@@ -56,6 +56,7 @@ from .apps import ROOT, http_request, load_example, run_python
 from .backends import Backend, TrioBackend, forever
 from .test_behaviour import Boom, notes, reporting_app, returns_at_once
 from .test_family import crashing_app
+from .typed import approx
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
@@ -1214,7 +1215,7 @@ async def test_a_sub_app_crashing_during_the_parents_shutdown_does_not_cut_it(
                 pass
     assert caught.value is error
     assert log == ["flushed"]
-    assert backend.now() - began == pytest.approx(1, abs=1e-3)
+    assert backend.now() - began == approx(1, abs=1e-3)
 
 
 async def test_each_error_names_the_app_it_came_from(backend: Backend) -> None:
@@ -1384,4 +1385,4 @@ async def test_a_fastapi_parents_shutdown_outlives_a_starlette_sub_apps_crash(
             pass
     assert caught.value is error
     assert log == ["flushed"]
-    assert backend.now() - began == pytest.approx(1, abs=1e-3)
+    assert backend.now() - began == approx(1, abs=1e-3)

@@ -31,6 +31,7 @@ from trio_lifespan import (
 
 from .backends import Backend
 from .test_sessions import LIMIT, SESSION_OPTIONS, Phases, Raised
+from .typed import approx, makepyfile
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -203,8 +204,8 @@ def run(
 ) -> tuple[pytest.RunResult, Phases]:
     """One inner session under ``plugin`` with ``ini`` as its pytest ini."""
     plugin_options, header, plugin_ini = PLUGINS[plugin]
-    pytester.makepyfile(
-        plugin_apps=APPS, test_it=textwrap.dedent(tests).format(header=header)
+    makepyfile(
+        pytester, plugin_apps=APPS, test_it=textwrap.dedent(tests).format(header=header)
     )
     lines = [f"{name} = {value}" for name, value in ini.items()]
     pytester.makeini("[pytest]\n" + "\n".join(lines) + "\n")
@@ -488,12 +489,13 @@ def test_a_factory_makes_an_app_for_each_scope(
 def test_a_startup_failure_fails_the_setup_with_the_apps_error(
     pytester: pytest.Pytester, plugin: str
 ) -> None:
-    pytester.makepyfile(
+    makepyfile(
+        pytester,
         failing="""
         async def app(scope, receive, send):
             await receive()
             raise KeyError("no database")
-        """
+        """,
     )
     tests = """
     {header}
@@ -507,14 +509,15 @@ def test_a_startup_failure_fails_the_setup_with_the_apps_error(
 
 
 def test_the_timeouts_come_from_the_ini(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
+    makepyfile(
+        pytester,
         hanging="""
         import anyio
 
         async def app(scope, receive, send):
             await receive()
             await anyio.sleep_forever()
-        """
+        """,
     )
     tests = """
     async def test_get(lifespan_app):
@@ -534,14 +537,15 @@ def test_the_timeouts_come_from_the_ini(pytester: pytest.Pytester) -> None:
 def test_allow_unsupported_comes_from_the_ini(
     pytester: pytest.Pytester, allow: str
 ) -> None:
-    pytester.makepyfile(
+    makepyfile(
+        pytester,
         plain="""
         async def app(scope, receive, send):
             if scope["type"] == "lifespan":
                 raise ValueError("no lifespan here")
             await send({{"type": "http.response.start", "status": 204}})
             await send({{"type": "http.response.body"}})
-        """.replace("{{", "{").replace("}}", "}")
+        """.replace("{{", "{").replace("}}", "}"),
     )
     tests = """
     {header}
@@ -669,7 +673,10 @@ def test_a_test_no_async_plugin_runs_is_told_how_to_mark_it(
             "app reference 'plugin_apps.starlette_app' must look like "
             "'module:attribute', for example 'myproject.main:app'",
         ),
-        ("plugin_apps:nothing", "'plugin_apps:nothing': module 'plugin_apps' has no attribute 'nothing'"),
+        (
+            "plugin_apps:nothing",
+            "'plugin_apps:nothing': module 'plugin_apps' has no attribute 'nothing'",
+        ),
     ],
 )
 def test_an_app_that_cannot_be_loaded_is_one_usage_error_at_the_start(
@@ -697,7 +704,8 @@ def test_a_factory_named_as_the_app_is_told_of_asgi_app_factory(
 ) -> None:
     # A plain function that makes the app, named by asgi_app: the error is
     # the call's (it takes no scope, receive, send), with the option to set.
-    pytester.makepyfile(
+    makepyfile(
+        pytester,
         factory_app="""
         def make_app():
             async def app(scope, receive, send):
@@ -706,7 +714,7 @@ def test_a_factory_named_as_the_app_is_told_of_asgi_app_factory(
                 await receive()
                 await send({"type": "lifespan.shutdown.complete"})
             return app
-        """
+        """,
     )
     tests = """
     async def test_get(lifespan_app):
@@ -767,14 +775,15 @@ def test_the_plugin_module_defines_the_hooks_pytest_loads() -> None:
 def test_a_shutdown_failure_is_the_teardown_error(
     pytester: pytest.Pytester, scope: str
 ) -> None:
-    pytester.makepyfile(
+    makepyfile(
+        pytester,
         closing="""
         async def app(scope, receive, send):
             await receive()
             await send({"type": "lifespan.startup.complete"})
             await receive()
             raise KeyError("flush failed")
-        """
+        """,
     )
     tests = """
     async def test_get(lifespan_app):
@@ -858,7 +867,7 @@ async def test_a_holder_cancelled_during_the_startup_cancels_it(
     with backend.move_on_after(1) as scope:
         await holder.start()
     assert scope.cancelled_caught
-    assert backend.now() - began == pytest.approx(1, abs=1e-3)
+    assert backend.now() - began == approx(1, abs=1e-3)
     assert isinstance(holder.error, backend.cancelled)  # the task ended, cancelled
 
 
@@ -875,7 +884,7 @@ async def test_a_holder_cancelled_while_stopping_cuts_the_shutdown_short(
     with backend.move_on_after(1) as scope:
         await holder.stop()
     assert scope.cancelled_caught
-    assert backend.now() - began == pytest.approx(1, abs=1e-3)
+    assert backend.now() - began == approx(1, abs=1e-3)
     assert EVENTS == []  # the shutdown did not finish
     assert isinstance(holder.error, backend.cancelled)
 

@@ -20,6 +20,8 @@ import pytest
 
 from trio_lifespan import LifespanUnavailable
 
+from .typed import makepyfile
+
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
@@ -59,7 +61,7 @@ def run_session(
     No plugin is loaded but those ``options`` name (``-p trio``, ...) and
     pytest-timeout; warnings are errors.
     """
-    pytester.makepyfile(crashing_app=example("crashing_app"), test_crash=tests)
+    makepyfile(pytester, crashing_app=example("crashing_app"), test_crash=tests)
     raised = Raised()
     result = pytester.runpytest_inprocess(
         *SESSION_OPTIONS,
@@ -269,6 +271,8 @@ from crashing_app import app
 
 from trio_lifespan import open_lifespan
 
+from .typed import makepyfile
+
 pytestmark = pytest.mark.anyio
 
 
@@ -301,7 +305,7 @@ def test_anyio_on_asyncio_with_the_lifespan_in_a_fixture(
 ) -> None:
     # In a process of its own: anyio's runner leaves the fixture's generator
     # unfinished, and its garbage must not reach the tests that come after.
-    pytester.makepyfile(crashing_app=example("crashing_app"), test_crash=ANYIO_FIXTURE)
+    makepyfile(pytester, crashing_app=example("crashing_app"), test_crash=ANYIO_FIXTURE)
     result = pytester.runpytest_subprocess(
         *SESSION_OPTIONS, "-p", "anyio", timeout=LIMIT
     )

@@ -40,7 +40,11 @@ def load_app(reference: str, *, factory: bool, app_dir: str) -> ASGIApp:
         UsageError: With one line that says what is wrong; its ``__cause__``
             is the exception that the import or the factory raised, if any.
     """
-    return make_app(find_app(reference, factory=factory, app_dir=app_dir), reference, factory=factory)
+    return make_app(
+        find_app(reference, factory=factory, app_dir=app_dir),
+        reference,
+        factory=factory,
+    )
 
 
 def find_app(reference: str, *, factory: bool, app_dir: str) -> object:

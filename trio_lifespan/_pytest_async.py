@@ -26,7 +26,7 @@ Imported only once a project uses the plugin's fixtures.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 #: The kinds of async fixture: ``plain`` ones (``pytest.fixture``), which
 #: pytest-trio and anyio run, and pytest-asyncio's own.
 PLAIN, ASYNCIO = "plain", "asyncio"
+
 
 class AsyncPlugin:
     """One async plugin, as the lifespan fixtures need to know it."""
@@ -57,7 +58,7 @@ class AsyncPlugin:
         return pytest.fixture(function, scope=scope, name=name)
 
     @contextlib.contextmanager
-    def setting_up(self, item: pytest.Item) -> Iterator[None]:  # noqa: ARG002
+    def setting_up(self, item: pytest.Item) -> Generator[None]:
         """Around the setup of one of our fixtures of this plugin's kind, for
         ``item``: whatever it takes for this plugin, not another, to run it."""
         yield
@@ -73,7 +74,7 @@ class AsyncPlugin:
             "work with pytest-asyncio"
         )
 
-    def loop_advice(self, scope: Scope, item: pytest.Item) -> str:  # noqa: ARG002
+    def loop_advice(self, scope: Scope, item: pytest.Item) -> str:
         """What to do so that ``item``, its fixtures and the lifespan run on
         ``scope``'s loop."""
         return (
@@ -118,12 +119,13 @@ class Asyncio(AsyncPlugin):
     def make(self, function: Callable[..., object], name: str, scope: Scope) -> object:
         import pytest_asyncio  # noqa: PLC0415 - loaded already: it is this plugin
 
-        loop = {"loop_scope": scope} if self.version >= (0, 24) else {}
-        made: object = pytest_asyncio.fixture(function, scope=scope, name=name, **loop)
-        return made
+        fixture: Any = pytest_asyncio.fixture  # (its overloads differ by version)
+        if self.version >= (0, 24):
+            return fixture(function, scope=scope, name=name, loop_scope=scope)
+        return fixture(function, scope=scope, name=name)
 
     @contextlib.contextmanager
-    def setting_up(self, item: pytest.Item) -> Iterator[None]:
+    def setting_up(self, item: pytest.Item) -> Generator[None]:
         """Hide ``anyio_backend`` from anyio's plugin while our fixture is set
         up: in auto mode pytest-asyncio runs the tests marked for anyio, but
         anyio's plugin, if its hook comes first, would run the async fixtures
@@ -202,7 +204,10 @@ def asyncio_plugin() -> Asyncio:
 
 def parse_version(text: str) -> tuple[int, int]:
     """``(major, minor)`` of a version like ``0.23.8`` or ``1.0.0rc1``."""
-    parts = [int("".join(c for c in part if c.isdigit()) or 0) for part in text.split(".")[:2]]
+    parts = [
+        int("".join(c for c in part if c.isdigit()) or 0)
+        for part in text.split(".")[:2]
+    ]
     return (parts[0], parts[1] if len(parts) > 1 else 0)
 
 

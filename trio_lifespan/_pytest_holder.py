@@ -109,9 +109,7 @@ def watched_fixture(
             generator = function(*args, **kwargs)
             yield await _watched_step(holders, what, item, generator.__anext__)
             await _watched_step(
-                holders,
-                what,
-                item, lambda: _the_end(generator, function.__name__)
+                holders, what, item, lambda: _the_end(generator, function.__name__)
             )
 
         return watched_generator
@@ -223,9 +221,7 @@ class Holder:
     asyncio. It ends when :meth:`stop` asks, or when the app fails.
     """
 
-    def __init__(
-        self, settings: Settings, app: ASGIApp, plugin: AsyncPlugin
-    ) -> None:
+    def __init__(self, settings: Settings, app: ASGIApp, plugin: AsyncPlugin) -> None:
         self.settings = settings
         self.plugin = plugin
         #: The app, as the asgi_app fixture gave it (for the hints).
@@ -312,17 +308,15 @@ class Holder:
         The library's messages name its keyword arguments; plugin users set
         them in the pytest ini, under other names.
         """
-        from ._load import looks_like_factory  # noqa: PLC0415
         from ._compat import add_note  # noqa: PLC0415
         from ._errors import (  # noqa: PLC0415
             LifespanNotASGIApp,
             LifespanNotSupported,
             LifespanTimeout,
         )
+        from ._load import looks_like_factory  # noqa: PLC0415
 
-        if isinstance(error, LifespanNotASGIApp) and looks_like_factory(
-            self._loaded
-        ):
+        if isinstance(error, LifespanNotASGIApp) and looks_like_factory(self._loaded):
             reference = self.settings.reference
             add_note(
                 error,
@@ -438,6 +432,7 @@ class Holder:
         """The task: hold the lifespan until told to stop, or until it fails."""
         settings = self.settings
         options = settings.options
+        assert options is not None  # read when the plugin became active
         app = cast("ASGIApp", self._loaded)
         try:
             opened: AbstractAsyncContextManager[LifespanApp[Any] | LifespanClient[Any]]
@@ -527,7 +522,7 @@ class Watch:
     def held(self, request: pytest.FixtureRequest, what: str) -> Any:
         """Our async fixture ``what`` of the kind this test's plugin runs."""
         __tracebackhide__ = True
-        item: pytest.Item = getattr(request, "_pyfuncitem", request.node)
+        item = request._pyfuncitem
         plugin = self.pick(item, request.fixturename)
         return request.getfixturevalue(f"_trio_lifespan_{what}_{plugin.kind}")
 

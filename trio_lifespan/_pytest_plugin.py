@@ -83,16 +83,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(name, help_, type=type_, default=default)
 
 
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    for name, (help_, default) in INI.items():
-        type_: Literal["bool", "string"] = (
-            "bool" if isinstance(default, bool) else "string"
-        )
-        parser.addini(name, help_, type=type_, default=default)
-
-
 PLUGIN = pytest.StashKey["Plugin"]()
 
 
@@ -108,7 +98,7 @@ def _plugin(request: pytest.FixtureRequest) -> Plugin:
     return request.config.stash[PLUGIN]
 
 
-def _scope(fixture_name: str, config: pytest.Config) -> str:  # noqa: ARG001
+def _scope(fixture_name: str, config: pytest.Config) -> Scope:
     """The fixtures' scope: the ini's ``lifespan_scope`` (checked at configure)."""
     plugin = config.stash.get(PLUGIN, None)
     return "function" if plugin is None else plugin.settings.scope
@@ -129,7 +119,10 @@ def asgi_app(request: pytest.FixtureRequest) -> ASGIApp:
 
 @pytest.fixture(scope=_scope)
 @_ours
-def lifespan_app(request: pytest.FixtureRequest, asgi_app: ASGIApp) -> LifespanApp[Any]:  # noqa: ARG001
+def lifespan_app(
+    request: pytest.FixtureRequest,
+    asgi_app: ASGIApp,
+) -> LifespanApp[Any]:
     """The asgi_app fixture's app, after its startup (trio_lifespan)."""
     app: LifespanApp[Any] = _plugin(request).held(request, "app")
     return app
@@ -137,7 +130,9 @@ def lifespan_app(request: pytest.FixtureRequest, asgi_app: ASGIApp) -> LifespanA
 
 @pytest.fixture(scope=_scope)
 @_ours
-def lifespan_client(request: pytest.FixtureRequest, asgi_app: ASGIApp) -> LifespanClient[Any]:  # noqa: ARG001
+def lifespan_client(
+    request: pytest.FixtureRequest, asgi_app: ASGIApp
+) -> LifespanClient[Any]:
     """An httpx client for the asgi_app fixture's app, after its startup
     (trio_lifespan)."""
     client: LifespanClient[Any] = _plugin(request).held(request, "client")
@@ -224,8 +219,6 @@ def _read_options(config: pytest.Config) -> Options:
     return check_options(seconds[0], seconds[1], allow)
 
 
-
-
 def _is_scope(text: str) -> TypeGuard[Scope]:
     return text in SCOPES
 
@@ -239,7 +232,10 @@ def _defines_asgi_app(plugin: object) -> bool:
         marker: Any = getattr(value, "_pytestfixturefunction", None)  # pytest < 8.4
         if marker is None and type(value).__name__ == "FixtureFunctionDefinition":
             marker = value  # pytest 8.4 and later: the fixture is the definition
-        if marker is not None and (getattr(marker, "name", None) or attribute) == "asgi_app":
+        if (
+            marker is not None
+            and (getattr(marker, "name", None) or attribute) == "asgi_app"
+        ):
             return True
     return False
 
@@ -288,8 +284,10 @@ class Plugin:
             found = find_app(
                 settings.reference, factory=settings.factory, app_dir=settings.app_dir
             )
-            return found if settings.factory else make_app(
-                found, settings.reference, factory=False
+            return (
+                found
+                if settings.factory
+                else make_app(found, settings.reference, factory=False)
             )
         except UsageError as exc:
             raise pytest.UsageError(

@@ -20,10 +20,10 @@ import traceback
 from typing import TYPE_CHECKING, NoReturn, TextIO
 from urllib.parse import urlsplit
 
+from .._load import DEMO_APP, UsageError, load_app, looks_like_factory
 from .._options import parse_seconds
 from .._version import __version__
 from ._check import EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, Check, check_on
-from .._load import DEMO_APP, UsageError, load_app, looks_like_factory
 from ._report import Report
 
 if TYPE_CHECKING:
