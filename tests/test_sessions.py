@@ -271,8 +271,6 @@ from crashing_app import app
 
 from trio_lifespan import open_lifespan
 
-from .typed import makepyfile
-
 pytestmark = pytest.mark.anyio
 
 

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from ._pytest_plugin import Scope
 
+from ._pytest_plugin import SCOPES, is_scope
+
 #: The kinds of async fixture: ``plain`` ones (``pytest.fixture``), which
 #: pytest-trio and anyio run, and pytest-asyncio's own.
 PLAIN, ASYNCIO = "plain", "asyncio"
@@ -62,6 +64,11 @@ class AsyncPlugin:
         """Around the setup of one of our fixtures of this plugin's kind, for
         ``item``: whatever it takes for this plugin, not another, to run it."""
         yield
+
+    def loop_scope(self, scope: Scope) -> tuple[Scope, str]:
+        """The scope of the loop a lifespan of ``scope`` is held on, and the
+        ini option that chose it."""
+        return scope, f"lifespan_scope = {scope}"
 
     def scope_error(self, scope: Scope, item: pytest.Item) -> str | None:
         """Why a lifespan of ``scope`` cannot be held for ``item``, if it cannot."""
@@ -109,9 +116,23 @@ class Asyncio(AsyncPlugin):
 
     kind = ASYNCIO
 
-    def __init__(self, version: tuple[int, int], text: str) -> None:
+    def __init__(
+        self, version: tuple[int, int], text: str, fixture_loop: str = ""
+    ) -> None:
         self.version = version
         self.name = f"pytest-asyncio {text}"
+        #: asyncio_default_fixture_loop_scope (0.24 and later), if a scope.
+        self.fixture_loop: Scope | None = (
+            fixture_loop if is_scope(fixture_loop) else None
+        )
+
+    def loop_scope(self, scope: Scope) -> tuple[Scope, str]:
+        """The lifespan is held on the loop the project's own fixtures use
+        (asyncio_default_fixture_loop_scope), if it is no narrower."""
+        loop = self.fixture_loop
+        if loop is not None and SCOPES.index(loop) > SCOPES.index(scope):
+            return loop, f"asyncio_default_fixture_loop_scope = {loop}"
+        return super().loop_scope(scope)
 
     def runs(self, item: pytest.Item) -> bool:
         return item.get_closest_marker("asyncio") is not None
@@ -121,7 +142,8 @@ class Asyncio(AsyncPlugin):
 
         fixture: Any = pytest_asyncio.fixture  # (its overloads differ by version)
         if self.version >= (0, 24):
-            return fixture(function, scope=scope, name=name, loop_scope=scope)
+            loop, _ = self.loop_scope(scope)
+            return fixture(function, scope=scope, name=name, loop_scope=loop)
         return fixture(function, scope=scope, name=name)
 
     @contextlib.contextmanager
@@ -194,12 +216,16 @@ class Asyncio(AsyncPlugin):
         )
 
 
-def asyncio_plugin() -> Asyncio:
+def asyncio_plugin(config: pytest.Config) -> Asyncio:
     """pytest-asyncio as installed (it is loaded: its version decides)."""
     from importlib.metadata import version  # noqa: PLC0415
 
     text = version("pytest-asyncio")
-    return Asyncio(parse_version(text), text)
+    parsed = parse_version(text)
+    fixture_loop = ""
+    if parsed >= (0, 24):
+        fixture_loop = str(config.getini("asyncio_default_fixture_loop_scope") or "")
+    return Asyncio(parsed, text, fixture_loop)
 
 
 def parse_version(text: str) -> tuple[int, int]:
@@ -220,7 +246,7 @@ def async_plugins(config: pytest.Config) -> list[AsyncPlugin]:
     manager = config.pluginmanager
     plugins: list[AsyncPlugin] = []
     if manager.hasplugin("asyncio"):
-        plugins.append(asyncio_plugin())
+        plugins.append(asyncio_plugin(config))
     if manager.hasplugin("trio"):
         plugins.append(Trio())
     if manager.hasplugin("anyio"):

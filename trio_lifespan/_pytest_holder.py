@@ -143,9 +143,7 @@ async def _watched_step(
     db``; the step is what ``start`` returns) under the watch of the lifespan
     held last (the one this test's closure set up most recently)."""
     __tracebackhide__ = True
-    if not holders:  # its lifespan is gone already (a fixture's late teardown)
-        return await start()
-    holder = holders[-1]
+    holder = holders[-1]  # (set up before what depends on it, torn down after)
     holder.check_here(what, item)  # (before the step is made: never left unawaited)
     step = start()
     try:
@@ -359,13 +357,12 @@ class Holder:
         except RuntimeError:  # "must be called from async context", "no running loop"
             pass
         if here is not self._loop:
-            scope = self.settings.scope
+            loop, chosen_by = self.plugin.loop_scope(self.settings.scope)
             raise RuntimeError(
                 f"the lifespan_app and lifespan_client fixtures are held on the "
-                f"{scope}-scoped event loop (lifespan_scope = {scope} in the "
-                f"pytest ini), but {what} runs on another loop, "
-                "where the app's resources would not work: "
-                f"{self.plugin.loop_advice(scope, item)}"
+                f"{loop}-scoped event loop ({chosen_by} in the pytest ini), but "
+                f"{what} runs on another loop, where the app's resources would "
+                f"not work: {self.plugin.loop_advice(loop, item)}"
             )
         if self.error is not None:
             from ._errors import LifespanUnavailable  # noqa: PLC0415

@@ -181,7 +181,7 @@ class Settings:
                 f"pytest ini, not both (asgi_app = {app}, asgi_app_factory = "
                 f"{factory})"
             )
-        if not _is_scope(scope):
+        if not is_scope(scope):
             raise pytest.UsageError(
                 f"trio_lifespan: lifespan_scope = {scope!r} is not a fixture "
                 f"scope; use one of: {', '.join(SCOPES)}"
@@ -219,7 +219,7 @@ def _read_options(config: pytest.Config) -> Options:
     return check_options(seconds[0], seconds[1], allow)
 
 
-def _is_scope(text: str) -> TypeGuard[Scope]:
+def is_scope(text: str) -> TypeGuard[Scope]:
     return text in SCOPES
 
 

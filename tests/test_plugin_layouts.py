@@ -1,0 +1,608 @@
+"""The pytest plugin in the layouts real projects have (real pytest sessions).
+
+Each test runs one inner session (pytester) with the plugin loaded as pytest
+would load it from its entry point, in a project laid out as real ones are:
+fixtures of the same names as ours, an ``asgi_app`` fixture built from
+settings fixtures, conftest.py files in several folders, the loop layouts of
+pytest-asyncio. tests/test_plugin.py has the plugin's behaviour with the app
+named in the ini; tests/test_plugin_async.py the per-plugin decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from .test_sessions import LIMIT, SESSION_OPTIONS, Phases, Raised
+from .typed import makepyfile
+
+pytest_plugins = ["pytester"]
+
+PLUGIN = ("-p", "trio_lifespan._pytest_plugin")
+ASYNCIO = ("-p", "asyncio", "-o", "asyncio_default_fixture_loop_scope=function")
+AUTO = (*ASYNCIO, "-o", "asyncio_mode=auto")
+TRIO = ("-p", "trio", "-o", "trio_mode=true")
+ANYIO = ("-p", "anyio")
+EVERY = (*("-p", "trio", "-p", "anyio"), *ASYNCIO)
+
+# A Starlette app made by a factory that takes its settings, as projects
+# build theirs (a database URL, a container): its lifespan reads them.
+APP = """
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+STARTUPS = []
+
+
+def make_app(settings):
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        STARTUPS.append(settings["database_url"])
+        yield {"database_url": settings["database_url"]}
+
+    async def home(request):
+        return PlainTextResponse(request.state.database_url)
+
+    return Starlette(routes=[Route("/", home)], lifespan=lifespan)
+
+
+app = make_app({"database_url": "from-the-ini"})
+"""
+
+
+def session(
+    pytester: pytest.Pytester,
+    files: dict[str, str],
+    *options: str,
+    ini: str = "",
+) -> tuple[pytest.RunResult, Phases]:
+    """One inner session of ``files`` (path: source), our plugin loaded."""
+    makepyfile(pytester, myapp=APP)
+    for path, source in files.items():
+        target = pytester.path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(source))
+    pytester.makeini("[pytest]\n" + textwrap.dedent(ini))
+    raised = Raised()
+    result = pytester.runpytest_inprocess(
+        *SESSION_OPTIONS,
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        "-p",
+        "no:randomly",
+        *PLUGIN,
+        *options,
+        plugins=[raised],
+    )
+    assert result.duration < LIMIT, result.stdout.str()
+    return result, raised.phases
+
+
+# Inert until used ------------------------------------------------------------
+
+UNRELATED = {
+    "conftest.py": """
+        import pytest
+
+        @pytest.fixture
+        async def client():
+            return "theirs"
+
+        @pytest.fixture(scope="session")
+        def settings():
+            return {"debug": True}
+    """,
+    "tests/test_theirs.py": """
+        import pytest
+
+        def test_sync(settings):
+            assert settings["debug"]
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_params(n):
+            assert n
+
+        async def test_async(client):
+            assert client == "theirs"
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    "plugins",
+    [
+        pytest.param(AUTO, id="pytest-asyncio auto"),
+        pytest.param((*ASYNCIO, "-o", "asyncio_mode=strict"), id="pytest-asyncio"),
+        pytest.param(TRIO, id="pytest-trio"),
+        pytest.param((*AUTO, "-p", "trio", "-p", "anyio"), id="all three"),
+    ],
+)
+def test_a_project_that_does_not_use_it_runs_as_without_it(
+    pytester: pytest.Pytester, plugins: tuple[str, ...]
+) -> None:
+    files = dict(UNRELATED)
+    if "asyncio_mode=strict" in plugins:  # its own decorator in strict mode
+        files["conftest.py"] = (
+            files["conftest.py"]
+            .replace(
+                "@pytest.fixture\n        async",
+                "@pytest_asyncio.fixture\n        async",
+            )
+            .replace(
+                "import pytest\n", "import pytest\n        import pytest_asyncio\n"
+            )
+        )
+        files["tests/test_theirs.py"] = files["tests/test_theirs.py"].replace(
+            "async def", "@pytest.mark.asyncio\n        async def"
+        )
+    if "trio_mode=true" in plugins and "asyncio_mode=auto" not in plugins:
+        pass  # trio mode runs the async test and fixture
+    result, raised = session(pytester, files, *plugins)
+    result.assert_outcomes(passed=4)
+    assert not raised
+    without = pytester.runpytest_inprocess(
+        *SESSION_OPTIONS, "-p", "no:randomly", *plugins, "--collect-only", "-q"
+    )
+    with_it = pytester.runpytest_inprocess(
+        *SESSION_OPTIONS, "-p", "no:randomly", *PLUGIN, *plugins, "--collect-only", "-q"
+    )
+    assert with_it.outlines[:-1] == without.outlines[:-1]  # the same tests, same ids
+
+
+def test_unused_it_imports_nothing_and_registers_no_fixture_of_its_own(
+    pytester: pytest.Pytester,
+) -> None:
+    # In a process of its own: this one has imported everything already.
+    makepyfile(
+        pytester,
+        conftest="""
+        import json
+        import sys
+
+        def pytest_sessionfinish(session):
+            manager = session.config.pluginmanager
+            with open("seen.json", "w") as out:
+                json.dump(
+                    {
+                        "modules": sorted(
+                            m for m in sys.modules if m.startswith("trio_lifespan")
+                        ),
+                        "plugins": sorted(
+                            name
+                            for name, _ in manager.list_name_plugin()
+                            if name and name.startswith("trio_lifespan")
+                        ),
+                    },
+                    out,
+                )
+        """,
+        test_it="async def test_it():\n    pass\n",
+    )
+    result = pytester.runpytest_subprocess(
+        *SESSION_OPTIONS, *PLUGIN, *AUTO, timeout=LIMIT
+    )
+    result.assert_outcomes(passed=1)
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    assert seen["plugins"] == ["trio_lifespan._pytest_plugin", "trio_lifespan.plugin"]
+    # What the package's import brings, and the plugin module: no more.
+    package = subprocess.run(
+        [sys.executable, "-c", "import sys, trio_lifespan; print(*sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    expected = {m for m in package if m.startswith("trio_lifespan")}
+    assert set(seen["modules"]) == expected | {"trio_lifespan._pytest_plugin"}
+    assert "trio_lifespan._pytest_holder" not in seen["modules"]
+
+
+THEIR_FIXTURES = """
+    import pytest
+
+    @pytest.fixture
+    def lifespan_app():
+        return "their lifespan_app"
+
+    @pytest.fixture
+    def lifespan_client():
+        return "their lifespan_client"
+"""
+
+
+@pytest.mark.parametrize("where", ["conftest.py", "pytest_plugins"])
+@pytest.mark.parametrize("configured", [True, False])
+def test_a_projects_own_fixtures_of_these_names_win(
+    pytester: pytest.Pytester, where: str, configured: bool
+) -> None:
+    files = {
+        "tests/test_it.py": """
+            def test_theirs(lifespan_app, lifespan_client):
+                assert lifespan_app == "their lifespan_app"
+                assert lifespan_client == "their lifespan_client"
+        """
+    }
+    if where == "conftest.py":
+        files["conftest.py"] = THEIR_FIXTURES
+    else:
+        files["their_fixtures.py"] = THEIR_FIXTURES
+        files["conftest.py"] = 'pytest_plugins = ["their_fixtures"]\n'
+    ini = "asgi_app = myapp:app\n" if configured else ""
+    result, raised = session(pytester, files, *AUTO, ini=ini)
+    result.assert_outcomes(passed=1)
+    assert not raised
+
+
+# The app from an asgi_app fixture ------------------------------------------
+
+FROM_FIXTURES = """
+    import pytest
+    import myapp
+
+    @pytest.fixture
+    def database_url():
+        return "sqlite://default"
+
+    @pytest.fixture
+    def settings(database_url):
+        return {"database_url": database_url}
+
+    @pytest.fixture
+    def asgi_app(settings):
+        return myapp.make_app(settings)
+"""
+
+ARGUMENT_ORDERS = """
+    {header}
+    import pytest
+    import myapp
+
+    async def test_client_first(lifespan_client, settings):
+        assert (await lifespan_client.get("/")).text == "sqlite://default"
+        assert settings["database_url"] == "sqlite://default"
+
+    async def test_settings_first(settings, lifespan_app):
+        assert lifespan_app.state["database_url"] == "sqlite://default"
+
+    class TestOverridden:
+        @pytest.fixture
+        def database_url(self):
+            return "sqlite://overridden"
+
+        async def test_overridden(self, lifespan_client):
+            assert (await lifespan_client.get("/")).text == "sqlite://overridden"
+            assert myapp.STARTUPS[-1] == "sqlite://overridden"
+"""
+
+PLUGIN_HEADERS = {
+    "pytest-trio": (TRIO, ""),
+    "pytest-asyncio": (AUTO, ""),
+    "pytest-asyncio strict": (
+        (*ASYNCIO, "-o", "asyncio_mode=strict"),
+        "import pytest\npytestmark = pytest.mark.asyncio\n",
+    ),
+    "anyio-asyncio": (
+        ANYIO,
+        "import pytest\npytestmark = pytest.mark.anyio\n"
+        '@pytest.fixture\ndef anyio_backend():\n    return "asyncio"\n',
+    ),
+    "anyio-trio": (
+        ANYIO,
+        "import pytest\npytestmark = pytest.mark.anyio\n"
+        '@pytest.fixture\ndef anyio_backend():\n    return "trio"\n',
+    ),
+}
+
+
+def header(plugin: str) -> tuple[tuple[str, ...], str]:
+    options, text = PLUGIN_HEADERS[plugin]
+    return options, textwrap.indent(text, "    ").lstrip()
+
+
+@pytest.mark.parametrize("plugin", list(PLUGIN_HEADERS))
+def test_the_app_from_the_projects_asgi_app_fixture_after_its_settings(
+    pytester: pytest.Pytester, plugin: str
+) -> None:
+    # The settings apply before the startup, whatever the order of a test's
+    # arguments; a fixture overridden in a module changes the app there.
+    options, text = header(plugin)
+    files = {
+        "conftest.py": FROM_FIXTURES,
+        "test_it.py": ARGUMENT_ORDERS.format(header=text),
+    }
+    result, raised = session(pytester, files, *options)
+    result.assert_outcomes(passed=3)
+    assert not raised
+
+
+@pytest.mark.parametrize("plugin", ["pytest-trio", "pytest-asyncio", "anyio-trio"])
+def test_an_asgi_app_fixture_in_a_test_module(
+    pytester: pytest.Pytester, plugin: str
+) -> None:
+    options, text = header(plugin)
+    tests = f"""
+    {text}
+    import pytest
+    import myapp
+
+    @pytest.fixture
+    def asgi_app():
+        return myapp.make_app({{"database_url": "in the module"}})
+
+    async def test_get(lifespan_client):
+        assert (await lifespan_client.get("/")).text == "in the module"
+    """
+    result, raised = session(pytester, {"test_it.py": tests}, *options)
+    result.assert_outcomes(passed=1)
+    assert not raised
+
+
+def test_an_asgi_app_fixture_of_a_wider_scope_serves_one_lifespan_per_test(
+    pytester: pytest.Pytester,
+) -> None:
+    # A session-scoped app (built once: a container), a lifespan per test.
+    conftest = """
+    import pytest
+    import myapp
+
+    BUILT = []
+
+    @pytest.fixture(scope="session")
+    def asgi_app():
+        BUILT.append(1)
+        return myapp.make_app({"database_url": "shared"})
+    """
+    tests = """
+    import myapp
+    from conftest import BUILT
+
+    async def test_one(lifespan_client):
+        assert (await lifespan_client.get("/")).text == "shared"
+
+    async def test_two(lifespan_client):
+        assert myapp.STARTUPS == ["shared", "shared"]
+        assert BUILT == [1]
+    """
+    files = {"conftest.py": conftest, "test_it.py": tests}
+    result, raised = session(pytester, files, *TRIO)
+    result.assert_outcomes(passed=2)
+    assert not raised
+
+
+# The watch: what depends on the lifespan, found from each test's closure ----
+
+
+def test_the_watch_follows_each_tests_closure_not_fixture_names(
+    pytester: pytest.Pytester,
+) -> None:
+    # "client" is ours in a/ (it uses lifespan_client) and theirs in b/; a
+    # conftest's own lifespan_client in c/ does not use ours. In either
+    # order, nothing of b/ or c/ is watched (no lifespan is held there).
+    files = {
+        "conftest.py": FROM_FIXTURES,
+        "a/conftest.py": """
+            import pytest
+
+            @pytest.fixture
+            async def client(lifespan_client):
+                yield lifespan_client
+        """,
+        "a/test_a.py": """
+            async def test_a(client):
+                assert (await client.get("/")).text == "sqlite://default"
+        """,
+        "b/conftest.py": """
+            import pytest
+
+            @pytest.fixture
+            async def client():
+                yield "theirs"
+        """,
+        "b/test_b.py": """
+            async def test_b(client):
+                assert client == "theirs"
+        """,
+        "c/conftest.py": """
+            import pytest
+
+            @pytest.fixture
+            async def lifespan_client():
+                yield "their own"
+        """,
+        "c/test_c.py": """
+            async def test_c(lifespan_client):
+                assert lifespan_client == "their own"
+        """,
+    }
+    for order in (("a", "b", "c"), ("c", "b", "a"), ("b", "a", "c")):
+        result, raised = session(pytester, files, *AUTO, *order)
+        result.assert_outcomes(passed=3)
+        assert not raised
+
+
+# pytest-asyncio's loop layouts ------------------------------------------------
+
+
+def test_a_class_scoped_lifespan_on_the_session_loop(
+    pytester: pytest.Pytester,
+) -> None:
+    # fastapi-pagination's layout: every test and fixture on the session's
+    # loop, one lifespan per test class.
+    tests = """
+    import myapp
+
+    class TestOne:
+        async def test_a(self, lifespan_client):
+            assert (await lifespan_client.get("/")).text == "from-the-ini"
+
+        async def test_b(self, lifespan_app):
+            assert len(myapp.STARTUPS) == 1
+
+    class TestTwo:
+        async def test_c(self, lifespan_client):
+            assert (await lifespan_client.get("/")).text == "from-the-ini"
+            assert len(myapp.STARTUPS) == 2
+    """
+    ini = """
+        asgi_app = myapp:app
+        lifespan_scope = class
+        asyncio_mode = auto
+        asyncio_default_fixture_loop_scope = session
+        asyncio_default_test_loop_scope = session
+    """
+    result, raised = session(pytester, {"test_it.py": tests}, "-p", "asyncio", ini=ini)
+    result.assert_outcomes(passed=3)
+    assert not raised
+
+
+SESSION_LOOP_FIXTURES = """
+    import pytest
+
+    @pytest.fixture
+    async def client(lifespan_client):  # on the session's loop, as all fixtures
+        yield lifespan_client
+"""
+
+
+def test_a_projects_fixtures_on_the_session_loop_use_lifespan_client(
+    pytester: pytest.Pytester,
+) -> None:
+    # fastapi-users' layout: the project's async fixtures on the session loop.
+    files = {
+        "conftest.py": FROM_FIXTURES + SESSION_LOOP_FIXTURES,
+        "test_it.py": """
+            async def test_get(client):
+                assert (await client.get("/")).text == "sqlite://default"
+        """,
+    }
+    ini = """
+        asyncio_mode = auto
+        asyncio_default_fixture_loop_scope = session
+        asyncio_default_test_loop_scope = session
+    """
+    result, raised = session(pytester, files, "-p", "asyncio", ini=ini)
+    result.assert_outcomes(passed=1)
+    assert not raised
+
+
+def test_tests_on_another_loop_than_the_fixtures_are_told_what_to_set(
+    pytester: pytest.Pytester,
+) -> None:
+    files = {
+        "conftest.py": FROM_FIXTURES + SESSION_LOOP_FIXTURES,
+        "test_it.py": """
+            async def test_get(client):
+                raise AssertionError("must not run")
+        """,
+    }
+    ini = """
+        asyncio_mode = auto
+        asyncio_default_fixture_loop_scope = session
+    """
+    result, raised = session(pytester, files, "-p", "asyncio", ini=ini)
+    result.assert_outcomes(failed=1)
+    error = raised["test_get", "call"]
+    assert type(error) is RuntimeError
+    assert str(error) == (
+        "the lifespan_app and lifespan_client fixtures are held on the "
+        "session-scoped event loop (asyncio_default_fixture_loop_scope = session "
+        "in the pytest ini), but test test_get runs on another loop, where the "
+        "app's resources would not work: run the tests and their fixtures on "
+        "that loop (asyncio_default_test_loop_scope = session and "
+        "asyncio_default_fixture_loop_scope = session in the pytest ini, or "
+        'loop_scope="session" in their marks and decorators), or set '
+        "lifespan_scope to the loop scope they use"
+    )
+
+
+ANYIO_MARKED = """
+    import pytest
+
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture
+    def anyio_backend():
+        return "asyncio"
+
+    async def test_get(lifespan_client):
+        assert (await lifespan_client.get("/")).text == "from-the-ini"
+"""
+
+
+@pytest.mark.parametrize("loaded", ["anyio first", "pytest-asyncio first"])
+def test_anyio_marked_tests_under_pytest_asyncio_auto_mode(
+    pytester: pytest.Pytester, loaded: str
+) -> None:
+    # sse-starlette's layout. pytest-asyncio runs the test; anyio's plugin
+    # runs its async fixtures if its hook comes first (pytest-asyncio 1.x
+    # decides at setup, in the order the plugins were loaded): then the
+    # lifespan cannot be on the test's loop, and the test is told why.
+    plugins = ("-p", "anyio", *AUTO)
+    if loaded == "pytest-asyncio first":
+        plugins = (*AUTO, "-p", "anyio")
+    ini = "asgi_app = myapp:app\n"
+    result, raised = session(pytester, {"test_it.py": ANYIO_MARKED}, *plugins, ini=ini)
+    import pytest_asyncio  # noqa: PLC0415
+
+    version = pytest_asyncio.__version__
+    if loaded == "anyio first" or version < "1":
+        result.assert_outcomes(passed=1)
+        return
+    result.assert_outcomes(failed=1)
+    assert str(raised["test_get", "call"]).endswith(
+        f"test_get is marked for anyio, but pytest-asyncio {version} runs it (in "
+        "auto mode it runs every async test), while anyio's plugin runs the async "
+        "fixtures it uses, on a loop of anyio's: mark such tests "
+        "@pytest.mark.asyncio instead of @pytest.mark.anyio, or set asyncio_mode "
+        "= strict so that anyio's plugin runs them"
+    )
+
+
+# The app module from the ini file's folder, once ----------------------------
+
+
+def test_the_app_is_imported_once_from_the_ini_files_folder(
+    pytester: pytest.Pytester,
+) -> None:
+    # The ini and the app in settings/, the rootdir elsewhere: the folder is
+    # put on sys.path once, however many lifespans the session holds.
+    (pytester.path / "settings").mkdir()
+    (pytester.path / "settings" / "deployed.py").write_text(APP)
+    (pytester.path / "settings" / "pytest.ini").write_text(
+        "[pytest]\nasgi_app = deployed:app\n"
+    )
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_many.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import pytest
+
+            @pytest.mark.parametrize("n", range(20))
+            async def test_get(lifespan_client, n):
+                assert (await lifespan_client.get("/")).text == "from-the-ini"
+
+            def test_path():
+                folders = [p for p in sys.path if p.endswith("settings")]
+                assert len(folders) == 1, folders
+            """
+        )
+    )
+    result = pytester.runpytest_inprocess(
+        *SESSION_OPTIONS,
+        *("-W", "ignore::pytest.PytestAssertRewriteWarning", "-p", "no:randomly"),
+        *PLUGIN,
+        *TRIO,
+        "-c",
+        "settings/pytest.ini",
+        "--rootdir",
+        str(pytester.path),
+        "tests",
+    )
+    result.assert_outcomes(passed=21)
