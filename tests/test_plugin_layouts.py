@@ -10,21 +10,40 @@ named in the ini; tests/test_plugin_async.py the per-plugin decisions.
 
 from __future__ import annotations
 
+import gc
+import importlib.metadata
 import json
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
-from .test_sessions import LIMIT, SESSION_OPTIONS, Phases, Raised
+from trio_lifespan._pytest_async import parse_version
+
+from .test_sessions import LIMIT, Phases, Raised
 from .typed import makepyfile
 
 pytest_plugins = ["pytester"]
 
+#: The version of pytest-asyncio installed: CI runs these tests under each
+#: version the plugin treats differently (tox.ini's plugin-* environments).
+ASYNCIO_VERSION = parse_version(importlib.metadata.version("pytest-asyncio"))
+# Every session: only the plugins named (the environment variable, not
+# --disable-plugin-autoload, which pytest 7.4 lacks), warnings are errors.
+SESSION_OPTIONS = (
+    *("-p", "timeout", "-o", f"timeout={LIMIT}", "-p", "no:cacheprovider"),
+    *("-W", "error", "-W", "ignore::pytest.PytestAssertRewriteWarning"),
+    *("-p", "no:randomly"),
+)
 PLUGIN = ("-p", "trio_lifespan._pytest_plugin")
-ASYNCIO = ("-p", "asyncio", "-o", "asyncio_default_fixture_loop_scope=function")
+ASYNCIO: tuple[str, ...] = ("-p", "asyncio")
+if ASYNCIO_VERSION >= (0, 24):  # (else unset: 0.24 to 0.26 warn)
+    ASYNCIO += ("-o", "asyncio_default_fixture_loop_scope=function")
 AUTO = (*ASYNCIO, "-o", "asyncio_mode=auto")
+#: pytest-asyncio in auto mode, its loops as the session's ini sets them.
+AUTO_AS_SET = ("-p", "asyncio", "-o", "asyncio_mode=auto")
 TRIO = ("-p", "trio", "-o", "trio_mode=true")
 ANYIO = ("-p", "anyio")
 EVERY = (*("-p", "trio", "-p", "anyio"), *ASYNCIO)
@@ -70,19 +89,23 @@ def session(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(textwrap.dedent(source))
     pytester.makeini("[pytest]\n" + textwrap.dedent(ini))
+    # The loops older pytest-asyncio versions leave unclosed in earlier
+    # sessions (a fresh one set after each test's): collected here, not in
+    # this session, where warnings are errors.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
     raised = Raised()
     result = pytester.runpytest_inprocess(
-        *SESSION_OPTIONS,
-        "-W",
-        "ignore::pytest.PytestAssertRewriteWarning",
-        "-p",
-        "no:randomly",
-        *PLUGIN,
-        *options,
-        plugins=[raised],
+        *SESSION_OPTIONS, *PLUGIN, *options, plugins=[raised]
     )
     assert result.duration < LIMIT, result.stdout.str()
     return result, raised.phases
+
+
+@pytest.fixture(autouse=True)
+def _only_the_plugins_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
 # Inert until used ------------------------------------------------------------
@@ -148,10 +171,10 @@ def test_a_project_that_does_not_use_it_runs_as_without_it(
     result.assert_outcomes(passed=4)
     assert not raised
     without = pytester.runpytest_inprocess(
-        *SESSION_OPTIONS, "-p", "no:randomly", *plugins, "--collect-only", "-q"
+        *SESSION_OPTIONS, *plugins, "--collect-only", "-q"
     )
     with_it = pytester.runpytest_inprocess(
-        *SESSION_OPTIONS, "-p", "no:randomly", *PLUGIN, *plugins, "--collect-only", "-q"
+        *SESSION_OPTIONS, *PLUGIN, *plugins, "--collect-only", "-q"
     )
     assert with_it.outlines[:-1] == without.outlines[:-1]  # the same tests, same ids
 
@@ -428,12 +451,40 @@ def test_the_watch_follows_each_tests_closure_not_fixture_names(
 
 # pytest-asyncio's loop layouts ------------------------------------------------
 
+EVENT_LOOP = """
+    import asyncio
+    import pytest
+
+    @pytest.fixture(scope="{scope}")
+    def event_loop():
+        loop = asyncio.new_event_loop()
+        yield loop
+        loop.close()
+"""
+
+
+def on_one_loop(scope: str) -> tuple[str, str, str]:
+    """What puts every test and fixture on ``scope``'s loop, in the installed
+    pytest-asyncio: (ini lines, conftest.py code, a test module's header).
+    The recipes docs/howto/plugin.rst gives for each version."""
+    if ASYNCIO_VERSION >= (0, 26):
+        ini = f"asyncio_default_fixture_loop_scope = {scope}\n"
+        return ini + f"asyncio_default_test_loop_scope = {scope}\n", "", ""
+    mark = "import pytest\npytestmark = pytest.mark.asyncio({}={!r})\n"
+    if ASYNCIO_VERSION >= (0, 24):
+        ini = f"asyncio_default_fixture_loop_scope = {scope}\n"
+        return ini, "", mark.format("loop_scope", scope)
+    if ASYNCIO_VERSION >= (0, 23):
+        return "", "", mark.format("scope", scope)
+    return "", EVENT_LOOP.format(scope=scope), ""
+
 
 def test_a_class_scoped_lifespan_on_the_session_loop(
     pytester: pytest.Pytester,
 ) -> None:
     # fastapi-pagination's layout: every test and fixture on the session's
     # loop, one lifespan per test class.
+    ini, conftest, module_header = on_one_loop("session")
     tests = """
     import myapp
 
@@ -449,15 +500,52 @@ def test_a_class_scoped_lifespan_on_the_session_loop(
             assert (await lifespan_client.get("/")).text == "from-the-ini"
             assert len(myapp.STARTUPS) == 2
     """
-    ini = """
-        asgi_app = myapp:app
-        lifespan_scope = class
-        asyncio_mode = auto
-        asyncio_default_fixture_loop_scope = session
-        asyncio_default_test_loop_scope = session
-    """
-    result, raised = session(pytester, {"test_it.py": tests}, "-p", "asyncio", ini=ini)
+    ini = f"asgi_app = myapp:app\nlifespan_scope = class\n{ini}"
+    files = {
+        "conftest.py": conftest,
+        "test_it.py": module_header + textwrap.dedent(tests),
+    }
+    result, raised = session(pytester, files, *AUTO_AS_SET, ini=ini)
+    if (0, 23) <= ASYNCIO_VERSION < (0, 24):  # its fixtures' loops cannot
+        result.assert_outcomes(errors=3)
+        assert "binds a plugin's class-scoped fixtures" in str(
+            raised["test_a", "setup"]
+        )
+        return
     result.assert_outcomes(passed=3)
+    assert not raised
+
+
+@pytest.mark.parametrize("scope", ["module", "session"])
+def test_a_wide_lifespan_on_the_loop_of_its_scope(
+    pytester: pytest.Pytester, scope: str
+) -> None:
+    # The recipe of each version, two modules: a lifespan per module, or one.
+    ini, conftest, module_header = on_one_loop(scope)
+    tests = """
+    import myapp
+
+    async def test_get(lifespan_client):
+        assert (await lifespan_client.get("/")).text == "from-the-ini"
+
+    async def test_again(lifespan_app):
+        assert len(myapp.STARTUPS) == {startups}
+    """
+    ini = f"asgi_app = myapp:app\nlifespan_scope = {scope}\n{ini}"
+    files = {
+        "conftest.py": conftest,
+        "test_one.py": module_header + textwrap.dedent(tests).format(startups=1),
+        "test_two.py": module_header
+        + textwrap.dedent(tests).format(startups=2 if scope == "module" else 1),
+    }
+    result, raised = session(pytester, files, *AUTO_AS_SET, ini=ini)
+    if (0, 23) <= ASYNCIO_VERSION < (0, 24) and scope == "module":
+        result.assert_outcomes(errors=4)
+        assert "binds a plugin's module-scoped fixtures" in str(
+            raised["test_get", "setup"]
+        )
+        return
+    result.assert_outcomes(passed=4)
     assert not raised
 
 
@@ -470,27 +558,34 @@ SESSION_LOOP_FIXTURES = """
 """
 
 
+@pytest.mark.skipif(
+    ASYNCIO_VERSION < (0, 24), reason="fixtures take a loop of their own from 0.24"
+)
 def test_a_projects_fixtures_on_the_session_loop_use_lifespan_client(
     pytester: pytest.Pytester,
 ) -> None:
     # fastapi-users' layout: the project's async fixtures on the session loop.
+    ini, _, module_header = on_one_loop("session")
     files = {
         "conftest.py": FROM_FIXTURES + SESSION_LOOP_FIXTURES,
-        "test_it.py": """
+        "test_it.py": module_header
+        + textwrap.dedent(
+            """
             async def test_get(client):
                 assert (await client.get("/")).text == "sqlite://default"
-        """,
+            """
+        ),
     }
-    ini = """
-        asyncio_mode = auto
-        asyncio_default_fixture_loop_scope = session
-        asyncio_default_test_loop_scope = session
-    """
-    result, raised = session(pytester, files, "-p", "asyncio", ini=ini)
+    result, raised = session(
+        pytester, files, "-p", "asyncio", ini="asyncio_mode = auto\n" + ini
+    )
     result.assert_outcomes(passed=1)
     assert not raised
 
 
+@pytest.mark.skipif(
+    ASYNCIO_VERSION < (0, 26), reason="the tests' loop is an ini option from 0.26"
+)
 def test_tests_on_another_loop_than_the_fixtures_are_told_what_to_set(
     pytester: pytest.Pytester,
 ) -> None:
@@ -548,10 +643,8 @@ def test_anyio_marked_tests_under_pytest_asyncio_auto_mode(
         plugins = (*AUTO, "-p", "anyio")
     ini = "asgi_app = myapp:app\n"
     result, raised = session(pytester, {"test_it.py": ANYIO_MARKED}, *plugins, ini=ini)
-    import pytest_asyncio  # noqa: PLC0415
-
-    version = pytest_asyncio.__version__
-    if loaded == "anyio first" or version < "1":
+    version = importlib.metadata.version("pytest-asyncio")
+    if loaded == "anyio first" or ASYNCIO_VERSION < (1, 0):
         result.assert_outcomes(passed=1)
         return
     result.assert_outcomes(failed=1)
@@ -596,7 +689,6 @@ def test_the_app_is_imported_once_from_the_ini_files_folder(
     )
     result = pytester.runpytest_inprocess(
         *SESSION_OPTIONS,
-        *("-W", "ignore::pytest.PytestAssertRewriteWarning", "-p", "no:randomly"),
         *PLUGIN,
         *TRIO,
         "-c",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 import pytest
@@ -223,12 +224,15 @@ def is_scope(text: str) -> TypeGuard[Scope]:
     return text in SCOPES
 
 
-def _defines_asgi_app(plugin: object) -> bool:
-    """Whether ``plugin`` (a conftest.py, a ``pytest_plugins`` module) defines
-    a fixture named ``asgi_app``."""
-    if not isinstance(plugin, types.ModuleType) or plugin is sys.modules[__name__]:
+def _defines_asgi_app(where: object) -> bool:
+    """Whether ``where`` (a conftest.py, a ``pytest_plugins`` module, a test
+    module or class) defines a fixture named ``asgi_app``."""
+    if (
+        not isinstance(where, (types.ModuleType, type))
+        or where is sys.modules[__name__]
+    ):
         return False
-    for attribute, value in vars(plugin).items():
+    for attribute, value in vars(where).items():
         marker: Any = getattr(value, "_pytestfixturefunction", None)  # pytest < 8.4
         if marker is None and type(value).__name__ == "FixtureFunctionDefinition":
             marker = value  # pytest 8.4 and later: the fixture is the definition
@@ -248,6 +252,8 @@ class Plugin:
         self.settings = settings
         self.watch: Watch | None = None
         self._found: object = None
+        #: The modules and classes looked at for an asgi_app fixture.
+        self._scanned: set[pytest.Collector] = set()
         if settings.reference is not None:
             self.activate()  # (the other options are checked first)
             self._found = self._find()
@@ -255,6 +261,17 @@ class Plugin:
     def pytest_plugin_registered(self, plugin: object) -> None:
         if self.watch is None and _defines_asgi_app(plugin):
             self.activate()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_pycollect_makeitem(self, collector: pytest.Collector) -> Generator[None]:
+        # An asgi_app fixture in a test module or class: active before the
+        # module's names are made into items (pytest-asyncio before 1.0 makes
+        # its async fixtures then, from every fixture defined so far).
+        if self.watch is None and collector not in self._scanned:
+            self._scanned.add(collector)
+            if _defines_asgi_app(getattr(collector, "obj", None)):
+                self.activate()
+        yield
 
     def activate(self) -> Watch:
         """Make the async fixtures, and watch the tests that use them."""
