@@ -30,7 +30,13 @@ from trio_lifespan import (
 )
 
 from .backends import Backend
-from .test_sessions import LIMIT, SESSION_OPTIONS, Phases, Raised
+from .test_sessions import (
+    LIMIT,
+    SESSION_OPTIONS,
+    Phases,
+    Raised,
+    _only_the_plugins_named,  # pyright: ignore[reportUnusedImport]  # noqa: F401 - autouse
+)
 from .typed import approx, makepyfile
 
 if sys.version_info < (3, 11):
@@ -483,6 +489,33 @@ def test_a_factory_makes_an_app_for_each_scope(
     ini = {"asgi_app_factory": "plugin_apps:make_starlette"}
     result, _ = run(pytester, plugin, ini, tests, "-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+def test_a_factory_that_fails_fails_the_setup_naming_the_option(
+    pytester: pytest.Pytester,
+) -> None:
+    makepyfile(
+        pytester,
+        broken_factory="""
+        def make_app():
+            raise LookupError("no DATABASE_URL")
+        """,
+    )
+    tests = """
+    async def test_get(lifespan_app):
+        raise AssertionError("must not run")
+    """
+    ini = {"asgi_app_factory": "broken_factory:make_app"}
+    result, raised = run(pytester, "pytest-trio", ini, tests)
+    result.assert_outcomes(errors=1)  # (the app's fixture is not an async one)
+    error = raised["test_get", "setup"]
+    assert type(error) is RuntimeError
+    assert str(error) == (
+        "trio_lifespan: asgi_app_factory = broken_factory:make_app in the pytest "
+        "ini: calling the factory 'broken_factory:make_app' failed: LookupError: "
+        "no DATABASE_URL"
+    )
+    assert type(error.__cause__) is LookupError
 
 
 @pytest.mark.parametrize("plugin", list(PLUGINS))

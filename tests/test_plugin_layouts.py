@@ -10,19 +10,23 @@ named in the ini; tests/test_plugin_async.py the per-plugin decisions.
 
 from __future__ import annotations
 
-import gc
 import importlib.metadata
 import json
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import pytest
 
 from trio_lifespan._pytest_async import parse_version
 
-from .test_sessions import LIMIT, Phases, Raised
+from .test_sessions import (
+    LIMIT,
+    SESSION_OPTIONS as BASE_OPTIONS,
+    Phases,
+    Raised,
+    _only_the_plugins_named,  # pyright: ignore[reportUnusedImport]  # noqa: F401 - autouse
+)
 from .typed import makepyfile
 
 pytest_plugins = ["pytester"]
@@ -30,12 +34,13 @@ pytest_plugins = ["pytester"]
 #: The version of pytest-asyncio installed: CI runs these tests under each
 #: version the plugin treats differently (tox.ini's plugin-* environments).
 ASYNCIO_VERSION = parse_version(importlib.metadata.version("pytest-asyncio"))
-# Every session: only the plugins named (the environment variable, not
-# --disable-plugin-autoload, which pytest 7.4 lacks), warnings are errors.
+# Every session: only the plugins named, warnings are errors, but for the
+# event loops that pytest-asyncio before 1.0 leaves unclosed (a fresh one set
+# after each test): their garbage may be collected in a later session.
 SESSION_OPTIONS = (
-    *("-p", "timeout", "-o", f"timeout={LIMIT}", "-p", "no:cacheprovider"),
-    *("-W", "error", "-W", "ignore::pytest.PytestAssertRewriteWarning"),
-    *("-p", "no:randomly"),
+    *BASE_OPTIONS,
+    *("-W", "ignore::pytest.PytestAssertRewriteWarning", "-p", "no:randomly"),
+    *("-W", "ignore:unclosed:ResourceWarning"),
 )
 PLUGIN = ("-p", "trio_lifespan._pytest_plugin")
 ASYNCIO: tuple[str, ...] = ("-p", "asyncio")
@@ -89,23 +94,12 @@ def session(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(textwrap.dedent(source))
     pytester.makeini("[pytest]\n" + textwrap.dedent(ini))
-    # The loops older pytest-asyncio versions leave unclosed in earlier
-    # sessions (a fresh one set after each test's): collected here, not in
-    # this session, where warnings are errors.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
     raised = Raised()
     result = pytester.runpytest_inprocess(
         *SESSION_OPTIONS, *PLUGIN, *options, plugins=[raised]
     )
     assert result.duration < LIMIT, result.stdout.str()
     return result, raised.phases
-
-
-@pytest.fixture(autouse=True)
-def _only_the_plugins_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
 # Inert until used ------------------------------------------------------------
@@ -449,6 +443,23 @@ def test_the_watch_follows_each_tests_closure_not_fixture_names(
         assert not raised
 
 
+@pytest.mark.parametrize("plugin", list(PLUGIN_HEADERS))
+def test_a_crash_fails_the_test_it_happens_in(
+    pytester: pytest.Pytester, plugin: str
+) -> None:
+    # The watch, in every supported version: the app's task group dies while
+    # a test waits on something else; that test fails with the app's error.
+    from .test_plugin import APPS, TESTS, assert_the_crash  # noqa: PLC0415
+
+    options, text = PLUGIN_HEADERS[plugin]
+    files = {"plugin_apps.py": APPS, "test_it.py": TESTS.format(header=text)}
+    ini = "asgi_app = plugin_apps:starlette\n"
+    result, raised = session(pytester, files, *options, ini=ini)
+    result.assert_outcomes(passed=2, failed=1)
+    assert list(raised) == [("test_crash", "call")]
+    assert_the_crash(raised["test_crash", "call"])
+
+
 # pytest-asyncio's loop layouts ------------------------------------------------
 
 EVENT_LOOP = """
@@ -623,16 +634,17 @@ ANYIO_MARKED = """
 
     @pytest.fixture
     def anyio_backend():
-        return "asyncio"
+        return "{backend}"
 
     async def test_get(lifespan_client):
         assert (await lifespan_client.get("/")).text == "from-the-ini"
 """
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("loaded", ["anyio first", "pytest-asyncio first"])
 def test_anyio_marked_tests_under_pytest_asyncio_auto_mode(
-    pytester: pytest.Pytester, loaded: str
+    pytester: pytest.Pytester, loaded: str, backend: str
 ) -> None:
     # sse-starlette's layout. pytest-asyncio runs the test; anyio's plugin
     # runs its async fixtures if its hook comes first (pytest-asyncio 1.x
@@ -642,7 +654,8 @@ def test_anyio_marked_tests_under_pytest_asyncio_auto_mode(
     if loaded == "pytest-asyncio first":
         plugins = (*AUTO, "-p", "anyio")
     ini = "asgi_app = myapp:app\n"
-    result, raised = session(pytester, {"test_it.py": ANYIO_MARKED}, *plugins, ini=ini)
+    tests = ANYIO_MARKED.format(backend=backend)
+    result, raised = session(pytester, {"test_it.py": tests}, *plugins, ini=ini)
     version = importlib.metadata.version("pytest-asyncio")
     if loaded == "anyio first" or ASYNCIO_VERSION < (1, 0):
         result.assert_outcomes(passed=1)

@@ -76,8 +76,9 @@ def run_session(
     return result, raised.phases
 
 
+# No plugin is loaded but those named: PYTEST_DISABLE_PLUGIN_AUTOLOAD, set by
+# the fixture below (pytest 7.4 has no --disable-plugin-autoload).
 SESSION_OPTIONS = (
-    "--disable-plugin-autoload",
     "-p",
     "timeout",
     "-o",
@@ -87,6 +88,11 @@ SESSION_OPTIONS = (
     "-W",
     "error",
 )
+
+
+@pytest.fixture(autouse=True)
+def _only_the_plugins_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
 def the_app_error(unavailable: BaseException) -> BaseException:

@@ -25,6 +25,7 @@ Imported only once a project uses the plugin's fixtures.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,7 @@ from ._pytest_plugin import SCOPES, is_scope
 PLAIN, ASYNCIO = "plain", "asyncio"
 
 
-class AsyncPlugin:
+class AsyncPlugin(abc.ABC):
     """One async plugin, as the lifespan fixtures need to know it."""
 
     #: How messages name it (``pytest-asyncio 0.23.8``).
@@ -49,9 +50,10 @@ class AsyncPlugin:
     #: The kind of async fixture it runs (:data:`PLAIN` or :data:`ASYNCIO`).
     kind: str
 
+    @abc.abstractmethod
     def runs(self, item: pytest.Item) -> bool:
         """Whether this plugin runs ``item``, a test."""
-        raise NotImplementedError
+        ...
 
     def make(self, function: Callable[..., object], name: str, scope: Scope) -> object:
         """An async fixture of ``scope`` that this plugin runs."""
@@ -222,9 +224,9 @@ def asyncio_plugin(config: pytest.Config) -> Asyncio:
 
     text = version("pytest-asyncio")
     parsed = parse_version(text)
-    fixture_loop = ""
-    if parsed >= (0, 24):
-        fixture_loop = str(config.getini("asyncio_default_fixture_loop_scope") or "")
+    # (0.21 and 0.23 have no such option: their fixtures' loops are theirs)
+    option = "asyncio_default_fixture_loop_scope"
+    fixture_loop = str(config.getini(option) or "") if parsed >= (0, 24) else ""
     return Asyncio(parsed, text, fixture_loop)
 
 
