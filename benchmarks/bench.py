@@ -20,9 +20,11 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -240,6 +242,108 @@ def import_seconds(module: str, runs: int) -> float:
     return statistics.median(times)
 
 
+# A pytest session per test: the plugin's fixture, or a hand-written one ---------
+
+SESSION_APP = """
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    yield {"ready": "ok"}
+
+
+async def home(request):
+    return PlainTextResponse(request.state.ready)
+
+
+app = Starlette(routes=[Route("/", home)], lifespan=lifespan)
+"""
+# What a project writes without the plugin: asgi-lifespan, then httpx.
+HAND_WRITTEN = """
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from bench_app import app
+
+
+@pytest.fixture
+async def lifespan_client():
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver"
+        ) as client:
+            yield client
+"""
+SESSION_INI = (
+    "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+)
+
+
+def write_session(folder: Path, tests: int, *, plugin: bool) -> None:
+    """A project of ``tests`` tests, each one GET through ``lifespan_client``:
+    the plugin's (``plugin``), or the hand-written fixture above."""
+    folder.mkdir()
+    (folder / "bench_app.py").write_text(SESSION_APP)
+    (folder / "conftest.py").write_text("" if plugin else HAND_WRITTEN)
+    (folder / "pytest.ini").write_text(
+        SESSION_INI + ("asgi_app = bench_app:app\n" if plugin else "")
+    )
+    (folder / "test_many.py").write_text(
+        "".join(
+            f"async def test_{n}(lifespan_client):\n"
+            "    assert (await lifespan_client.get('/')).text == 'ok'\n"
+            for n in range(tests)
+        )
+    )
+
+
+def session_seconds(folder: Path, *, without_httpx_ws: bool) -> float:
+    """Wall time of one whole pytest session in ``folder``, in a new process
+    (pytest-asyncio and our plugin loaded in both projects, as where
+    trio-lifespan is installed; in one of them it is inert)."""
+    blocked = "import sys; sys.modules['httpx_ws'] = None; " if without_httpx_ws else ""
+    command = [
+        sys.executable,
+        "-c",
+        blocked + "import pytest; raise SystemExit(pytest.main())",
+        *("-q", "-p", "no:cacheprovider", "-p", "asyncio"),
+        *("-p", "trio_lifespan._pytest_plugin"),
+    ]
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    began = time.perf_counter()
+    subprocess.run(command, cwd=folder, env=env, check=True, capture_output=True)
+    return time.perf_counter() - began
+
+
+def plugin_sessions(tests: int, rounds: int) -> dict[str, float]:
+    """Median session times, interleaved: the plugin with httpx-ws installed
+    (its transport is what open_client uses then), without it, and the
+    hand-written fixture."""
+    found: dict[str, list[float]] = {
+        "plugin": [],
+        "plugin, no httpx-ws": [],
+        "hand": [],
+    }
+    with tempfile.TemporaryDirectory() as root:
+        ours, theirs = Path(root) / "ours", Path(root) / "theirs"
+        write_session(ours, tests, plugin=True)
+        write_session(theirs, tests, plugin=False)
+        for _ in range(rounds):
+            found["plugin"].append(session_seconds(ours, without_httpx_ws=False))
+            found["plugin, no httpx-ws"].append(
+                session_seconds(ours, without_httpx_ws=True)
+            )
+            found["hand"].append(session_seconds(theirs, without_httpx_ws=False))
+    return {name: statistics.median(values) for name, values in found.items()}
+
+
 # The report ---------------------------------------------------------------------
 
 
@@ -340,6 +444,22 @@ def main() -> None:
     )
     targets.append(
         f"asyncio users' import within 1.5x of asgi-lifespan's: {ours / theirs:.2f}x"
+    )
+    tests, session_rounds = (50, 2) if args.quick else (200, 7)
+    sessions = plugin_sessions(tests, session_rounds)
+    hand = sessions["hand"]
+    print(
+        f"\npytest session of {tests} tests, each a GET through lifespan_client "
+        "(pytest-asyncio, a Starlette app, a new process each):"
+    )
+    for name, seconds in sessions.items():
+        print(
+            f"- {name}: {seconds * 1e3:.0f} ms ({seconds / hand:.2f}x the hand-written)"
+        )
+    targets.append(
+        f"a session through the plugin within 1.05x of the hand-written fixture: "
+        f"{sessions['plugin'] / hand:.2f}x "
+        f"({sessions['plugin, no httpx-ws'] / hand:.2f}x without httpx-ws)"
     )
     print("\ntargets:")
     for line in targets:

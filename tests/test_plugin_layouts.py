@@ -43,9 +43,12 @@ SESSION_OPTIONS = (
     *("-W", "ignore:unclosed:ResourceWarning"),
 )
 PLUGIN = ("-p", "trio_lifespan._pytest_plugin")
-ASYNCIO: tuple[str, ...] = ("-p", "asyncio")
-if ASYNCIO_VERSION >= (0, 24):  # (else unset: 0.24 to 0.26 warn)
-    ASYNCIO += ("-o", "asyncio_default_fixture_loop_scope=function")
+# Its fixtures' default loop, from 0.24 on (which warns when it is unset).
+ASYNCIO = ("-p", "asyncio") + (
+    ("-o", "asyncio_default_fixture_loop_scope=function")
+    if ASYNCIO_VERSION >= (0, 24)
+    else ()
+)
 AUTO = (*ASYNCIO, "-o", "asyncio_mode=auto")
 #: pytest-asyncio in auto mode, its loops as the session's ini sets them.
 AUTO_AS_SET = ("-p", "asyncio", "-o", "asyncio_mode=auto")

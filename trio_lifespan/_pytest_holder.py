@@ -517,10 +517,19 @@ class Watch:
         return hold
 
     def held(self, request: pytest.FixtureRequest, what: str) -> Any:
-        """Our async fixture ``what`` of the kind this test's plugin runs."""
+        """The app or the client (``what``) of the lifespan held by our async
+        fixture of the kind this test's plugin runs.
+
+        pytest-asyncio and anyio run an async fixture when it is asked for,
+        so the holder is there to ask at once; pytest-trio runs them inside
+        the test's ``trio.run`` and hands back a stand-in, which our small
+        async fixture ``what`` turns into the value there.
+        """
         __tracebackhide__ = True
-        item = request._pyfuncitem
-        plugin = self.pick(item, request.fixturename)
+        plugin = self.pick(request._pyfuncitem, request.fixturename)
+        holder = request.getfixturevalue(f"_trio_lifespan_holder_{plugin.kind}")
+        if isinstance(holder, Holder):
+            return holder.app if what == "app" else holder.get_client()
         return request.getfixturevalue(f"_trio_lifespan_{what}_{plugin.kind}")
 
     def pick(self, item: pytest.Item, fixture: str | None) -> AsyncPlugin:
