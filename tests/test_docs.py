@@ -102,9 +102,15 @@ def plugin_session(tmp_path: Path, plugin: str, test_file: str) -> list[str]:
         (EXAMPLES / "crashing_app.py").read_text()
     )
     (tmp_path / "test_it.py").write_text(source)
-    (tmp_path / "pytest.ini").write_text(
-        "\n".join(["[pytest]", "asgi_app = crashing_app:app", *ini, ""])
-    )
+    app = ["asgi_app = crashing_app:app"]
+    if test_file == "plugin_fixture_test.py":  # the app from conftest.py
+        app = []
+        saved = {"plugin_conftest": "conftest", "settings_app": "settings_app"}
+        for name, saved_as in saved.items():
+            (tmp_path / f"{saved_as}.py").write_text(
+                (EXAMPLES / f"{name}.py").read_text()
+            )
+    (tmp_path / "pytest.ini").write_text("\n".join(["[pytest]", *app, *ini, ""]))
     done = subprocess.run(
         [
             sys.executable,
@@ -161,6 +167,9 @@ def user_terminal() -> dict[str, str]:
         ("asyncio", "plugin_test.py", "3 passed"),
         ("asyncio-module", "plugin_test.py", "3 passed"),
         ("anyio", "plugin_anyio_test.py", "2 passed"),
+        ("trio", "plugin_fixture_test.py", "2 passed"),
+        ("asyncio", "plugin_fixture_test.py", "2 passed"),
+        ("anyio", "plugin_fixture_test.py", "4 passed"),
     ],
 )
 def test_the_plugin_examples_pass(
