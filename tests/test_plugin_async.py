@@ -171,7 +171,11 @@ def test_an_anyio_marked_test_pytest_asyncio_runs_is_told_what_to_mark(
 def test_the_lifespan_is_held_on_the_projects_fixture_loop_if_no_narrower(
     fixture_loop: str, scope: Any, expected: tuple[str, str]
 ) -> None:
-    assert asyncio_at("1.5.0", fixture_loop).loop_scope(scope) == expected
+    plugin = asyncio_at("1.5.0", fixture_loop)
+    assert plugin.loop_scope(scope) == expected
+    # Tests on their own loops are the project's choice only then.
+    assert plugin.loops_differ_by_choice(scope) == (expected[0] != scope)
+    assert not table.Trio().loops_differ_by_choice(scope)
 
 
 @pytest.mark.parametrize(

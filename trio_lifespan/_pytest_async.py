@@ -72,6 +72,11 @@ class AsyncPlugin(abc.ABC):
         ini option that chose it."""
         return scope, f"lifespan_scope = {scope}"
 
+    def loops_differ_by_choice(self, scope: Scope) -> bool:
+        """Whether tests on another loop than a lifespan of ``scope`` are the
+        project's own layout, to be served as its own fixtures serve them."""
+        return False
+
     def scope_error(self, scope: Scope, item: pytest.Item) -> str | None:
         """Why a lifespan of ``scope`` cannot be held for ``item``, if it cannot."""
         if scope == "function":
@@ -135,6 +140,15 @@ class Asyncio(AsyncPlugin):
         if loop is not None and SCOPES.index(loop) > SCOPES.index(scope):
             return loop, f"asyncio_default_fixture_loop_scope = {loop}"
         return super().loop_scope(scope)
+
+    def loops_differ_by_choice(self, scope: Scope) -> bool:
+        """With its fixtures on a wider loop than its tests' (fastapi-users'
+        layout: asyncio_default_fixture_loop_scope = session, tests on their
+        own loops), a project's own fixtures serve its tests across loops, as
+        httpx's transport does: a request runs on the test's loop. So do the
+        lifespan fixtures, held on the fixtures' loop; the watch, which needs
+        the lifespan's loop running, does not apply there."""
+        return self.loop_scope(scope)[0] != scope
 
     def runs(self, item: pytest.Item) -> bool:
         return item.get_closest_marker("asyncio") is not None

@@ -144,9 +144,12 @@ async def _watched_step(
     held last (the one this test's closure set up most recently)."""
     __tracebackhide__ = True
     holder = holders[-1]  # (set up before what depends on it, torn down after)
-    holder.check_here(what, item)  # (before the step is made: never left unawaited)
+    # (checked before the step is made: never left unawaited)
+    watchable = holder.check_here(what, item)
     step = start()
     try:
+        if not watchable:
+            return await step
         if holder.library == "trio":
             return await _watch_trio(holder, step)
         return await _watch_asyncio(holder, step)
@@ -339,9 +342,12 @@ class Holder:
             )
         return error
 
-    def check_here(self, what: str, item: pytest.Item) -> None:
-        """Raise a clear error when ``what`` (``test test_x``, ``fixture db``)
-        runs on another loop than the lifespan, or the lifespan has failed."""
+    def check_here(self, what: str, item: pytest.Item) -> bool:
+        """Whether ``what`` (``test test_x``, ``fixture db``) runs on the
+        lifespan's loop, where it can be watched; a clear error if the
+        lifespan has failed, or if it runs on another loop that the project
+        did not choose (its fixtures' loop option: then it runs as with the
+        project's own fixtures, unwatched)."""
         __tracebackhide__ = True
         here: object = None  # under another library (anyio's trio, say)
         try:
@@ -356,7 +362,10 @@ class Holder:
                 here = asyncio.get_running_loop()
         except RuntimeError:  # "must be called from async context", "no running loop"
             pass
-        if here is not self._loop:
+        same = here is self._loop
+        if not same and (
+            here is None or not self.plugin.loops_differ_by_choice(self.settings.scope)
+        ):
             loop, chosen_by = self.plugin.loop_scope(self.settings.scope)
             raise RuntimeError(
                 f"the lifespan_app and lifespan_client fixtures are held on the "
@@ -369,6 +378,7 @@ class Holder:
 
             self.reported = True
             raise LifespanUnavailable(self.error)
+        return same
 
     def seen_by_a_test(self, exc: BaseException) -> None:
         """Note the lifespan errors that ``exc``, which a test raised, names.
