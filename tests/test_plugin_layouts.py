@@ -31,6 +31,11 @@ from .typed import makepyfile
 
 pytest_plugins = ["pytester"]
 
+# Loaded before any inner session: pytester unloads what a session loads,
+# and FastAPI would then be imported again in each.
+for _module in ("fastapi", "fastapi.responses", "trio_lifespan._httpx"):
+    importlib.import_module(_module)
+
 #: The version of pytest-asyncio installed: CI runs these tests under each
 #: version the plugin treats differently (tox.ini's plugin-* environments).
 ASYNCIO_VERSION = parse_version(importlib.metadata.version("pytest-asyncio"))
@@ -56,14 +61,13 @@ TRIO = ("-p", "trio", "-o", "trio_mode=true")
 ANYIO = ("-p", "anyio")
 EVERY = (*("-p", "trio", "-p", "anyio"), *ASYNCIO)
 
-# A Starlette app made by a factory that takes its settings, as projects
-# build theirs (a database URL, a container): its lifespan reads them.
-APP = """
+# A FastAPI app made by a factory that takes its settings, as projects build
+# theirs (a database URL, a container): its lifespan reads them.
+APP = '''
 import contextlib
 
-from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 
 STARTUPS = []
 
@@ -74,14 +78,17 @@ def make_app(settings):
         STARTUPS.append(settings["database_url"])
         yield {"database_url": settings["database_url"]}
 
-    async def home(request):
-        return PlainTextResponse(request.state.database_url)
+    app = FastAPI(lifespan=lifespan)
 
-    return Starlette(routes=[Route("/", home)], lifespan=lifespan)
+    @app.get("/", response_class=PlainTextResponse)
+    async def home(request: Request):
+        return request.state.database_url
+
+    return app
 
 
 app = make_app({"database_url": "from-the-ini"})
-"""
+'''
 
 
 def session(
