@@ -63,7 +63,7 @@ EVERY = (*("-p", "trio", "-p", "anyio"), *ASYNCIO)
 
 # A FastAPI app made by a factory that takes its settings, as projects build
 # theirs (a database URL, a container): its lifespan reads them.
-APP = '''
+APP = """
 import contextlib
 
 from fastapi import FastAPI, Request
@@ -88,7 +88,7 @@ def make_app(settings):
 
 
 app = make_app({"database_url": "from-the-ini"})
-'''
+"""
 
 
 def session(
@@ -723,3 +723,181 @@ def test_the_app_is_imported_once_from_the_ini_files_folder(
         "tests",
     )
     result.assert_outcomes(passed=21)
+
+
+# What a hostile review found --------------------------------------------------
+
+
+@pytest.mark.parametrize("plugin", ["pytest-trio", "pytest-asyncio", "anyio-asyncio"])
+@pytest.mark.parametrize("which", ["async asgi_app", "async settings"])
+def test_an_asgi_app_built_by_async_fixtures(
+    pytester: pytest.Pytester, plugin: str, which: str
+) -> None:
+    # pytest-trio runs a fixture given an async fixture's value in the
+    # test's trio.run: the lifespan fixtures must not be given asgi_app.
+    options, text = header(plugin)
+    decorator = (
+        "pytest_asyncio.fixture" if plugin == "pytest-asyncio" else "pytest.fixture"
+    )
+    conftest = f"""
+    import pytest
+    import pytest_asyncio
+    import myapp
+
+    @{decorator}
+    async def settings():
+        return {{"database_url": "async"}}
+    """
+    if which == "async asgi_app":
+        conftest += f"""
+    @{decorator}
+    async def asgi_app(settings):
+        return myapp.make_app(settings)
+    """
+    else:
+        conftest += """
+    @pytest.fixture
+    def asgi_app(settings):
+        return myapp.make_app(settings)
+    """
+    tests = f"""
+    {text}
+    async def test_get(lifespan_client, lifespan_app):
+        assert (await lifespan_client.get("/")).text == "async"
+        assert lifespan_client.lifespan is lifespan_app
+    """
+    files = {"conftest.py": conftest, "test_it.py": tests}
+    result, raised = session(pytester, files, *options)
+    result.assert_outcomes(passed=1)
+    assert not raised
+
+
+@pytest.mark.parametrize("plugins", [AUTO, TRIO], ids=["pytest-asyncio", "pytest-trio"])
+def test_a_fixture_that_overrides_one_of_its_name_is_watched_alone(
+    pytester: pytest.Pytester, plugins: tuple[str, ...]
+) -> None:
+    # The module's db uses the lifespan and the conftest's db it overrides;
+    # that one does not, and is not watched (no lifespan is held yet).
+    files = {
+        "conftest.py": FROM_FIXTURES
+        + """
+    @pytest.fixture
+    async def db():
+        return ["base"]
+    """,
+        "test_it.py": """
+    import pytest
+
+    @pytest.fixture
+    async def db(db, lifespan_client):
+        return db + [(await lifespan_client.get("/")).text]
+
+    async def test_db(db):
+        assert db == ["base", "sqlite://default"]
+    """,
+    }
+    result, raised = session(pytester, files, *plugins)
+    result.assert_outcomes(passed=1)
+    assert not raised
+
+
+def test_fixtures_of_a_plugin_named_with_p_win(pytester: pytest.Pytester) -> None:
+    # -p plugins are registered before the entry points: ours come last all
+    # the same.
+    files = {
+        "their_plugin.py": THEIR_FIXTURES
+        + """
+    @pytest.fixture
+    def asgi_app():
+        return "their app"
+    """,
+        "test_it.py": """
+    def test_theirs(lifespan_client, lifespan_app, asgi_app):
+        assert lifespan_client == "their lifespan_client"
+        assert lifespan_app == "their lifespan_app"
+        assert asgi_app == "their app"
+    """,
+    }
+    pytester.syspathinsert()
+    # As pytest loads them: -p plugins first, then the entry points (ours).
+    ours_after = ("-p", "their_plugin", *PLUGIN, *AUTO)
+    result, raised = session(pytester, files, *ours_after)
+    result.assert_outcomes(passed=1)
+    assert not raised
+
+
+def test_async_plugins_loaded_by_module_name(pytester: pytest.Pytester) -> None:
+    tests = """
+    import pytest
+
+    @pytest.mark.trio
+    async def test_trio(lifespan_client):
+        assert (await lifespan_client.get("/")).text == "from-the-ini"
+
+    @pytest.mark.asyncio
+    async def test_asyncio(lifespan_client):
+        assert (await lifespan_client.get("/")).text == "from-the-ini"
+    """
+    options = ("-p", "pytest_trio.plugin", "-p", "pytest_asyncio.plugin")
+    ini = "asgi_app = myapp:app\n"
+    if ASYNCIO_VERSION >= (0, 24):
+        ini += "asyncio_default_fixture_loop_scope = function\n"
+    result, raised = session(pytester, {"test_it.py": tests}, *options, ini=ini)
+    result.assert_outcomes(passed=2)
+    assert not raised
+
+
+def test_a_crash_cancels_every_watched_fixture_pytest_trio_sets_up(
+    pytester: pytest.Pytester,
+) -> None:
+    # pytest-trio sets up a test's async fixtures side by side: the crash
+    # cancels each that runs (here one waits for ever), not only the last.
+    from .test_plugin import APPS, assert_the_crash  # noqa: PLC0415
+
+    tests = """
+    import anyio
+    import pytest
+
+    @pytest.fixture
+    async def waiting(lifespan_client):
+        await anyio.sleep_forever()  # only the watch ends this
+
+    @pytest.fixture
+    async def breaking(lifespan_client):
+        await anyio.sleep(0.01)
+        await lifespan_client.get("/break")
+
+    async def test_crash(waiting, breaking):
+        raise AssertionError("must not run")
+    """
+    files = {"plugin_apps.py": APPS, "test_it.py": tests}
+    ini = "asgi_app = plugin_apps:starlette\n"
+    result, raised = session(pytester, files, *TRIO, ini=ini)
+    result.assert_outcomes(failed=1)
+    assert_the_crash(raised["test_crash", "call"])
+
+
+def test_help_does_not_import_the_app(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasgi_app = nowhere:app\n")
+    result = pytester.runpytest_inprocess(*SESSION_OPTIONS, *PLUGIN, "--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*asgi_app (string)*"])
+
+
+def test_a_wrong_option_is_one_usage_error_with_an_asgi_app_fixture(
+    pytester: pytest.Pytester,
+) -> None:
+    files = {
+        "sub/conftest.py": FROM_FIXTURES,
+        "sub/test_it.py": "async def test_get(lifespan_client):\n    pass\n",
+        "test_other.py": FROM_FIXTURES
+        + "\nasync def test_x(lifespan_app):\n    pass\n",
+    }
+    ini = "lifespan_startup_timeout = soon\n"
+    result, raised = session(pytester, files, *TRIO, ini=ini)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not raised
+    assert result.stderr.lines[0] == (
+        "ERROR: trio_lifespan: lifespan_startup_timeout must be a number of seconds "
+        "or 'none', not 'soon' (in the pytest ini)"
+    )

@@ -259,15 +259,26 @@ def async_plugins(config: pytest.Config) -> list[AsyncPlugin]:
     pytest-asyncio comes first: in auto mode it runs every async test, those
     marked for anyio included.
     """
-    manager = config.pluginmanager
     plugins: list[AsyncPlugin] = []
-    if manager.hasplugin("asyncio"):
+    if _loaded(config, "asyncio", "pytest_asyncio.plugin"):
         plugins.append(asyncio_plugin(config))
-    if manager.hasplugin("trio"):
+    if _loaded(config, "trio", "pytest_trio.plugin"):
         plugins.append(Trio())
-    if manager.hasplugin("anyio"):
+    if _loaded(config, "anyio", "anyio.pytest_plugin"):
         plugins.append(Anyio())
     return plugins
+
+
+def _loaded(config: pytest.Config, name: str, module: str) -> bool:
+    """Whether the plugin is loaded: by its entry point's ``name``, or as
+    ``module`` (``-p pytest_trio.plugin``, ``pytest_plugins = [...]``)."""
+    import sys  # noqa: PLC0415
+
+    manager = config.pluginmanager
+    loaded = sys.modules.get(module)
+    return manager.hasplugin(name) or (
+        loaded is not None and manager.is_registered(loaded)
+    )
 
 
 def not_run_error(fixture: str, item: pytest.Item) -> str:

@@ -39,15 +39,16 @@ if TYPE_CHECKING:
     from ._state import LifespanApp
     from ._types import ASGIApp
 
-DEPENDING = pytest.StashKey[frozenset[str]]()
+DEPENDING = pytest.StashKey[frozenset[int]]()
 
 
-def depending(item: pytest.Item) -> frozenset[str]:
+def depending(item: pytest.Item) -> frozenset[int]:
     """The fixtures in ``item``'s closure that depend on the lifespan (ours
-    among them), worked out once per test.
+    among them), as the ids of their definitions, worked out once per test.
 
-    Resolved as pytest resolves them for this test: a project's own fixture of
-    one of our names is ours only if it uses ours (as ``super()`` would).
+    Resolved as pytest resolves them for this test: a fixture that overrides
+    one of the same name depends on what it uses, the one it overrides
+    included (as ``super()`` would), and the overridden one on what it uses.
     """
     found = item.stash.get(DEPENDING, None)
     if found is None:
@@ -55,7 +56,7 @@ def depending(item: pytest.Item) -> frozenset[str]:
     return found
 
 
-def _depending(item: pytest.Item) -> frozenset[str]:
+def _depending(item: pytest.Item) -> frozenset[int]:
     info: Any = getattr(item, "_fixtureinfo", None)
     name2defs: dict[str, tuple[Any, ...]] = getattr(info, "name2fixturedefs", {})
     known: dict[tuple[str, int], bool] = {}
@@ -74,7 +75,11 @@ def _depending(item: pytest.Item) -> frozenset[str]:
             )
         return known[key]
 
-    return frozenset(name for name in name2defs if depends(name, -1))
+    for name in name2defs:
+        depends(name, -1)
+    return frozenset(
+        id(name2defs[name][index]) for (name, index), yes in known.items() if yes
+    )
 
 
 def watched(
@@ -163,11 +168,11 @@ async def _watch_trio(holder: Holder, test: Awaitable[Any]) -> Any:
     import trio  # noqa: PLC0415
 
     with trio.CancelScope() as scope:
-        holder.watcher = scope.cancel
+        holder.watchers.add(scope.cancel)
         try:
             return await test
         finally:
-            holder.watcher = None
+            holder.watchers.discard(scope.cancel)
     holder.raise_failure()  # only a failed lifespan cancels the scope
     raise AssertionError("unreachable")
 
@@ -181,7 +186,11 @@ async def _watch_asyncio(holder: Holder, test: Awaitable[Any]) -> Any:
     task = asyncio.current_task()
     assert task is not None
     canceller = _BodyCanceller(task)
-    holder.watcher = lambda: canceller.cancel(holder.failure())
+
+    def watcher() -> None:
+        canceller.cancel(holder.failure())
+
+    holder.watchers.add(watcher)
     try:
         return await test
     except asyncio.CancelledError:
@@ -190,7 +199,7 @@ async def _watch_asyncio(holder: Holder, test: Awaitable[Any]) -> Any:
         holder.raise_failure()
         raise AssertionError("unreachable") from None
     finally:
-        holder.watcher = None
+        holder.watchers.discard(watcher)
         canceller.ended()
 
 
@@ -227,8 +236,9 @@ class Holder:
         self.plugin = plugin
         #: The app, as the asgi_app fixture gave it (for the hints).
         self._loaded: object = app
-        #: Cancels the test that runs now, if any (the watch sets it).
-        self.watcher: Callable[[], None] | None = None
+        #: Each cancels a watched step that runs now: the test, or its async
+        #: fixtures (pytest-trio sets those up side by side).
+        self.watchers: set[Callable[[], None]] = set()
         self.error: BaseException | None = None
         #: Whether a test or the setup has raised :attr:`error` already.
         self.reported = False
@@ -466,8 +476,8 @@ class Holder:
                 await self._stopping.wait()
         except BaseException as exc:  # noqa: BLE001 - kept for the tests to raise
             self.error = exc
-            if self.watcher is not None:
-                self.watcher()
+            for watcher in list(self.watchers):
+                watcher()
         finally:
             self._settled.set()
             self._done.set()
@@ -504,6 +514,8 @@ class Watch:
             )
             for name, function in functions:
                 setattr(function, OURS, True)
+                # (listed with the public ones by pytest --fixtures -v)
+                function.__module__ = "trio_lifespan._pytest_plugin"
                 setattr(module, name, plugin.make(function, name, scope))
                 self.made[name] = plugin
         return module
@@ -574,7 +586,7 @@ class Watch:
                 inspect.iscoroutinefunction(function)
                 or inspect.isasyncgenfunction(function)
             )
-            or fixturedef.argname not in depending(item)
+            or id(fixturedef) not in depending(item)
         ):
             yield
             return

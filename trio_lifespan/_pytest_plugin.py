@@ -118,12 +118,13 @@ def asgi_app(request: pytest.FixtureRequest) -> ASGIApp:
     return _plugin(request).app_from_ini()
 
 
+# The lifespan fixtures take the app through their async fixture (which asks
+# for asgi_app, so that asgi_app and what it depends on are set up first),
+# not as an argument: under pytest-trio, a fixture given an async fixture's
+# value becomes one of the fixtures it runs in the test's trio.run.
 @pytest.fixture(scope=_scope)
 @_ours
-def lifespan_app(
-    request: pytest.FixtureRequest,
-    asgi_app: ASGIApp,
-) -> LifespanApp[Any]:
+def lifespan_app(request: pytest.FixtureRequest) -> LifespanApp[Any]:
     """The asgi_app fixture's app, after its startup (trio_lifespan)."""
     app: LifespanApp[Any] = _plugin(request).held(request, "app")
     return app
@@ -131,9 +132,7 @@ def lifespan_app(
 
 @pytest.fixture(scope=_scope)
 @_ours
-def lifespan_client(
-    request: pytest.FixtureRequest, asgi_app: ASGIApp
-) -> LifespanClient[Any]:
+def lifespan_client(request: pytest.FixtureRequest) -> LifespanClient[Any]:
     """An httpx client for the asgi_app fixture's app, after its startup
     (trio_lifespan)."""
     client: LifespanClient[Any] = _plugin(request).held(request, "client")
@@ -244,6 +243,32 @@ def _defines_asgi_app(where: object) -> bool:
     return False
 
 
+def _ours_last_resort(session: pytest.Session) -> None:
+    """Put our three fixtures behind every other plugin's of the same names.
+
+    pytest prefers, among plugins' fixtures, the one registered last, and our
+    module is registered before any conftest.py (so its ``pytest_plugins``
+    win) but after the plugins named with ``-p``. pytest offers no public
+    way to say "use this one only if there is no other"; its fixture table
+    is what pytest-asyncio reads too: up to pytest 9.1 a list per name, the
+    last registered last (and preferred); from 9.2 a list per name and node,
+    the last registered first.
+    """
+    manager = getattr(session, "_fixturemanager", None)
+    by_name: Any = getattr(manager, "_arg2fixturedefs", {})
+    by_node: Any = getattr(manager, "_arg2node2fixturedefs", {})
+    for name in ("asgi_app", "lifespan_app", "lifespan_client"):
+        # (each list, and whether its least preferred end is its front)
+        lists: list[tuple[list[Any], bool]] = [(by_name.get(name, []), True)]
+        lists += [(defs, False) for defs in by_node.get(name, {}).values()]
+        for defs, front in lists:
+            for index, fixturedef in enumerate(defs):
+                if getattr(fixturedef.func, "__module__", None) == __name__:
+                    ours = defs.pop(index)
+                    defs.insert(0 if front else len(defs), ours)
+                    break
+
+
 class Plugin:
     """The session's plugin: inert until :meth:`activate`."""
 
@@ -254,9 +279,24 @@ class Plugin:
         self._found: object = None
         #: The modules and classes looked at for an asgi_app fixture.
         self._scanned: set[pytest.Collector] = set()
+        # Checked now, whoever hands over the app: a wrong one is one usage
+        # error when the session starts, however the plugin comes to life.
+        settings.options = _read_options(config)
         if settings.reference is not None:
-            self.activate()  # (the other options are checked first)
+            self.activate()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Not at configure: pytest --help and --markers configure too, and
+        # should not import the app. Not in an xdist controller, which runs
+        # no test (each worker imports it).
+        config = self.config
+        controller = getattr(config.option, "dist", "no") != "no" and not hasattr(
+            config, "workerinput"
+        )
+        if self.settings.reference is not None and not controller:
             self._found = self._find()
+        _ours_last_resort(session)
 
     def pytest_plugin_registered(self, plugin: object) -> None:
         if self.watch is None and _defines_asgi_app(plugin):
@@ -278,7 +318,6 @@ class Plugin:
         if self.watch is None:
             from ._pytest_holder import Watch  # noqa: PLC0415
 
-            self.settings.options = _read_options(self.config)
             self.watch = watch = Watch(self.config, self.settings)
             manager = self.config.pluginmanager
             manager.register(watch, "trio_lifespan.watch")
