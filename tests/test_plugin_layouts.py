@@ -901,3 +901,44 @@ def test_a_wrong_option_is_one_usage_error_with_an_asgi_app_fixture(
         "ERROR: trio_lifespan: lifespan_startup_timeout must be a number of seconds "
         "or 'none', not 'soon' (in the pytest ini)"
     )
+
+
+def test_an_asgi_app_narrower_than_the_lifespan_is_told_what_to_widen(
+    pytester: pytest.Pytester,
+) -> None:
+    ini, conftest, module_header = on_one_loop("session")
+    files = {
+        "conftest.py": textwrap.dedent(FROM_FIXTURES) + textwrap.dedent(conftest),
+        "test_it.py": module_header
+        + "async def test_get(lifespan_client):\n    pass\n",
+    }
+    ini = f"lifespan_scope = session\nasyncio_mode = auto\n{ini}"
+    result, raised = session(pytester, files, "-p", "asyncio", ini=ini)
+    result.assert_outcomes(errors=1)
+    error = raised["test_get", "setup"]
+    assert type(error) is RuntimeError
+    assert str(error) == (
+        "lifespan_scope = session in the pytest ini, but the asgi_app fixture "
+        'lives for less than a session: give it @pytest.fixture(scope="session") '
+        "(or a wider scope), or set lifespan_scope to its scope"
+    )
+
+
+def test_pytests_own_scope_errors_below_asgi_app_come_out_as_they_are(
+    pytester: pytest.Pytester,
+) -> None:
+    # asgi_app is wide enough; what it depends on is not: pytest's words.
+    conftest = textwrap.dedent(FROM_FIXTURES).replace(
+        "@pytest.fixture\ndef asgi_app",
+        '@pytest.fixture(scope="session")\ndef asgi_app',
+    )
+    files = {
+        "conftest.py": conftest,
+        "test_it.py": "async def test_get(lifespan_client):\n    pass\n",
+    }
+    result, raised = session(pytester, files, *TRIO)
+    result.assert_outcomes(errors=1)
+    error = raised["test_get", "setup"]
+    assert type(error) is pytest.fail.Exception
+    assert "ScopeMismatch" in str(error)
+    assert "function scoped fixture settings with a session scoped" in str(error)

@@ -549,7 +549,18 @@ class Watch:
         """
         __tracebackhide__ = True
         plugin = self.pick(request._pyfuncitem, request.fixturename)
-        holder = request.getfixturevalue(f"_trio_lifespan_holder_{plugin.kind}")
+        try:
+            holder = request.getfixturevalue(f"_trio_lifespan_holder_{plugin.kind}")
+        except pytest.fail.Exception as exc:
+            if " scoped fixture asgi_app with a " not in str(exc):
+                raise
+            scope = self.settings.scope
+            raise RuntimeError(
+                f"lifespan_scope = {scope} in the pytest ini, but the asgi_app "
+                f"fixture lives for less than a {scope}: give it "
+                f'@pytest.fixture(scope="{scope}") (or a wider scope), or set '
+                "lifespan_scope to its scope"
+            ) from None
         if isinstance(holder, Holder):
             return holder.app if what == "app" else holder.get_client()
         return request.getfixturevalue(f"_trio_lifespan_{what}_{plugin.kind}")
