@@ -942,3 +942,28 @@ def test_pytests_own_scope_errors_below_asgi_app_come_out_as_they_are(
     assert type(error) is pytest.fail.Exception
     assert "ScopeMismatch" in str(error)
     assert "function scoped fixture settings with a session scoped" in str(error)
+
+
+def test_an_asgi_app_fixture_that_returns_the_factory_is_told_to_call_it(
+    pytester: pytest.Pytester,
+) -> None:
+    conftest = """
+    import pytest
+    import myapp
+
+    @pytest.fixture
+    def asgi_app():
+        return myapp.make_app
+    """
+    files = {
+        "conftest.py": conftest,
+        "test_it.py": "async def test_get(lifespan_app):\n    pass\n",
+    }
+    result, raised = session(pytester, files, *AUTO)
+    result.assert_outcomes(errors=1)
+    error = raised["test_get", "setup"]
+    assert type(error).__name__ == "LifespanNotASGIApp"
+    assert getattr(error, "__notes__", [""])[-1] == (
+        "(pytest plugin: the asgi_app fixture returned the plain function "
+        "make_app: if it makes the app, return make_app() instead)"
+    )

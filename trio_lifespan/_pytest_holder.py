@@ -335,8 +335,10 @@ class Holder:
                 f"asgi_app_factory = {reference} in the pytest ini, instead of "
                 "asgi_app)"
                 if reference is not None and not self.settings.factory
-                else "(pytest plugin: the asgi_app fixture returned a plain "
-                "function: if it makes the app, return what it returns)",
+                else "(pytest plugin: the asgi_app fixture returned the plain "
+                f"function {getattr(self._loaded, '__name__', '?')}: if it makes "
+                f"the app, return {getattr(self._loaded, '__name__', '?')}() "
+                "instead)",
             )
         elif isinstance(error, LifespanTimeout):
             add_note(
