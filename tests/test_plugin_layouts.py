@@ -967,3 +967,48 @@ def test_an_asgi_app_fixture_that_returns_the_factory_is_told_to_call_it(
         "(pytest plugin: the asgi_app fixture returned the plain function "
         "make_app: if it makes the app, return make_app() instead)"
     )
+
+
+def test_a_class_that_overrides_what_a_wide_app_is_made_from_is_refused(
+    pytester: pytest.Pytester,
+) -> None:
+    # The module's lifespan was made for test_first, from the module's
+    # database_url; the class overrides it for its tests alone. pytest would
+    # refuse such a graph (a narrower fixture below a wider one); it must
+    # not be served the module's app silently.
+    ini, conftest, module_header = on_one_loop("module")
+    conftest = textwrap.dedent(conftest) + textwrap.dedent(
+        FROM_FIXTURES.replace("@pytest.fixture\n", '@pytest.fixture(scope="module")\n')
+    )
+    tests = module_header + textwrap.dedent(
+        """
+        import pytest
+
+        async def test_first(lifespan_client):
+            assert (await lifespan_client.get("/")).text == "sqlite://default"
+
+        class TestOther:
+            @pytest.fixture
+            def database_url(self):
+                return "sqlite://other"
+
+            async def test_other(self, lifespan_client):
+                raise AssertionError("must not run")
+        """
+    )
+    ini = f"lifespan_scope = module\nasyncio_mode = auto\n{ini}"
+    files = {"conftest.py": conftest, "test_it.py": tests}
+    result, raised = session(pytester, files, "-p", "asyncio", ini=ini)
+    if (0, 23) <= ASYNCIO_VERSION < (0, 24):  # refuses module lifespans first
+        result.assert_outcomes(errors=2)
+        return
+    result.assert_outcomes(passed=1, failed=1)
+    error = raised["test_other", "call"]
+    assert type(error) is RuntimeError
+    assert str(error) == (
+        "test_other overrides what the asgi_app fixture is made from "
+        "(database_url), but the app and its lifespan are held for the whole "
+        "module (lifespan_scope = module in the pytest ini), made for another "
+        'test: override it for the whole module (a fixture of scope="module" in '
+        "its module or conftest.py), or set lifespan_scope = function"
+    )

@@ -247,6 +247,8 @@ class Holder:
         self._app: LifespanApp[Any] | None = None
         self._client: LifespanClient[Any] | None = None
         self._client_error: ModuleNotFoundError | None = None
+        #: What asgi_app was made from, for the test that made it.
+        self.made_from: dict[int, str] = {}
 
     @property
     def app(self) -> LifespanApp[Any]:
@@ -528,8 +530,11 @@ class Watch:
         # fixture (pytest-trio's, anyio's) on its loop too.
         watch = self
 
-        async def hold(asgi_app: ASGIApp) -> AsyncGenerator[Holder]:
+        async def hold(
+            asgi_app: ASGIApp, request: pytest.FixtureRequest
+        ) -> AsyncGenerator[Holder]:
             holder = Holder(watch.settings, asgi_app, plugin)
+            holder.made_from = app_fixtures(request._pyfuncitem)
             await holder.start()
             watch.holders.append(holder)
             try:
@@ -617,11 +622,61 @@ class Watch:
         if not inspect.iscoroutinefunction(test) or not depending(item):
             yield
             return
+        if self.settings.scope != "function":
+            self.check_the_app_serves(item)
         item.obj = watched(self.holders, test, item)  # type: ignore[attr-defined]
         try:
             yield
         finally:
             item.obj = test  # type: ignore[attr-defined]
+
+    def check_the_app_serves(self, item: pytest.Item) -> None:
+        """A wide lifespan is kept for every test of its scope: refuse a test
+        whose asgi_app, as pytest resolves it for this test, is made of other
+        fixtures (a class that overrides a settings fixture at a narrower
+        scope) rather than give it the app made for another test."""
+        __tracebackhide__ = True
+        holder = self.holders[-1]
+        here = app_fixtures(item)
+        if here == holder.made_from:
+            return
+        names = sorted(
+            {
+                here.get(key) or holder.made_from[key]
+                for key in set(here) ^ set(holder.made_from)
+            }
+        )
+        scope = self.settings.scope
+        raise RuntimeError(
+            f"{item.name} overrides what the asgi_app fixture is made from "
+            f"({', '.join(names)}), but the app and its lifespan are held for the "
+            f"whole {scope} (lifespan_scope = {scope} in the pytest ini), made "
+            f"for another test: override it for the whole {scope} (a fixture of "
+            f'scope="{scope}" in its module or conftest.py), or set '
+            "lifespan_scope = function"
+        )
+
+
+def app_fixtures(item: pytest.Item) -> dict[int, str]:
+    """The fixtures the asgi_app fixture is made from, for ``item``, itself
+    included: their definitions' ids and names."""
+    manager: Any = item.session._fixturemanager
+    found: dict[int, str] = {}
+    todo = [("asgi_app", -1)]
+    while todo:
+        name, index = todo.pop()
+        defs: tuple[Any, ...]
+        try:  # (the lifespan fixtures ask for asgi_app as they run: not in
+            # the test's closure; pytest looks it up by node from 8.1 on)
+            defs = tuple(manager.getfixturedefs(name, item) or ())
+        except (AttributeError, TypeError):  # pragma: no cover - pytest before 8.1
+            defs = tuple(manager.getfixturedefs(name, item.nodeid) or ())
+        if not -len(defs) <= index < 0 or id(defs[index]) in found:
+            continue
+        found[id(defs[index])] = name
+        argnames: tuple[str, ...] = defs[index].argnames
+        todo += [(arg, index - 1 if arg == name else -1) for arg in argnames]
+    return found
 
 
 def _taking(
