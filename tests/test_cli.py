@@ -849,6 +849,48 @@ MESSAGES = [
         id="--request with --header and --data",
     ),
     pytest.param(["--version"], 0, "trio-lifespan ", id="--version"),
+    pytest.param(
+        ["check", "tests.cli_apps:good", "--app-dir", ".", "--app-dir", "tests"],
+        2,
+        "argument --app-dir: given twice: give it once",
+        id="an option that takes one value, given twice",
+    ),
+    pytest.param(
+        [
+            "check",
+            "tests.cli_apps:good",
+            "--get",
+            "/",
+            "--expect",
+            "200",
+            "--expect",
+            "201",
+        ],
+        2,
+        "argument --expect: given twice: give it once",
+        id="--expect given twice",
+    ),
+    pytest.param(
+        ["check", "tests.cli_apps:echo", "--get", "/", "--header", "x-name: \u2603"],
+        2,
+        "is not Latin-1: percent-encode it, or leave it out",
+        id="a header value that cannot be sent",
+    ),
+    pytest.param(
+        # (bytes that are not UTF-8 reach Python as surrogates, as here)
+        [
+            "check",
+            "tests.cli_apps:echo",
+            "--request",
+            "POST",
+            "/echo",
+            "--data",
+            "a\udcffb",
+        ],
+        2,
+        "argument --data: is not UTF-8 text",
+        id="a body that is not UTF-8",
+    ),
 ]
 
 

@@ -17,7 +17,7 @@ import contextlib
 import re
 import sys
 import traceback
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 from .._load import DEMO_APP, UsageError, load_app, looks_like_factory
@@ -74,7 +74,45 @@ def _header(text: str) -> tuple[str, str]:
             f"{text!r} is not a header: give NAME:VALUE, as in "
             "--header 'content-type: application/json'"
         )
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a header's value is sent as Latin-1 bytes, and {bad!r} "
+            "is not Latin-1: percent-encode it, or leave it out"
+        ) from None
     return name, value.strip()
+
+
+def _data(text: str) -> bytes:
+    """The body, as UTF-8; else a usage error (bytes the shell passed that
+    are not UTF-8 text come here as surrogates)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            "is not UTF-8 text: give the body as text (bytes that are not "
+            "UTF-8 cannot be passed this way)"
+        ) from None
+
+
+class _Once(argparse.Action):
+    """An option that takes one value: given twice, a usage error (argparse
+    would keep the last, silently)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        seen: set[str] = namespace.__dict__.setdefault("_given_once", set())
+        if self.dest in seen:
+            raise argparse.ArgumentError(self, "given twice: give it once")
+        seen.add(self.dest)
+        setattr(namespace, self.dest, values)
 
 
 def _request(option: str, method: str, path: str) -> str | None:
@@ -130,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--app-dir",
         default=".",
+        action=_Once,
         help="a folder to import the app from, put first on sys.path (default: .)",
     )
     check.add_argument(
@@ -158,13 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--data",
-        default="",
+        default=b"",
+        action=_Once,
+        type=_data,
         metavar="TEXT",
         help="the body sent with every request, as UTF-8",
     )
     check.add_argument(
         "--expect",
         type=_status,
+        action=_Once,
         default=None,
         metavar="STATUS",
         help="the status every request must get (default: any 2xx or 3xx)",
@@ -172,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--backend",
         choices=("trio", "asyncio"),
+        action=_Once,
         default="trio",
         help="the event loop library to run the app on (default: trio)",
     )
@@ -179,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         check.add_argument(
             f"--{phase}-timeout",
             type=_seconds,
+            action=_Once,
             default=5.0,
             metavar="SECONDS",
             help=f"how long the {phase} may take, or 'none' (default: 5)",
@@ -186,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--request-timeout",
         type=_seconds,
+        action=_Once,
         default=10.0,
         metavar="SECONDS",
         help="how long each request may take, or 'none' (default: 10)",
@@ -299,7 +344,7 @@ def _run(argv: list[str], report: Report) -> int:
         allow_unsupported=args.allow_unsupported,
         show_traceback=args.traceback,
         headers=args.header,
-        body=args.data.encode(),
+        body=args.data,
         backend=args.backend,
         maybe_factory=not args.factory and looks_like_factory(app),
     )
