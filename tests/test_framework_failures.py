@@ -417,9 +417,13 @@ def test_cli_a_starlette_startup_that_hangs_exits_6(backend: str) -> None:
     )
     assert done.returncode == 6, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[-2].startswith(
+    assert lines[-3].startswith(
         "startup   FAILED  LifespanTimeout: the app's startup did not complete "
         "within startup_timeout=0.2 seconds"
+    ), done.stdout
+    # The CLI's own option, after the library's words.
+    assert lines[-2] == (
+        "hint      the limit is --startup-timeout SECONDS here (none waits for ever)"
     ), done.stdout
     assert lines[-1] == "failed (exit status 6)"
 

@@ -317,6 +317,8 @@ def hint_for(exc: BaseException, check: Check) -> str:
     """What to try when ``exc`` ended the check or a request; ``""`` if nothing."""
     if isinstance(exc, LifespanNotASGIApp) and check.maybe_factory:
         return "if the app is made by calling that function, pass --factory"
+    if isinstance(exc, LifespanTimeout):  # (its message speaks the Python API)
+        return f"the limit is --{exc.phase}-timeout SECONDS here (none waits for ever)"
     if check.backend == "trio" and any(
         text in str(one) for one in _chain(exc) for text in _ASYNCIO_ONLY
     ):
