@@ -234,3 +234,38 @@ async def asyncio_handler(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
         await asyncio.sleep(0)  # on trio: "unrecognized yield message"
     await good(scope, receive, send)
+
+
+async def not_ready(scope: Scope, receive: Receive, send: Send) -> None:
+    """A readiness route that says why it is not ready; bodies that are
+    binary, long, sent in pieces, cut in a character, or followed by
+    trailers."""
+    if scope["type"] == "lifespan":
+        await _lifespan(scope, receive, send)
+        return
+    bodies: dict[str, list[bytes]] = {
+        "/ready": [b"migrations pending\n"],
+        "/binary": [bytes(range(256)) + bytes(44)],
+        "/control": [b"\x00\x01\x02"],
+        "/long": [b"x" * 150, b"x" * 150, b"x" * 200],
+        "/cut": [b"x" * 199 + "\u00e9 and more".encode()],
+        "/trailers": [b"late"],
+    }
+    pieces = bodies[scope["path"]]
+    headers = [(b"content-type", b"text/plain")]
+    if scope["path"] == "/ready":
+        headers.append((b"x-reason", b"migrations"))
+    trailers = scope["path"] == "/trailers"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": headers,
+            "trailers": trailers,
+        }
+    )
+    for index, piece in enumerate(pieces):
+        more = index < len(pieces) - 1
+        await send({"type": "http.response.body", "body": piece, "more_body": more})
+    if trailers:
+        await send({"type": "http.response.trailers", "headers": []})

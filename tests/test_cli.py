@@ -249,8 +249,78 @@ def test_json_reports_the_error() -> None:
         "type": "RuntimeError",
         "message": "the database is down",
     }
-    assert document["startup"] == {"ok": False}
+    # A failed phase says how long it ran, as a passed one does.
+    assert document["startup"] == {
+        "ok": False,
+        "seconds": document["startup"]["seconds"],
+    }
+    assert 0 <= document["startup"]["seconds"] < 5
     assert document["shutdown"] is None
+
+
+def test_a_failed_request_says_why_with_the_start_of_its_body() -> None:
+    status, out = check(
+        "tests.cli_apps:not_ready", "--get", "/ready", "--get", "/binary", "--json"
+    )
+    assert status == 7
+    ready, binary = json.loads(out)["requests"]
+    assert ready["problem"] == "expected 2xx or 3xx; the body: 'migrations pending'"
+    assert ready["response"] == {
+        "headers": [["content-type", "text/plain"], ["x-reason", "migrations"]],
+        "body": "migrations pending\n",
+        "body_bytes": 19,
+    }
+    assert binary["problem"] == "expected 2xx or 3xx; the body: 300 bytes, not text"
+    assert binary["response"]["body"] is None
+    assert binary["response"]["body_bytes"] == 300
+    status, out = check(
+        *("tests.cli_apps:not_ready", "--get", "/long", "--get", "/cut"),
+        *("--get", "/control", "--get", "/trailers"),
+    )
+    assert status == 7
+    long, cut, control, trailers = [
+        line.split("FAILED: ", 1)[1] for line in out.splitlines() if "FAILED" in line
+    ]
+    assert long == f"expected 2xx or 3xx; the body: '{'x' * 200}...'"
+    # (a character cut at the bound is left out, not shown broken)
+    assert cut == f"expected 2xx or 3xx; the body: '{'x' * 199}...'"
+    assert control == "expected 2xx or 3xx; the body: 3 bytes, not text"
+    assert trailers == "expected 2xx or 3xx; the body: 'late'"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--app-dir", ".", "--get", "/"],
+            "argument --app-dir: given twice: give it once",
+        ),
+        (
+            ["--get", "/", "--header", "x-name: \u2603"],
+            "argument --header: 'x-name: \u2603': a header's value is sent as "
+            "Latin-1 bytes, and '\u2603' is not Latin-1: percent-encode it, or "
+            "leave it out",
+        ),
+        (
+            ["--request", "POST", "/echo", "--data", "a\udcffb"],
+            "argument --data: is not UTF-8 text: give the body as text (bytes "
+            "that are not UTF-8 cannot be passed this way)",
+        ),
+    ],
+)
+def test_bad_input_is_a_usage_error_before_the_app_starts(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out = check("tests.cli_apps:echo", *args, "--json")
+    assert status == 2
+    document = json.loads(out)
+    assert document["error"] == {
+        "phase": "usage",
+        "type": "UsageError",
+        "message": message,
+    }
+    assert document["startup"] is None  # the app was not started
+    assert capsys.readouterr().err.endswith(f"error: {message}\n")
 
 
 @pytest.mark.parametrize(

@@ -129,10 +129,59 @@ def _headers(check: Check) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+#: How much of a response's body the report keeps: enough for the reason
+#: a readiness route gives ("migrations pending"), not a whole page.
+BODY_SHOWN = 200
+
+
+@dataclass
+class Response:
+    """What came back for a request, as much as the report shows."""
+
+    headers: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
+    #: The body's first bytes (at most :data:`BODY_SHOWN` of them are shown).
+    start: bytes = b""
+    #: The whole body's length.
+    length: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        if len(self.start) <= BODY_SHOWN:
+            self.start += chunk[: BODY_SHOWN + 1 - len(self.start)]
+        self.length += len(chunk)
+
+    def text(self) -> str | None:
+        """The body's start as text, ``...`` if it goes on; ``None`` if binary."""
+        shown = self.start[:BODY_SHOWN]
+        try:
+            text = shown.decode()
+        except UnicodeDecodeError as exc:
+            if exc.reason != "unexpected end of data":  # not a character cut short
+                return None
+            text = shown[: exc.start].decode()
+        if any(not c.isprintable() and c not in "\r\n\t" for c in text):
+            return None
+        return text + ("..." if self.length > len(text.encode()) else "")
+
+    def summary(self) -> str:
+        """The body, said in a line: its text, or what it is."""
+        if not self.length:
+            return "the body is empty"
+        text = self.text()
+        if text is None:
+            return f"the body: {self.length} bytes, not text"
+        return f"the body: {' '.join(text.split())!r}"
+
+
 async def _send(
-    app: ASGIApp, method: str, path: str, check: Check, backend: Backend
+    app: ASGIApp,
+    method: str,
+    path: str,
+    check: Check,
+    backend: Backend,
+    *,
+    response: Response,
 ) -> tuple[int | None, str, BaseException | None]:
-    """Send ``method path`` through ``app``.
+    """Send ``method path`` through ``app``; what came back goes in ``response``.
 
     Returns:
         The status (``None`` if none came), any problem, and the exception
@@ -168,10 +217,14 @@ async def _send(
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             status.append(int(message["status"]))
-        elif message["type"] == "http.response.body" and not message.get(
-            "more_body", False
-        ):
-            finished.set()
+            response.headers = [
+                (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+                for name, value in message.get("headers", [])
+            ]
+        elif message["type"] == "http.response.body":
+            response.add(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                finished.set()
 
     failures: list[BaseException] = []
 
@@ -229,10 +282,12 @@ async def run_check(
                 **({} if wrapped.supported else {"lifespan": False}),
             )
             phase = "requests"
+            start = time.perf_counter()
             for method, path in check.requests:
                 began = time.perf_counter()
+                response = Response()
                 status, problem, raised = await _send(
-                    wrapped, method, path, check, backend
+                    wrapped, method, path, check, backend, response=response
                 )
                 ok = (
                     not problem
@@ -241,7 +296,7 @@ async def run_check(
                 )
                 if not problem and not ok:
                     wanted = check.expect if check.expect is not None else "2xx or 3xx"
-                    problem = f"expected {wanted}"
+                    problem = f"expected {wanted}; {response.summary()}"
                 report.request(
                     method,
                     path,
@@ -249,6 +304,7 @@ async def run_check(
                     ok=ok,
                     seconds=time.perf_counter() - began,
                     problem=problem,
+                    response=response,
                 )
                 if raised is not None:
                     report.hint(hint_for(raised, check))
@@ -263,7 +319,7 @@ async def run_check(
         report.phase("shutdown", time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - the app's failure, reported
         status, phase = _classify(exc, phase)
-        report.failure(phase, exc)
+        report.failure(phase, exc, time.perf_counter() - start)
         report.hint(hint_for(exc, check))
         if check.show_traceback:
             traceback.print_exception(exc, file=sys.stderr)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .._errors import LifespanNotSupported
-from ._check import EXIT_OK
+from ._check import EXIT_OK, Response
 
 
 @dataclass
@@ -67,6 +67,7 @@ class Report:
         ok: bool,
         seconds: float,
         problem: str,
+        response: Response | None = None,
     ) -> None:
         """Record one request, ``method path``.
 
@@ -77,29 +78,37 @@ class Report:
             ok: Whether the request went as expected.
             seconds: How long it took.
             problem: What went wrong, or ``""``.
+            response: What came back, if a response started.
         """
-        self.requests.append(
-            {
-                "method": method,
-                "path": path,
-                "status": status,
-                "ok": ok,
-                "seconds": seconds,
-                "problem": problem or None,
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "ok": ok,
+            "seconds": seconds,
+            "problem": problem or None,
+        }
+        if response is not None and status is not None:
+            entry["response"] = {
+                "headers": [list(pair) for pair in response.headers],
+                # (its first characters, or None for a body that is not text)
+                "body": response.text() if response.length else "",
+                "body_bytes": response.length,
             }
-        )
+        self.requests.append(entry)
         shown = "---" if status is None else str(status)
         verdict = "ok" if ok else f"FAILED: {problem}"
         self.say(f"{method:<9} {shown:<4}{_ms(seconds)}  {path}  {verdict}")
 
-    def failure(self, phase: str, exc: BaseException) -> None:
-        """Record the failure that ended the check, in ``phase``."""
+    def failure(self, phase: str, exc: BaseException, seconds: float) -> None:
+        """Record the failure that ended the check, in ``phase``, ``seconds``
+        after the phase began."""
         message = str(exc)
         if isinstance(exc, LifespanNotSupported):  # say it as the option
             message = message.replace("allow_unsupported=True", "--allow-unsupported")
         text = f"{type(exc).__name__}: {message}"
         self.error = {"phase": phase, "type": type(exc).__name__, "message": message}
-        self.phases.setdefault(phase, {"ok": False})
+        self.phases.setdefault(phase, {"ok": False, "seconds": seconds})
         self.say(f"{phase:<9} FAILED  {text}")
 
     def hint(self, text: str) -> None:
