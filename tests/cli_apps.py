@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -269,3 +270,23 @@ async def not_ready(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.body", "body": piece, "more_body": more})
     if trailers:
         await send({"type": "http.response.trailers", "headers": []})
+
+
+async def scope_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with what the server put in the scope for the request line:
+    the path, raw path and query string (latin-1), as JSON."""
+    if scope["type"] == "lifespan":
+        await _lifespan(scope, receive, send)
+        return
+    echoed = {
+        "path": scope["path"],
+        "raw_path": bytes(scope.get("raw_path") or b"").decode("latin-1"),
+        "query_string": bytes(scope["query_string"]).decode("latin-1"),
+    }
+    body = json.dumps(echoed).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

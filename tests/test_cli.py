@@ -972,3 +972,27 @@ def test_each_message_from_the_installed_command(
     assert done.returncode == status, done.stdout + done.stderr
     assert shown in done.stdout + done.stderr, done.stdout + done.stderr
     assert "Traceback" not in done.stderr or "--traceback" in args
+
+
+@pytest.mark.parametrize(
+    ("given", "scope"),
+    [
+        ("/caf%C3%A9", ("/café", b"/caf%C3%A9", b"")),
+        # typed as text: sent percent-encoded, as a client sends it
+        ("/café?q=é", ("/café", b"/caf%C3%A9", b"q=%C3%A9")),
+        ("/items/a%20b?x=1", ("/items/a b", b"/items/a%20b", b"x=1")),
+    ],
+)
+def test_a_requests_path_is_decoded_as_a_server_decodes_it(
+    given: str, scope: tuple[str, bytes, bytes]
+) -> None:
+    # (tests/test_servers.py checks these rules against uvicorn and hypercorn)
+    status, out = check("tests.cli_apps:scope_echo", "--get", given, "--json")
+    assert status == 0
+    assert json.loads(out)["requests"][0]["response"]["body"] == json.dumps(
+        {
+            "path": scope[0],
+            "raw_path": scope[1].decode(),
+            "query_string": scope[2].decode(),
+        }
+    )

@@ -16,6 +16,7 @@ The MCP tests in process run the MCP client against the app that
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import socket
 import subprocess
@@ -86,7 +87,8 @@ class Running:
 
 @contextlib.contextmanager
 def serve(server: str, app: str, tmp_path: Path) -> Generator[Running]:
-    """Run ``server`` on ``tests.mounted_apps:<app>``; kill it if still up at the end."""
+    """Run ``server`` on ``tests.mounted_apps:<app>`` (or ``app``, if it names
+    its module); kill it if still up at the end."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -96,7 +98,7 @@ def serve(server: str, app: str, tmp_path: Path) -> Generator[Running]:
     args = [part.format(fd=fd) for part in SERVERS[server]]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, *args, f"tests.mounted_apps:{app}"],
+            [sys.executable, *args, app if ":" in app else f"tests.mounted_apps:{app}"],
             pass_fds=(fd,),
             stdout=stdout,
             stderr=stderr,
@@ -264,3 +266,49 @@ async def test_an_mcp_session_manager_runs_once_per_instance(
         with pytest.raises(RuntimeError, match=r"can only be called once per instance"):
             async with open_lifespan(parent):
                 pass  # pragma: no cover
+
+
+# trio-lifespan check builds each request's scope as a server would --------
+
+TARGETS = (
+    "/caf%C3%A9",
+    "/items/a%20b?x=1&y=%20z",
+    "/a+b",
+    "/%2F",
+    "/q?name=caf%C3%A9",
+    "/plain?a=b&c",
+)
+
+
+def request_line_scope(url: str, target: str) -> dict[str, str]:
+    """What a server at ``url`` put in the scope for ``GET target``, sent as
+    is on the request line (httpx would normalise it)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=GUARD) as conn:
+        conn.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer
+    echoed: dict[str, str] = json.loads(body)
+    return echoed
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn-asyncio"])
+def test_the_check_builds_paths_as_servers_do(server: str, tmp_path: Path) -> None:
+    from trio_lifespan._cli._check import request_target  # noqa: PLC0415
+
+    with serve(server, "tests.cli_apps:scope_echo", tmp_path) as running:
+        for target in TARGETS:
+            theirs = request_line_scope(running.url, target)
+            path, raw_path, query = request_target(target)
+            ours = {
+                "path": path,
+                "raw_path": raw_path.decode("latin-1"),
+                "query_string": query.decode("latin-1"),
+            }
+            assert ours == theirs, target
+        running.stop()

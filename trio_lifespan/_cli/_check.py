@@ -11,6 +11,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from .._backend import backend_named
 from .._compat import BaseExceptionGroup
@@ -129,6 +130,16 @@ def _headers(check: Check) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+def request_target(path: str) -> tuple[str, bytes, bytes]:
+    """The scope's ``path``, ``raw_path`` and ``query_string`` for ``path``
+    (``--get PATH``), as uvicorn and hypercorn build them from the request
+    line: what is not ASCII percent-encoded as a client sends it, then the
+    path percent-decoded, ``raw_path`` and the query string as sent."""
+    target = quote(path, safe="/:@!$&'()*+,;=?%~")
+    raw, _, query = target.partition("?")
+    return unquote(raw), raw.encode("ascii"), query.encode("ascii")
+
+
 #: How much of a response's body the report keeps: enough for the reason
 #: a readiness route gives ("migrations pending"), not a whole page.
 BODY_SHOWN = 200
@@ -187,16 +198,16 @@ async def _send(
         The status (``None`` if none came), any problem, and the exception
         the app raised, if it raised one.
     """
-    raw_path, _, query = path.partition("?")
+    decoded, raw_path, query = request_target(path)
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
         "method": method,
         "scheme": "http",
-        "path": raw_path,
-        "raw_path": raw_path.encode(),
-        "query_string": query.encode(),
+        "path": decoded,
+        "raw_path": raw_path,
+        "query_string": query,
         "root_path": "",
         "headers": _headers(check),
         "client": ("127.0.0.1", 0),
