@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -996,3 +997,41 @@ def test_a_requests_path_is_decoded_as_a_server_decodes_it(
             "query_string": scope[2].decode(),
         }
     )
+
+
+def documented_json() -> dict[str, Any]:
+    """The example document of docs/howto/cli.rst."""
+    text = (ROOT / "docs" / "howto" / "cli.rst").read_text()
+    block = text.split("checks a real document against this one, key\nby key)::\n")[1]
+    lines: list[str] = []
+    for line in block.splitlines()[1:]:
+        if line and not line.startswith("    "):
+            break
+        lines.append(line)
+    parsed: dict[str, Any] = json.loads("\n".join(lines))
+    return parsed
+
+
+def same_shape(ours: Any, documented: Any, where: str = "") -> None:
+    """``ours`` has the keys, nesting and types of ``documented``."""
+    kind = type(documented)  # pyright: ignore[reportUnknownVariableType]  # (compared, not narrowed)
+    if documented is None:
+        return
+    assert type(ours) is kind, where
+    if kind is dict:
+        assert sorted(ours) == sorted(documented), where
+        for key in documented:
+            same_shape(ours[key], documented[key], f"{where}.{key}")
+    elif kind is list and documented:
+        assert ours, where
+        for each in ours:
+            same_shape(each, documented[0], f"{where}[]")
+
+
+def test_the_json_document_is_the_documented_one() -> None:
+    status, out = check("tests.cli_apps:not_ready", "--get", "/ready", "--json")
+    assert status == 7
+    document = json.loads(out)
+    documented = documented_json()
+    assert document["version"] == documented["version"] == 1
+    same_shape(document, documented)

@@ -9,6 +9,9 @@ from typing import Any, TextIO
 from .._errors import LifespanNotSupported
 from ._check import EXIT_OK, Response
 
+#: The version of the ``--json`` document (docs/howto/cli.rst shows it).
+JSON_VERSION = 1
+
 
 @dataclass
 class Report:
@@ -133,6 +136,7 @@ class Report:
         """Say how the check ended: its verdict line, or the whole JSON document."""
         if self.as_json:
             document = {
+                "version": JSON_VERSION,
                 "app": self.app or None,
                 "backend": self.backend or None,
                 "ok": status == EXIT_OK,
