@@ -18,6 +18,7 @@ what every session loads).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -70,8 +71,7 @@ def _depending(item: pytest.Item) -> frozenset[int]:
             known[key] = False  # (a cycle: pytest reports it, we need not)
             fixturedef = defs[index]
             known[key] = getattr(fixturedef.func, OURS, False) or any(
-                depends(arg, index - 1 if arg == name else -1)
-                for arg in fixturedef.argnames
+                depends(*argument) for argument in _arguments(name, index, fixturedef)
             )
         return known[key]
 
@@ -231,8 +231,17 @@ class Holder:
     asyncio. It ends when :meth:`stop` asks, or when the app fails.
     """
 
-    def __init__(self, settings: Settings, app: ASGIApp, plugin: AsyncPlugin) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        app: ASGIApp,
+        plugin: AsyncPlugin,
+        made_from: dict[int, str] | None = None,
+    ) -> None:
         self.settings = settings
+        #: What asgi_app was made from, for the test that made it
+        #: (:func:`app_fixtures`).
+        self.made_from = made_from or {}
         self.plugin = plugin
         #: The app, as the asgi_app fixture gave it (for the hints).
         self._loaded: object = app
@@ -247,8 +256,6 @@ class Holder:
         self._app: LifespanApp[Any] | None = None
         self._client: LifespanClient[Any] | None = None
         self._client_error: ModuleNotFoundError | None = None
-        #: What asgi_app was made from, for the test that made it.
-        self.made_from: dict[int, str] = {}
 
     @property
     def app(self) -> LifespanApp[Any]:
@@ -331,6 +338,7 @@ class Holder:
 
         if isinstance(error, LifespanNotASGIApp) and looks_like_factory(self._loaded):
             reference = self.settings.reference
+            factory = getattr(self._loaded, "__name__", "?")
             add_note(
                 error,
                 f"(pytest plugin: if the app is made by calling {reference}, set "
@@ -338,8 +346,7 @@ class Holder:
                 "asgi_app)"
                 if reference is not None and not self.settings.factory
                 else "(pytest plugin: the asgi_app fixture returned the plain "
-                f"function {getattr(self._loaded, '__name__', '?')}: if it makes "
-                f"the app, return {getattr(self._loaded, '__name__', '?')}() "
+                f"function {factory}: if it makes the app, return {factory}() "
                 "instead)",
             )
         elif isinstance(error, LifespanTimeout):
@@ -453,7 +460,6 @@ class Holder:
         """The task: hold the lifespan until told to stop, or until it fails."""
         settings = self.settings
         options = settings.options
-        assert options is not None  # read when the plugin became active
         app = cast("ASGIApp", self._loaded)
         try:
             opened: AbstractAsyncContextManager[LifespanApp[Any] | LifespanClient[Any]]
@@ -533,8 +539,8 @@ class Watch:
         async def hold(
             asgi_app: ASGIApp, request: pytest.FixtureRequest
         ) -> AsyncGenerator[Holder]:
-            holder = Holder(watch.settings, asgi_app, plugin)
-            holder.made_from = app_fixtures(request._pyfuncitem)
+            made_from = app_fixtures(request._pyfuncitem)
+            holder = Holder(watch.settings, asgi_app, plugin, made_from)
             await holder.start()
             watch.holders.append(holder)
             try:
@@ -591,21 +597,16 @@ class Watch:
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
     ) -> Generator[None]:
         function = fixturedef.func
-        item: pytest.Item | None = getattr(request, "_pyfuncitem", None)
-        ours = self.made.get(fixturedef.argname)
-        if ours is not None and item is not None and getattr(function, OURS, False):
-            with ours.setting_up(item):
+        item = request._pyfuncitem
+        if getattr(function, OURS, False):  # ours: not watched; the async ones
+            made_for = self.made.get(fixturedef.argname)  # run by their plugin
+            with made_for.setting_up(item) if made_for else contextlib.nullcontext():
                 yield
             return
-        if (
-            item is None
-            or getattr(function, OURS, False)
-            or not (
-                inspect.iscoroutinefunction(function)
-                or inspect.isasyncgenfunction(function)
-            )
-            or id(fixturedef) not in depending(item)
-        ):
+        if not (
+            inspect.iscoroutinefunction(function)
+            or inspect.isasyncgenfunction(function)
+        ) or id(fixturedef) not in depending(item):
             yield
             return
         # Before the async plugin's own hook (it wraps what it finds here).
@@ -674,9 +675,17 @@ def app_fixtures(item: pytest.Item) -> dict[int, str]:
         if not -len(defs) <= index < 0 or id(defs[index]) in found:
             continue
         found[id(defs[index])] = name
-        argnames: tuple[str, ...] = defs[index].argnames
-        todo += [(arg, index - 1 if arg == name else -1) for arg in argnames]
+        todo += _arguments(name, index, defs[index])
     return found
+
+
+def _arguments(name: str, index: int, fixturedef: Any) -> list[tuple[str, int]]:
+    """The fixtures that the definition of ``name`` at ``index`` (-1 for the
+    one a test gets, -2 for the one it overrides...) takes, each as a name and
+    the index of its definition: an argument of its own name is the one it
+    overrides, any other the one the test gets."""
+    argnames: tuple[str, ...] = fixturedef.argnames
+    return [(arg, index - 1 if arg == name else -1) for arg in argnames]
 
 
 def _taking(

@@ -148,7 +148,7 @@ class Settings:
         reference: str | None,
         factory: bool,
         scope: Scope,
-        options: Options | None,
+        options: Options,
         base_url: str,
         app_dir: str,
     ) -> None:
@@ -159,10 +159,13 @@ class Settings:
         self.base_url = base_url
         self.app_dir = app_dir
 
-    @property
-    def option(self) -> str:
-        """The ini option that names the app."""
-        return "asgi_app_factory" if self.factory else "asgi_app"
+    def in_the_ini(self, problem: object) -> str:
+        """``problem`` (a loader's :class:`UsageError`), said of the ini option
+        that names the app."""
+        option = "asgi_app_factory" if self.factory else "asgi_app"
+        return (
+            f"trio_lifespan: {option} = {self.reference} in the pytest ini: {problem}"
+        )
 
     @classmethod
     def read(cls, config: pytest.Config) -> Settings:
@@ -191,7 +194,9 @@ class Settings:
             reference=(app or factory or None),
             factory=bool(factory),
             scope=scope,
-            options=None,  # read once the plugin is used (activate)
+            # (checked whoever hands over the app: a wrong one is one usage
+            # error when the session starts, however the plugin comes to life)
+            options=_read_options(config),
             base_url=str(config.getini("lifespan_base_url")),
             # The ini file's folder, as documented, whatever --rootdir says.
             app_dir=str(inipath.parent if inipath is not None else config.rootpath),
@@ -279,9 +284,6 @@ class Plugin:
         self._found: object = None
         #: The modules and classes looked at for an asgi_app fixture.
         self._scanned: set[pytest.Collector] = set()
-        # Checked now, whoever hands over the app: a wrong one is one usage
-        # error when the session starts, however the plugin comes to life.
-        settings.options = _read_options(config)
         if settings.reference is not None:
             self.activate()
 
@@ -346,10 +348,7 @@ class Plugin:
                 else make_app(found, settings.reference, factory=False)
             )
         except UsageError as exc:
-            raise pytest.UsageError(
-                f"trio_lifespan: {settings.option} = {settings.reference} in the "
-                f"pytest ini: {exc}"
-            ) from exc.__cause__
+            raise pytest.UsageError(settings.in_the_ini(exc)) from exc.__cause__
 
     def app_from_ini(self) -> ASGIApp:
         """The ini's app (a new one from its factory, for each fixture scope)."""
@@ -370,7 +369,4 @@ class Plugin:
         try:
             return make_app(self._found, settings.reference, factory=True)
         except UsageError as exc:
-            raise RuntimeError(
-                f"trio_lifespan: asgi_app_factory = {settings.reference} in the "
-                f"pytest ini: {exc}"
-            ) from exc.__cause__
+            raise RuntimeError(settings.in_the_ini(exc)) from exc.__cause__
