@@ -40,7 +40,10 @@ def test_the_demo_app_is_the_default_and_asked_for_its_pages() -> None:
     status, out = check()
     assert status == 0
     lines = out.splitlines()
-    assert lines[0] == "checking trio_lifespan._demo:app on trio"
+    assert lines[0] == (
+        "checking trio_lifespan._demo:app on asyncio "
+        "(auto: the app does not use trio, and asyncio is uvicorn's default)"
+    )
     assert re.fullmatch(r"startup   ok  +\d+\.\d ms  state: greeting, pool", lines[1])
     assert re.fullmatch(r"GET       200 +\d+\.\d ms  /  ok", lines[2])
     assert re.fullmatch(r"GET       200 +\d+\.\d ms  /health  ok", lines[3])
@@ -379,6 +382,7 @@ STATUSES = {
     7: ["--get", "/missing"],
     8: ["tests.cli_apps:breaks_protocol"],
     9: ["tests.cli_apps:starlette_crashes", "--get", "/wait"],
+    10: ["tests.cli_apps:asyncio_tasks", "--backend", "trio"],
 }
 
 
@@ -569,23 +573,44 @@ def test_json_usage_error_before_the_command_is_read() -> None:
 
 
 @pytest.mark.parametrize(
-    ("app", "status"), [("asyncio_tasks", 3), ("asyncio_awaits", 5)]
+    ("app", "phase", "error"),
+    [
+        ("asyncio_tasks", "startup", "RuntimeError: no running event loop"),
+        ("asyncio_awaits", "startup", "LifespanNotSupported: "),
+    ],
 )
-def test_an_asyncio_only_app_on_trio_is_told_to_try_asyncio(
-    app: str, status: int
+def test_an_asyncio_only_app_forced_on_trio_is_a_wrong_backend(
+    app: str, phase: str, error: str
 ) -> None:
-    got, out = check(f"tests.cli_apps:{app}")
-    assert got == status
+    got, out = check(f"tests.cli_apps:{app}", "--backend", "trio")
+    assert got == 10
+    assert f"{phase:<9} FAILED  the app needs asyncio, not trio: {error}" in out
     assert "hint      the app seems to need asyncio: try --backend asyncio\n" in out
     assert check(f"tests.cli_apps:{app}", "--backend", "asyncio")[0] == 0
+    got, out = check(f"tests.cli_apps:{app}", "--backend", "trio", "--json")
+    document = json.loads(out)
+    assert document["exit_status"] == 10
+    assert document["error"]["type"] == "WrongBackend"
+    assert document["error"]["needs"] == "asyncio"
+    assert document["error"]["message"].startswith("the app needs asyncio, not trio: ")
 
 
 def test_a_request_that_needs_asyncio_gets_the_hint_once() -> None:
-    status, out = check("tests.cli_apps:asyncio_handler", "--get", "/", "--get", "/")
-    assert status == 7
-    assert out.count("hint") == 1
     status, out = check(
-        "tests.cli_apps:asyncio_handler", "--get", "/", "--get", "/", "--json"
+        "tests.cli_apps:asyncio_handler", "--backend", "trio", "--get", "/", "--get", "/"
+    )
+    assert status == 10
+    assert out.count("hint") == 1
+    assert "/  FAILED: the app needs asyncio, not trio: " in out
+    status, out = check(
+        "tests.cli_apps:asyncio_handler",
+        "--backend",
+        "trio",
+        "--get",
+        "/",
+        "--get",
+        "/",
+        "--json",
     )
     assert json.loads(out)["hints"] == [
         "the app seems to need asyncio: try --backend asyncio"
@@ -597,7 +622,7 @@ def test_the_hint_looks_through_causes_contexts_and_groups() -> None:
     group = BaseExceptionGroup("several", [ValueError("x"), inner])
     outer = KeyError("wrapped")
     outer.__cause__ = outer.__context__ = group
-    checked = _check.Check([], None, 1, 1, 1, False, False)
+    checked = _check.Check([], 1, 1, 1, False, False)
     assert _check.hint_for(outer, checked) == (
         "the app seems to need asyncio: try --backend asyncio"
     )
@@ -725,7 +750,9 @@ def test_ctrl_c_is_one_line_and_status_130(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_cli, "check_on", interrupted)
-    status, out = check("--get", "/", *(["--json"] if as_json else []))
+    status, out = check(
+        "--backend", "trio", "--get", "/", *(["--json"] if as_json else [])
+    )
     assert status == 130
     assert capsys.readouterr().err == "trio-lifespan: interrupted (Ctrl-C)\n"
     if as_json:
@@ -779,17 +806,17 @@ def test_requests_with_methods_headers_and_data() -> None:
     cli_apps.echoed.clear()
     status, out = check(
         "tests.cli_apps:echo",
-        "--request",
-        "post",
-        "/items",
-        "--get",
-        "/items?page=2",
         "--header",
         "Content-Type: application/json",
         "--header",
         "host:example.com",
         "--data",
         '{"name": "é"}',
+        "--request",
+        "post",
+        "/items",
+        "--get",
+        "/items?page=2",
     )
     assert status == 0, out
     assert re.search(r"^POST      201 +\d+\.\d ms  /items  ok$", out, re.MULTILINE)
@@ -811,18 +838,18 @@ def test_a_given_content_length_is_kept_and_statuses_apply() -> None:
     cli_apps.echoed.clear()
     status, out = check(
         "tests.cli_apps:echo",
-        "--request",
-        "PUT",
-        "/x",
-        "--request",
-        "POST",
-        "/x",
         "--data",
         "abc",
         "--header",
         "Content-Length: 3",
         "--expect",
         "200",
+        "--request",
+        "PUT",
+        "/x",
+        "--request",
+        "POST",
+        "/x",
         "--json",
     )
     assert status == 7
@@ -838,8 +865,8 @@ def test_a_given_content_length_is_kept_and_statuses_apply() -> None:
 
 MESSAGES = [
     pytest.param(
-        ["check", "tests.cli_apps:asyncio_tasks"],
-        3,
+        ["check", "tests.cli_apps:asyncio_tasks", "--backend", "trio"],
+        10,
         "hint      the app seems to need asyncio: try --backend asyncio",
         id="asyncio-only app on trio",
     ),
@@ -938,7 +965,7 @@ MESSAGES = [
             "201",
         ],
         2,
-        "argument --expect: given twice: give it once",
+        "argument --expect: given twice for --get /: give it once",
         id="--expect given twice",
     ),
     pytest.param(

@@ -17,13 +17,16 @@ import contextlib
 import re
 import sys
 import traceback
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 from .._load import DEMO_APP, UsageError, load_app, looks_like_factory
 from .._options import parse_seconds
 from .._version import __version__
-from ._check import EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, Check, check_on
+from ._auto import choose
+from ._check import Check, Request, check_on
+from ._exits import EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE
 from ._report import Report
 
 if TYPE_CHECKING:
@@ -115,7 +118,18 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def _request(option: str, method: str, path: str) -> str | None:
+def _expected_header(text: str) -> tuple[str, str | None]:
+    """``NAME:VALUE`` (that value) or ``NAME`` (any value); else a usage error."""
+    if ":" in text:
+        return _header(text)
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a header: give NAME (any value) or NAME:VALUE"
+        )
+    return text, None
+
+
+def _problem(option: str, method: str, path: str) -> str | None:
     """What is wrong with the request ``method path``, or ``None``."""
     if not re.fullmatch(r"[A-Za-z]+", method):
         return f"argument {option}: {method!r} is not an HTTP method (GET, POST...)"
@@ -127,6 +141,120 @@ def _request(option: str, method: str, path: str) -> str | None:
         fixed = (url.path or "/") + (f"?{url.query}" if url.query else "")
         return f"argument {option}: {path!r} is a URL: give its path, {shown} {fixed}"
     return f"argument {option}: {path!r} must start with /, as in {shown} /{path}"
+
+
+@dataclass
+class _Scope:
+    """The request options given before any request (``request`` is
+    ``None``: they apply to every request) or after one (they are its own)."""
+
+    request: tuple[str, str, str] | None = None  # option, METHOD, PATH
+    given: set[str] = field(default_factory=set[str])
+    values: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    def named(self) -> str:
+        if self.request is None:
+            return "before any request"
+        option, method, path = self.request
+        return f"for {'--get' if option == '--get' else option + ' ' + method} {path}"
+
+
+def _scopes(namespace: argparse.Namespace) -> list[_Scope]:
+    scopes: list[_Scope] = namespace.__dict__.setdefault("_scopes", [_Scope()])
+    return scopes
+
+
+class _NewRequest(argparse.Action):
+    """``--get PATH``, ``--request METHOD PATH`` or ``--request 'METHOD PATH'``:
+    a request, to which the request options after it belong."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        option = option_string or "--request"
+        if option == "--get":
+            method, path = "GET", str(values)
+        else:
+            words: list[str] = list(values)
+            if len(words[0].split()) == 2:  # --request 'POST /items'
+                (method, path), rest = words[0].split(), words[1:]
+            elif len(words) >= 2:
+                (method, path), rest = words[:2], words[2:]
+            else:
+                raise argparse.ArgumentError(
+                    self,
+                    f"{words[0]!r}: give METHOD PATH, as in --request POST /items "
+                    "or --request 'POST /items'",
+                )
+            # (the app's reference may follow: nargs="+" took it too)
+            namespace.__dict__.setdefault("_stray", []).extend(rest)
+        problem = _problem(option, method, path)
+        if problem:
+            raise argparse.ArgumentError(None, problem)
+        _scopes(namespace).append(_Scope((option, method.upper(), path)))
+
+
+class _ForRequest(argparse.Action):
+    """A request option: for every request when given before the first one,
+    else for the request it follows. Given twice for the same one: a usage
+    error, unless it is one that adds (``--header``, ``--expect-header``)."""
+
+    adds = False
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        scope = _scopes(namespace)[-1]
+        if self.adds:
+            scope.values.setdefault(self.dest, []).append(values)
+            return
+        if self.dest in scope.given:
+            raise argparse.ArgumentError(
+                self, f"given twice {scope.named()}: give it once"
+            )
+        scope.given.add(self.dest)
+        scope.values[self.dest] = values
+
+
+class _AddsForRequest(_ForRequest):
+    adds = True
+
+
+def _requests(scopes: list[_Scope]) -> list[Request]:
+    """The requests, each with its own options over the ones for every request."""
+    every = scopes[0].values
+    made: list[Request] = []
+    for scope in scopes[1:]:
+        assert scope.request is not None  # (only the first has none)
+        _, method, path = scope.request
+        own = scope.values
+
+        def pairs(name: str, own: dict[str, Any] = own) -> list[Any]:
+            mine: list[tuple[str, Any]] = own.get(name, [])
+            names = {n.lower() for n, _ in mine}
+            kept = [p for p in every.get(name, []) if p[0].lower() not in names]
+            return kept + mine
+
+        made.append(
+            Request(
+                method,
+                path,
+                expect=own.get("expect", every.get("expect")),
+                headers=pairs("header"),
+                body=own.get("data", every.get("data", b"")),
+                expect_headers=pairs("expect_header"),
+                expect_body=own.get("expect_body", every.get("expect_body")),
+            )
+        )
+    return made
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,52 +299,68 @@ def build_parser() -> argparse.ArgumentParser:
         action=_Once,
         help="a folder to import the app from, put first on sys.path (default: .)",
     )
-    check.add_argument(
+    requests = check.add_argument_group(
+        "requests",
+        "Sent in order once the app has started. The request options below "
+        "apply to every request when given before the first one, and to one "
+        "request when given after it (until the next --get or --request).",
+    )
+    requests.add_argument(
         "--get",
-        action="append",
-        dest="requests",
-        type=lambda path: ("GET", path),
+        action=_NewRequest,
         metavar="PATH",
-        help="send GET PATH once the app has started (repeatable; in order)",
+        help="send GET PATH (repeatable)",
     )
-    check.add_argument(
+    requests.add_argument(
         "--request",
-        action="append",
-        dest="requests",
-        nargs=2,
-        metavar=("METHOD", "PATH"),
-        help="send METHOD PATH (repeatable; in order with --get)",
+        action=_NewRequest,
+        nargs="+",
+        metavar="'METHOD PATH'",
+        help="send METHOD PATH: --request POST /items or --request 'POST /items'",
     )
-    check.add_argument(
+    requests.add_argument(
         "--header",
-        action="append",
-        default=[],
+        action=_AddsForRequest,
         type=_header,
         metavar="NAME:VALUE",
-        help="a header sent with every request (repeatable)",
+        help="a header to send (repeatable)",
     )
-    check.add_argument(
+    requests.add_argument(
         "--data",
-        default=b"",
-        action=_Once,
+        action=_ForRequest,
         type=_data,
         metavar="TEXT",
-        help="the body sent with every request, as UTF-8",
+        help="the body to send, as UTF-8",
     )
-    check.add_argument(
+    requests.add_argument(
         "--expect",
         type=_status,
-        action=_Once,
-        default=None,
+        action=_ForRequest,
         metavar="STATUS",
-        help="the status every request must get (default: any 2xx or 3xx)",
+        help="the status the response must have (default: any 2xx or 3xx)",
+    )
+    requests.add_argument(
+        "--expect-header",
+        type=_expected_header,
+        action=_AddsForRequest,
+        metavar="NAME[:VALUE]",
+        help="a header the response must have, with that value if given (repeatable)",
+    )
+    requests.add_argument(
+        "--expect-body",
+        action=_ForRequest,
+        metavar="TEXT",
+        help="text the response's body must contain",
     )
     check.add_argument(
         "--backend",
-        choices=("trio", "asyncio"),
+        choices=("auto", "trio", "asyncio"),
         action=_Once,
-        default="trio",
-        help="the event loop library to run the app on (default: trio)",
+        default="auto",
+        help=(
+            "the event loop library to run the app on (default: auto: trio if "
+            "the app uses trio, else asyncio)"
+        ),
     )
     for phase in ("startup", "shutdown"):
         check.add_argument(
@@ -279,9 +423,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return _run(argv, report)
     except _ParserError as exc:
         exc.parser.print_usage(sys.stderr)
-        return _usage_error(report, str(exc), exc.parser.prog)
+        hint = f"'{exc.parser.prog} --help' lists the options"
+        return _usage_error(report, str(exc), hint, exc.parser.prog)
     except UsageError as exc:
-        return _usage_error(report, str(exc))
+        hint = (
+            "--traceback shows where it failed"
+            if exc.__cause__ is not None
+            else "name the app as uvicorn does, module:attribute, with --app-dir "
+            "DIR for the folder to import it from (and --factory for a function "
+            "that makes it)"
+        )
+        return _usage_error(report, str(exc), hint)
     except KeyboardInterrupt:
         print("trio-lifespan: interrupted (Ctrl-C)", file=sys.stderr)
         if as_json:
@@ -290,10 +442,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _usage_error(report: Report, message: str, prog: str = "trio-lifespan") -> int:
+def _usage_error(
+    report: Report, message: str, hint: str, prog: str = "trio-lifespan"
+) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
     if report.as_json:
-        report.usage_error(message)
+        report.usage_error(message, hint)
         report.finish(EXIT_USAGE)
     return EXIT_USAGE
 
@@ -305,50 +459,48 @@ def _run(argv: list[str], report: Report) -> int:
     check_parser: argparse.ArgumentParser = args.command_parser
     if extra:  # the command's usage, not the program's
         check_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    stray: list[str] = vars(args).get("_stray", [])
+    if stray and args.app is None and ":" in stray[0]:
+        args.app = stray.pop(0)  # (after --request METHOD PATH, nargs="+" took it)
+    if stray:
+        check_parser.error(f"unrecognized arguments: {' '.join(stray)}")
     reference = args.app or DEMO_APP
-    report.app, report.backend = reference, args.backend
-    given: list[tuple[str, str]] = []
-    parsed: list[tuple[str, str] | list[str]] = args.requests or []
-    for request in parsed:  # --get: ("GET", PATH); --request: [METHOD, PATH]
-        option = "--get" if isinstance(request, tuple) else "--request"
-        method, path = request[0], request[1]
-        problem = _request(option, method, path)
-        if problem:
-            check_parser.error(problem)
-        given.append((method.upper(), path))
-    requests = given or ([] if args.app else [("GET", "/"), ("GET", "/health")])
+    report.app = reference
+    scopes = _scopes(args)
+    requests = _requests(scopes)
+    if not requests and not args.app:  # the demo's pages
+        pages = [_Scope(("--get", "GET", page)) for page in ("/", "/health")]
+        requests = _requests([scopes[0], *pages])
     if not requests:
-        for name, used in [
-            ("--expect", args.expect is not None),
-            ("--header", args.header),
-            ("--data", args.data),
-        ]:
-            if used:
-                check_parser.error(
-                    f"{name} applies to the requests, and none is sent: "
-                    "add --get PATH or --request METHOD PATH"
-                )
+        for dest in scopes[0].values:
+            check_parser.error(
+                f"--{dest.replace('_', '-')} applies to the requests, and none is "
+                "sent: add --get PATH or --request METHOD PATH"
+            )
+    before = set(sys.modules)
     try:
         app = load_app(reference, factory=args.factory, app_dir=args.app_dir)
     except UsageError as exc:
         if args.traceback and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__, file=sys.stderr)
         raise
-    report.say(f"checking {reference} on {args.backend}")
+    backend, why = args.backend, ""
+    if backend == "auto":
+        backend, why = choose(reference, app, set(sys.modules) - before)
+    report.backend, report.backend_reason = backend, why
+    chosen = f" (auto: {why})" if why else ""
+    report.say(f"checking {reference} on {backend}{chosen}")
     check = Check(
         requests=requests,
-        expect=args.expect,
         startup_timeout=args.startup_timeout,
         shutdown_timeout=args.shutdown_timeout,
         request_timeout=args.request_timeout,
         allow_unsupported=args.allow_unsupported,
         show_traceback=args.traceback,
-        headers=args.header,
-        body=args.data,
-        backend=args.backend,
+        backend=backend,
         maybe_factory=not args.factory and looks_like_factory(app),
     )
-    status = check_on(args.backend, app, check, report)
+    status = check_on(backend, app, check, report)
     report.finish(status)
     return status
 

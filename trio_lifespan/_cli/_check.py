@@ -24,40 +24,59 @@ from .._errors import (
 )
 from .._exceptions import members
 from .._open import open_lifespan
+from ._exits import (
+    EXIT_BAD_STATUS,
+    EXIT_CRASHED,
+    EXIT_NOT_SUPPORTED,
+    EXIT_OK,
+    EXIT_PROTOCOL,
+    EXIT_SHUTDOWN_FAILED,
+    EXIT_STARTUP_FAILED,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    EXIT_WRONG_BACKEND,
+)
 
 if TYPE_CHECKING:
     from .._backend import Backend
     from .._types import ASGIApp, Message
     from ._report import Report
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_STARTUP_FAILED = 3
-EXIT_SHUTDOWN_FAILED = 4
-EXIT_NOT_SUPPORTED = 5
-EXIT_TIMEOUT = 6
-EXIT_BAD_STATUS = 7
-EXIT_PROTOCOL = 8
-EXIT_CRASHED = 9
-#: A check stopped by Ctrl-C: 128 + SIGINT, as shells say it.
-EXIT_INTERRUPTED = 130
-
-EXIT_STATUSES = f"""\
-exit statuses:
-  {EXIT_OK}  the app started, answered as expected, and shut down cleanly
-  {EXIT_USAGE}  bad usage: wrong options, or the app could not be imported or called
-  {EXIT_STARTUP_FAILED}  the app's startup failed
-  {EXIT_SHUTDOWN_FAILED}  the app's shutdown failed
-  {EXIT_NOT_SUPPORTED}  the app does not support the lifespan protocol
-     (see --allow-unsupported)
-  {EXIT_TIMEOUT}  the startup, the shutdown or a request took too long
-  {EXIT_BAD_STATUS}  a request got an unexpected status, or raised
-  {EXIT_PROTOCOL}  the app broke the ASGI lifespan protocol
-  {EXIT_CRASHED}  the app's lifespan crashed while it was running (after its startup)
-  {EXIT_INTERRUPTED}  stopped by Ctrl-C
-"""
-
 TIMED_OUT = "no response in time (see --request-timeout)"
+
+
+@dataclass
+class Request:
+    """One request to send, and what its response must be.
+
+    Attributes:
+        method: ``GET``, ``POST``...
+        path: The path (and query string) as given.
+        expect: The status it must get; ``None`` for any 2xx or 3xx.
+        headers: Headers to send, ``(name, value)``.
+        body: The body to send.
+        expect_headers: Headers the response must have: ``(name, value)``,
+            or ``(name, None)`` for any value.
+        expect_body: Text the response's body must contain, if any.
+    """
+
+    method: str
+    path: str
+    expect: int | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
+    body: bytes = b""
+    expect_headers: list[tuple[str, str | None]] = field(
+        default_factory=list[tuple[str, "str | None"]]
+    )
+    expect_body: str | None = None
+
+    def expected(self) -> dict[str, Any]:
+        """What the response must be, as the JSON report says it."""
+        return {
+            "status": self.expect,
+            "headers": [list(pair) for pair in self.expect_headers],
+            "body": self.expect_body,
+        }
 
 
 @dataclass
@@ -65,29 +84,23 @@ class Check:
     """What to check, from the command line.
 
     Attributes:
-        requests: The requests to send, in order: ``(method, path)``.
-        expect: The status every request must get; ``None`` for any 2xx or 3xx.
+        requests: The requests to send, in order, each with its expectations.
         startup_timeout: The startup's limit in seconds (``math.inf``: none).
         shutdown_timeout: The shutdown's limit in seconds (``math.inf``: none).
         request_timeout: Each request's limit in seconds (``math.inf``: none).
         allow_unsupported: Whether an app without lifespan support still runs.
         show_traceback: Whether an error's traceback goes to stderr.
-        headers: Headers sent with every request, ``(name, value)``.
-        body: The body sent with every request.
         backend: The library the app runs on (for the hints).
         maybe_factory: Whether the app is a plain function that was not
             called: if it cannot be run, ``--factory`` is suggested.
     """
 
-    requests: list[tuple[str, str]]
-    expect: int | None
+    requests: list[Request]
     startup_timeout: float
     shutdown_timeout: float
     request_timeout: float
     allow_unsupported: bool
     show_traceback: bool
-    headers: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
-    body: bytes = b""
     backend: str = "trio"
     maybe_factory: bool = False
 
@@ -108,14 +121,10 @@ def check_on(library: str, app: ASGIApp, check: Check, report: Report) -> int:
     return backend.run(lambda: run_check(app, check, report, backend))
 
 
-def _expected(status: int, expect: int | None) -> bool:
-    return status == expect if expect is not None else 200 <= status < 400
-
-
-def _headers(check: Check) -> list[tuple[bytes, bytes]]:
+def _headers(request: Request) -> list[tuple[bytes, bytes]]:
     """The request's headers: the defaults, then ``--header`` (which win), then
     the body's length."""
-    given = {name.lower() for name, _ in check.headers}
+    given = {name.lower() for name, _ in request.headers}
     headers = [
         (name.encode("latin-1"), value.encode("latin-1"))
         for name, value in [("host", "localhost"), ("user-agent", "trio-lifespan")]
@@ -123,10 +132,10 @@ def _headers(check: Check) -> list[tuple[bytes, bytes]]:
     ]
     headers += [
         (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in check.headers
+        for name, value in request.headers
     ]
-    if check.body and "content-length" not in given:
-        headers.append((b"content-length", str(len(check.body)).encode()))
+    if request.body and "content-length" not in given:
+        headers.append((b"content-length", str(len(request.body)).encode()))
     return headers
 
 
@@ -154,11 +163,24 @@ class Response:
     start: bytes = b""
     #: The whole body's length.
     length: int = 0
+    #: Bytes the body must contain (``--expect-body``), and whether it does:
+    #: looked for as the body comes, keeping only a needle's length of it.
+    needle: bytes = b""
+    found: bool = False
+    _tail: bytes = b""
 
     def add(self, chunk: bytes) -> None:
         if len(self.start) <= BODY_SHOWN:
             self.start += chunk[: BODY_SHOWN + 1 - len(self.start)]
         self.length += len(chunk)
+        if self.needle and not self.found:
+            seen = self._tail + chunk
+            self.found = self.needle in seen
+            self._tail = seen[len(seen) - len(self.needle) + 1 :]
+
+    def header_values(self, name: str) -> list[str]:
+        """The values of the response's headers called ``name`` (any case)."""
+        return [v for n, v in self.headers if n.lower() == name.lower()]
 
     def text(self) -> str | None:
         """The body's start as text, ``...`` if it goes on; ``None`` if binary."""
@@ -185,31 +207,30 @@ class Response:
 
 async def _send(
     app: ASGIApp,
-    method: str,
-    path: str,
+    request: Request,
     check: Check,
     backend: Backend,
     *,
     response: Response,
 ) -> tuple[int | None, str, BaseException | None]:
-    """Send ``method path`` through ``app``; what came back goes in ``response``.
+    """Send ``request`` through ``app``; what came back goes in ``response``.
 
     Returns:
         The status (``None`` if none came), any problem, and the exception
         the app raised, if it raised one.
     """
-    decoded, raw_path, query = request_target(path)
+    decoded, raw_path, query = request_target(request.path)
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
-        "method": method,
+        "method": request.method,
         "scheme": "http",
         "path": decoded,
         "raw_path": raw_path,
         "query_string": query,
         "root_path": "",
-        "headers": _headers(check),
+        "headers": _headers(request),
         "client": ("127.0.0.1", 0),
         "server": ("localhost", 80),
     }
@@ -221,7 +242,7 @@ async def _send(
         nonlocal requested
         if not requested:
             requested = True
-            return {"type": "http.request", "body": check.body, "more_body": False}
+            return {"type": "http.request", "body": request.body, "more_body": False}
         await finished.wait()
         return {"type": "http.disconnect"}
 
@@ -260,6 +281,27 @@ async def _send(
     return status[0], "", None
 
 
+def verdict(request: Request, status: int, response: Response) -> str:
+    """What is wrong with ``response`` (status ``status``) for ``request``;
+    ``""`` if it is what was expected."""
+    wrong: list[str] = []
+    if request.expect is None:
+        if not 200 <= status < 400:
+            wrong.append("expected 2xx or 3xx")
+    elif status != request.expect:
+        wrong.append(f"expected {request.expect}")
+    for name, value in request.expect_headers:
+        got = response.header_values(name)
+        if value is None and not got:
+            wrong.append(f"expected a {name} header; none came")
+        elif value is not None and value not in got:
+            came = ", ".join(map(repr, got)) if got else "none came"
+            wrong.append(f"expected {name}: {value}; got {came}")
+    if request.expect_body is not None and not response.found:
+        wrong.append(f"expected the body to contain {request.expect_body!r}")
+    return "; ".join([*wrong, response.summary()]) if wrong else ""
+
+
 async def run_check(
     app: ASGIApp, check: Check, report: Report, backend: Backend
 ) -> int:
@@ -294,23 +336,20 @@ async def run_check(
             )
             phase = "requests"
             start = time.perf_counter()
-            for method, path in check.requests:
+            for request in check.requests:
                 began = time.perf_counter()
-                response = Response()
+                response = Response(needle=(request.expect_body or "").encode())
                 status, problem, raised = await _send(
-                    wrapped, method, path, check, backend, response=response
+                    wrapped, request, check, backend, response=response
                 )
-                ok = (
-                    not problem
-                    and status is not None
-                    and _expected(status, check.expect)
-                )
-                if not problem and not ok:
-                    wanted = check.expect if check.expect is not None else "2xx or 3xx"
-                    problem = f"expected {wanted}; {response.summary()}"
+                needs = needs_other(raised, check.backend) if raised else None
+                if needs:
+                    problem = f"the app needs {needs}, not {check.backend}: {problem}"
+                elif not problem and status is not None:
+                    problem = verdict(request, status, response)
+                ok = not problem
                 report.request(
-                    method,
-                    path,
+                    request,
                     status=status,
                     ok=ok,
                     seconds=time.perf_counter() - began,
@@ -323,14 +362,21 @@ async def run_check(
                         traceback.print_exception(raised, file=sys.stderr)
                 if not ok:
                     failures.add(
-                        EXIT_TIMEOUT if problem == TIMED_OUT else EXIT_BAD_STATUS
+                        EXIT_WRONG_BACKEND
+                        if needs
+                        else EXIT_TIMEOUT
+                        if problem == TIMED_OUT
+                        else EXIT_BAD_STATUS
                     )
             phase = "shutdown"
             start = time.perf_counter()
         report.phase("shutdown", time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - the app's failure, reported
         status, phase = _classify(exc, phase)
-        report.failure(phase, exc, time.perf_counter() - start)
+        needs = None if status == EXIT_TIMEOUT else needs_other(exc, check.backend)
+        if needs:
+            status = EXIT_WRONG_BACKEND
+        report.failure(phase, exc, time.perf_counter() - start, needs=needs)
         report.hint(hint_for(exc, check))
         if check.show_traceback:
             traceback.print_exception(exc, file=sys.stderr)
@@ -361,8 +407,18 @@ def _classify(exc: Exception, phase: str) -> tuple[int, str]:
     return EXIT_SHUTDOWN_FAILED, "shutdown"
 
 
-#: What an asyncio-only app says when it runs on trio.
-_ASYNCIO_ONLY = ("unrecognized yield message", "no running event loop")
+#: What an app says when it runs on a library other than the one it needs:
+#: for each library needed, the texts of its errors on the other one.
+_SAYS_IT_NEEDS = {
+    # trio's "received unrecognized yield message", asyncio's own message
+    "asyncio": ("unrecognized yield message", "no running event loop"),
+    # trio's, when its functions run on asyncio; asyncio's, for trio's traps
+    "trio": (
+        "must be called from async context",
+        "'RunContext' object has no attribute 'runner'",
+        "Task got bad yield: <class 'trio.",
+    ),
+}
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -380,14 +436,22 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return list(seen.values())
 
 
+def needs_other(exc: BaseException, running: str) -> str | None:
+    """The library ``exc`` says the app needs, if not ``running``; else ``None``."""
+    other = "asyncio" if running == "trio" else "trio"
+    texts = _SAYS_IT_NEEDS[other]
+    if any(text in str(one) for one in _chain(exc) for text in texts):
+        return other
+    return None
+
+
 def hint_for(exc: BaseException, check: Check) -> str:
     """What to try when ``exc`` ended the check or a request; ``""`` if nothing."""
     if isinstance(exc, LifespanNotASGIApp) and check.maybe_factory:
         return "if the app is made by calling that function, pass --factory"
     if isinstance(exc, LifespanTimeout):  # (its message speaks the Python API)
         return f"the limit is --{exc.phase}-timeout SECONDS here (none waits for ever)"
-    if check.backend == "trio" and any(
-        text in str(one) for one in _chain(exc) for text in _ASYNCIO_ONLY
-    ):
-        return "the app seems to need asyncio: try --backend asyncio"
+    needs = needs_other(exc, check.backend)
+    if needs:
+        return f"the app seems to need {needs}: try --backend {needs}"
     return ""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._errors import LifespanNotSupported
-from ._check import EXIT_OK, Response
+from ._exits import EXIT_OK
+
+if TYPE_CHECKING:
+    from ._check import Request, Response
 
 #: The version of the ``--json`` document (docs/howto/cli.rst shows it).
 JSON_VERSION = 1
@@ -21,6 +24,8 @@ class Report:
         app: The app's reference, as the command line named it (``""``
             until the command line is read).
         backend: The library the app runs on (``""`` until then).
+        backend_reason: Why ``--backend auto`` chose it; ``""`` if the
+            command line named it.
         as_json: Whether to print one JSON document at the end instead of lines.
         out: Where to print.
         phases: ``startup`` and ``shutdown``: how each went.
@@ -33,6 +38,7 @@ class Report:
     backend: str
     as_json: bool
     out: TextIO
+    backend_reason: str = ""
     phases: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     requests: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
     error: dict[str, Any] | None = None
@@ -63,8 +69,7 @@ class Report:
 
     def request(
         self,
-        method: str,
-        path: str,
+        request: Request,
         *,
         status: int | None,
         ok: bool,
@@ -72,20 +77,21 @@ class Report:
         problem: str,
         response: Response | None = None,
     ) -> None:
-        """Record one request, ``method path``.
+        """Record one request.
 
         Args:
-            method: The request's method: ``GET``, ``POST``...
-            path: The path asked for.
+            request: The request, with what was expected of it.
             status: The status the app sent, or ``None`` if it sent none.
             ok: Whether the request went as expected.
             seconds: How long it took.
             problem: What went wrong, or ``""``.
             response: What came back, if a response started.
         """
+        method, path = request.method, request.path
         entry: dict[str, Any] = {
             "method": method,
             "path": path,
+            "expect": request.expected(),
             "status": status,
             "ok": ok,
             "seconds": seconds,
@@ -103,14 +109,25 @@ class Report:
         verdict = "ok" if ok else f"FAILED: {problem}"
         self.say(f"{method:<9} {shown:<4}{_ms(seconds)}  {path}  {verdict}")
 
-    def failure(self, phase: str, exc: BaseException, seconds: float) -> None:
+    def failure(
+        self, phase: str, exc: BaseException, seconds: float, needs: str | None = None
+    ) -> None:
         """Record the failure that ended the check, in ``phase``, ``seconds``
-        after the phase began."""
+        after the phase began; ``needs`` names the library the app needs, if
+        the failure says it runs on the wrong one."""
         message = str(exc)
         if isinstance(exc, LifespanNotSupported):  # say it as the option
             message = message.replace("allow_unsupported=True", "--allow-unsupported")
         text = f"{type(exc).__name__}: {message}"
         self.error = {"phase": phase, "type": type(exc).__name__, "message": message}
+        if needs:
+            text = f"the app needs {needs}, not {self.backend}: {text}"
+            self.error = {
+                "phase": phase,
+                "type": "WrongBackend",
+                "message": text,
+                "needs": needs,
+            }
         self.phases.setdefault(phase, {"ok": False, "seconds": seconds})
         self.say(f"{phase:<9} FAILED  {text}")
 
@@ -120,9 +137,11 @@ class Report:
             self.hints.append(text)
             self.say(f"{'hint':<9} {text}")
 
-    def usage_error(self, message: str) -> None:
-        """Record that the command line or the app could not be used."""
+    def usage_error(self, message: str, hint: str) -> None:
+        """Record that the command line or the app could not be used, and
+        what to try."""
         self.error = {"phase": "usage", "type": "UsageError", "message": message}
+        self.hint(hint)
 
     def interrupted(self) -> None:
         """Record that Ctrl-C stopped the check."""
@@ -139,6 +158,7 @@ class Report:
                 "version": JSON_VERSION,
                 "app": self.app or None,
                 "backend": self.backend or None,
+                "backend_auto": self.backend_reason or None,
                 "ok": status == EXIT_OK,
                 "exit_status": status,
                 "startup": self.phases.get("startup"),
