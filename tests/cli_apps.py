@@ -212,7 +212,8 @@ echoed: list[dict[str, Any]] = []
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
-    """Records each request; answers 201 to a POST, 200 to anything else."""
+    """Records each request; answers 201 to a POST, 200 to anything else,
+    with an ``x-seen: yes`` header."""
     if scope["type"] == "lifespan":
         await _lifespan(scope, receive, send)
         return
@@ -226,7 +227,8 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     status = 201 if scope["method"] == "POST" else 200
-    await send({"type": "http.response.start", "status": status, "headers": []})
+    headers = [(b"x-seen", b"yes")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -234,6 +236,13 @@ async def asyncio_handler(scope: Scope, receive: Receive, send: Send) -> None:
     """Starts on any library, but its requests need asyncio."""
     if scope["type"] == "http":
         await asyncio.sleep(0)  # on trio: "unrecognized yield message"
+    await good(scope, receive, send)
+
+
+async def trio_handler(scope: Scope, receive: Receive, send: Send) -> None:
+    """Starts on any library, but its requests need trio."""
+    if scope["type"] == "http":
+        trio.current_time()  # on asyncio: "must be called from async context"
     await good(scope, receive, send)
 
 

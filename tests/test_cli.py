@@ -576,7 +576,7 @@ def test_json_usage_error_before_the_command_is_read() -> None:
     ("app", "phase", "error"),
     [
         ("asyncio_tasks", "startup", "RuntimeError: no running event loop"),
-        ("asyncio_awaits", "startup", "LifespanNotSupported: "),
+        ("asyncio_awaits", "startup", "TypeError: trio.run received unrecognized"),
     ],
 )
 def test_an_asyncio_only_app_forced_on_trio_is_a_wrong_backend(
@@ -597,7 +597,13 @@ def test_an_asyncio_only_app_forced_on_trio_is_a_wrong_backend(
 
 def test_a_request_that_needs_asyncio_gets_the_hint_once() -> None:
     status, out = check(
-        "tests.cli_apps:asyncio_handler", "--backend", "trio", "--get", "/", "--get", "/"
+        "tests.cli_apps:asyncio_handler",
+        "--backend",
+        "trio",
+        "--get",
+        "/",
+        "--get",
+        "/",
     )
     assert status == 10
     assert out.count("hint") == 1

@@ -17,6 +17,7 @@ from .._backend import backend_named
 from .._compat import BaseExceptionGroup
 from .._errors import (
     LifespanCrashed,
+    LifespanError,
     LifespanNotASGIApp,
     LifespanNotSupported,
     LifespanProtocolError,
@@ -176,7 +177,7 @@ class Response:
         if self.needle and not self.found:
             seen = self._tail + chunk
             self.found = self.needle in seen
-            self._tail = seen[len(seen) - len(self.needle) + 1 :]
+            self._tail = seen[max(0, len(seen) - len(self.needle) + 1) :]
 
     def header_values(self, name: str) -> list[str]:
         """The values of the response's headers called ``name`` (any case)."""
@@ -295,8 +296,8 @@ def verdict(request: Request, status: int, response: Response) -> str:
         if value is None and not got:
             wrong.append(f"expected a {name} header; none came")
         elif value is not None and value not in got:
-            came = ", ".join(map(repr, got)) if got else "none came"
-            wrong.append(f"expected {name}: {value}; got {came}")
+            came = "got " + ", ".join(map(repr, got)) if got else "none came"
+            wrong.append(f"expected {name}: {value}; {came}")
     if request.expect_body is not None and not response.found:
         wrong.append(f"expected the body to contain {request.expect_body!r}")
     return "; ".join([*wrong, response.summary()]) if wrong else ""
@@ -342,9 +343,11 @@ async def run_check(
                 status, problem, raised = await _send(
                     wrapped, request, check, backend, response=response
                 )
-                needs = needs_other(raised, check.backend) if raised else None
-                if needs:
-                    problem = f"the app needs {needs}, not {check.backend}: {problem}"
+                wrong = wrong_backend(raised, check.backend) if raised else None
+                needs = wrong[0] if wrong else None
+                if wrong:
+                    said = f"{type(wrong[1]).__name__}: {wrong[1]}"
+                    problem = f"the app needs {needs}, not {check.backend}: {said}"
                 elif not problem and status is not None:
                     problem = verdict(request, status, response)
                 ok = not problem
@@ -373,10 +376,12 @@ async def run_check(
         report.phase("shutdown", time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - the app's failure, reported
         status, phase = _classify(exc, phase)
-        needs = None if status == EXIT_TIMEOUT else needs_other(exc, check.backend)
-        if needs:
+        wrong = None if status == EXIT_TIMEOUT else wrong_backend(exc, check.backend)
+        if wrong:
             status = EXIT_WRONG_BACKEND
-        report.failure(phase, exc, time.perf_counter() - start, needs=needs)
+            report.wrong_backend(phase, wrong[1], time.perf_counter() - start, wrong[0])
+        else:
+            report.failure(phase, exc, time.perf_counter() - start)
         report.hint(hint_for(exc, check))
         if check.show_traceback:
             traceback.print_exception(exc, file=sys.stderr)
@@ -436,13 +441,21 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return list(seen.values())
 
 
+def wrong_backend(exc: BaseException, running: str) -> tuple[str, BaseException] | None:
+    """The library ``exc`` says the app needs, if not ``running``, and the
+    exception that says it (``exc`` or one in its chain); else ``None``."""
+    other = "asyncio" if running == "trio" else "trio"
+    # The app's own error first: ours quote it (LifespanNotSupported does).
+    for one in sorted(_chain(exc), key=lambda one: isinstance(one, LifespanError)):
+        if any(text in str(one) for text in _SAYS_IT_NEEDS[other]):
+            return other, one
+    return None
+
+
 def needs_other(exc: BaseException, running: str) -> str | None:
     """The library ``exc`` says the app needs, if not ``running``; else ``None``."""
-    other = "asyncio" if running == "trio" else "trio"
-    texts = _SAYS_IT_NEEDS[other]
-    if any(text in str(one) for one in _chain(exc) for text in texts):
-        return other
-    return None
+    found = wrong_backend(exc, running)
+    return found[0] if found else None
 
 
 def hint_for(exc: BaseException, check: Check) -> str:

@@ -109,25 +109,30 @@ class Report:
         verdict = "ok" if ok else f"FAILED: {problem}"
         self.say(f"{method:<9} {shown:<4}{_ms(seconds)}  {path}  {verdict}")
 
-    def failure(
-        self, phase: str, exc: BaseException, seconds: float, needs: str | None = None
-    ) -> None:
+    def failure(self, phase: str, exc: BaseException, seconds: float) -> None:
         """Record the failure that ended the check, in ``phase``, ``seconds``
-        after the phase began; ``needs`` names the library the app needs, if
-        the failure says it runs on the wrong one."""
+        after the phase began."""
         message = str(exc)
         if isinstance(exc, LifespanNotSupported):  # say it as the option
             message = message.replace("allow_unsupported=True", "--allow-unsupported")
         text = f"{type(exc).__name__}: {message}"
         self.error = {"phase": phase, "type": type(exc).__name__, "message": message}
-        if needs:
-            text = f"the app needs {needs}, not {self.backend}: {text}"
-            self.error = {
-                "phase": phase,
-                "type": "WrongBackend",
-                "message": text,
-                "needs": needs,
-            }
+        self.phases.setdefault(phase, {"ok": False, "seconds": seconds})
+        self.say(f"{phase:<9} FAILED  {text}")
+
+    def wrong_backend(
+        self, phase: str, said: BaseException, seconds: float, needs: str
+    ) -> None:
+        """Record that the check ended in ``phase`` because the app needs
+        ``needs``, not the backend it ran on, as ``said`` says."""
+        text = f"the app needs {needs}, not {self.backend}: "
+        text += f"{type(said).__name__}: {said}"
+        self.error = {
+            "phase": phase,
+            "type": "WrongBackend",
+            "message": text,
+            "needs": needs,
+        }
         self.phases.setdefault(phase, {"ok": False, "seconds": seconds})
         self.say(f"{phase:<9} FAILED  {text}")
 
