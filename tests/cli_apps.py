@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import sniffio
 import trio
 from starlette.applications import Starlette
@@ -299,3 +301,45 @@ async def scope_echo(scope: Scope, receive: Receive, send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def exits_in_startup(scope: Scope, receive: Receive, send: Send) -> None:
+    """Its startup calls ``sys.exit(4)``."""
+    if scope["type"] == "lifespan":
+        await receive()
+        raise SystemExit(4)
+    await good(scope, receive, send)  # pragma: no cover
+
+
+async def writes_to_fd1(scope: Scope, receive: Receive, send: Send) -> None:
+    """Its startup writes to file descriptor 1, as a subprocess it ran would."""
+    if scope["type"] == "lifespan":
+        os.write(1, b"migrating...\n")
+    await good(scope, receive, send)
+
+
+async def dies_under_requests(scope: Scope, receive: Receive, send: Send) -> None:
+    """Its lifespan raises (no task group) once the first request came."""
+    if scope["type"] == "lifespan":
+        await receive()
+        scope["state"]["die"] = die = anyio.Event()
+        await send({"type": "lifespan.startup.complete"})
+        await die.wait()
+        raise KeyError("pool")
+    scope["state"]["die"].set()
+    await anyio.lowlevel.checkpoint()
+    await good(scope, receive, send)
+
+
+async def typed(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with a content type that has parameters, and an odd header."""
+    if scope["type"] == "lifespan":
+        await _lifespan(scope, receive, send)
+        return
+    await receive()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"x-odd", b"  Sp Aced  "),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"fine"})

@@ -8,14 +8,18 @@ app whose readiness route fails (tests/deploy_asyncio.py, deploy_trio.py).
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from trio_lifespan._cli import _auto
+from trio_lifespan import _cli
+from trio_lifespan._cli import _auto, _check
 from trio_lifespan._cli._check import Response
 
 from . import cli_apps
@@ -56,10 +60,10 @@ def test_an_asyncio_fastapi_app_passes_with_no_flag() -> None:
 def test_a_trio_app_passes_with_no_flag(app: str, path: str) -> None:
     done = run_command("check", app, "--get", path)
     assert done.returncode == 0, done.stdout + done.stderr
-    first = f"checking {app} on trio (auto: importing the app loaded trio)"
+    first = f"checking {app} on trio (auto: tests.deploy_trio uses trio)"
     assert done.stdout.splitlines()[0] == first
     got = document(app, "--get", path, status=0)
-    assert got["backend_auto"] == "importing the app loaded trio"
+    assert got["backend_auto"] == "tests.deploy_trio uses trio"
     assert got["backend"] == "trio"
 
 
@@ -135,13 +139,21 @@ _TrioThing.__module__ = "trio._core"
 @pytest.mark.parametrize(
     ("loaded", "names", "app_module", "chosen"),
     [
-        ({"trio", "trio._core"}, {}, "m", ("trio", "importing the app loaded trio")),
+        ({"trio", "httpcore"}, {}, "m", None),
+        ({"m.helpers"}, {}, "m", ("trio", "m.helpers uses trio")),
         (set[str](), {"trio": types.ModuleType("trio")}, "m", ("trio", "m uses trio")),
         (set[str](), {"x": _TrioThing}, "m", ("trio", "m uses trio")),
         (set[str](), {}, "quart_trio.app", ("trio", "quart_trio.app uses trio")),
         (set[str](), {"asyncio": types.ModuleType("asyncio")}, "m", None),
     ],
-    ids=["loaded", "imports trio", "binds trio's", "quart-trio class", "asyncio"],
+    ids=[
+        "trio loaded by a library",
+        "a module of the app's package",
+        "imports trio",
+        "binds trio's",
+        "quart-trio class",
+        "asyncio",
+    ],
 )
 def test_auto_chooses_by_what_the_app_uses(
     loaded: set[str],
@@ -153,6 +165,9 @@ def test_auto_chooses_by_what_the_app_uses(
     module = types.ModuleType("m")
     vars(module).update(names)
     monkeypatch.setitem(sys.modules, "m", module)
+    helpers = types.ModuleType("m.helpers")
+    helpers.trio = types.ModuleType("trio")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "m.helpers", helpers)
     app_class = type("App", (), {"__module__": app_module})
     expected = chosen or ("asyncio", ASYNCIO_AUTO[6:])
     assert _auto.choose("m:app", app_class(), loaded) == expected
@@ -333,8 +348,25 @@ def test_options_before_the_first_request_are_for_every_request() -> None:
         ),
         (
             ["--request", "POST"],
-            "argument --request: 'POST': give METHOD PATH, as in --request POST "
-            "/items or --request 'POST /items'",
+            "argument --request: 'POST': give one METHOD and one PATH, as in "
+            "--request POST /items or --request 'POST /items'",
+        ),
+        (
+            ["--request", "GET /a b"],
+            "argument --request: 'GET /a b': give one METHOD and one PATH, as in "
+            "--request POST /items or --request 'POST /items'",
+        ),
+        (
+            ["--get", "/caf\udcc3"],
+            "argument --get: '/caf\\udcc3' is not UTF-8 text: give it as text",
+        ),
+        (
+            ["--get", "/", "--expect-body", "\udcff"],
+            "argument --expect-body: '\\udcff' is not UTF-8 text: give it as text",
+        ),
+        (
+            ["--get", "/", "--jso"],
+            "unrecognized arguments: --jso",
         ),
         (["--request", "POST", "/x", "/y"], "unrecognized arguments: /y"),
         (
@@ -343,8 +375,9 @@ def test_options_before_the_first_request_are_for_every_request() -> None:
         ),
         (
             ["--get", "/", "--expect-header", "a b"],
-            "argument --expect-header: 'a b' is not a header: give NAME (any "
-            "value) or NAME:VALUE",
+            "argument --expect-header: 'a b' is not a header to expect: give NAME "
+            "(any value) or NAME:VALUE, as in --expect-header 'content-type: "
+            "application/json'",
         ),
         (
             ["--expect-body", "x"],
@@ -413,3 +446,170 @@ def test_a_usage_error_document_has_a_hint(args: list[str], hint: str) -> None:
     assert got["error"]["phase"] == "usage"
     assert got["hints"] == [hint]
     assert got["startup"] is None
+
+
+def test_expected_headers_match_as_a_person_reads_them() -> None:
+    status, out = check(
+        "tests.cli_apps:typed",
+        "--get",
+        "/",
+        "--expect-header",
+        "Content-Type: text/plain",
+        "--expect-header",
+        "content-type:TEXT/PLAIN; CHARSET=UTF-8",
+        "--expect-header",
+        "x-odd: sp aced",
+        "--expect-header",
+        "x-odd:",
+        "--expect-body",
+        "",
+        "--json",
+    )
+    assert status == 0, out
+    assert json.loads(out)["requests"][0]["expect"]["headers"] == [
+        ["content-type", "text/plain"],
+        ["content-type", "TEXT/PLAIN; CHARSET=UTF-8"],
+        ["x-odd", "sp aced"],
+        ["x-odd", None],
+    ]
+    status, out = check(
+        "tests.cli_apps:typed", "--get", "/", "--expect-header", "content-type:text"
+    )
+    assert status == 7
+    assert "expected content-type: text; got 'text/plain; charset=utf-8'" in out
+
+
+def test_what_a_library_says_of_an_asyncio_object_on_trio() -> None:
+    error = AttributeError("'NoneType' object has no attribute 'create_future'")
+    assert _check.needs_other(error, "trio") == "asyncio"
+    assert _check.needs_other(error, "asyncio") is None
+
+
+def test_a_wrong_backend_in_a_request_wins_and_is_the_error() -> None:
+    status, out = check(
+        "tests.cli_apps:asyncio_handler",
+        "--backend",
+        "trio",
+        "--get",
+        "/missing",
+        "--get",
+        "/",
+        "--json",
+    )
+    assert status == 10
+    got = json.loads(out)
+    assert [r["ok"] for r in got["requests"]] == [False, False]
+    assert got["error"]["phase"] == "requests"
+    assert got["error"]["type"] == "WrongBackend"
+    assert got["error"]["needs"] == "asyncio"
+    assert got["startup"]["ok"] is True
+    assert got["shutdown"]["ok"] is True
+
+
+def test_sys_exit_at_import_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "exits_at_import.py").write_text("import sys\nsys.exit(3)\n")
+    got = json_of("--app-dir", str(tmp_path), "exits_at_import:app")
+    assert got["exit_status"] == 2
+    assert got["error"]["message"] == (
+        "could not import module 'exits_at_import': SystemExit: 3"
+    )
+    assert got["hints"] == ["--traceback shows where it failed"]
+
+
+def test_sys_exit_in_the_startup_is_the_startup_failing() -> None:
+    status, out = check("tests.cli_apps:exits_in_startup")
+    assert status == 3
+    assert "startup   FAILED  SystemExit: 4" in out
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_a_lifespan_that_dies_under_the_requests_crashed_while_running(
+    backend: str,
+) -> None:
+    status, out = check(
+        "tests.cli_apps:dies_under_requests",
+        "--backend",
+        backend,
+        "--get",
+        "/",
+        "--get",
+        "/",
+    )
+    assert status == 9, out
+    assert "running   FAILED  KeyError: 'pool'" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (
+            ["tests.cli_apps:good", "--factory"],
+            "if the reference names the app itself, not a function that makes it, "
+            "leave out --factory",
+        ),
+    ],
+)
+def test_usage_hints_name_the_fix(args: list[str], hint: str) -> None:
+    status, out = check(*args, "--json")
+    assert status == 2
+    assert json.loads(out)["hints"] == [hint]
+
+
+def test_a_missing_app_dir_is_named_in_the_hint() -> None:
+    got = json_of("--app-dir", "/nonexistent/folder", "tests.cli_apps:good")
+    assert got["exit_status"] == 2
+    assert got["hints"] == [
+        "give --app-dir a folder that exists (the default is the current one)"
+    ]
+
+
+def json_of(*args: str) -> dict[str, Any]:
+    """The ``--json`` document of ``check`` run in-process, without the
+    ``--app-dir`` that :func:`check` gives."""
+    out = io.StringIO()
+    _cli.main(["check", *args, "--json"], out=out)
+    parsed: dict[str, Any] = json.loads(out.getvalue())
+    return parsed
+
+
+def test_json_stdout_is_one_document_whatever_the_app_writes_to_fd_1() -> None:
+    done = run_command("check", "tests.cli_apps:writes_to_fd1", "--get", "/", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] is True
+    assert "migrating...\n" in done.stderr
+    done = run_command("check", "tests.cli_apps:writes_to_fd1", "--get", "/")
+    assert done.stdout.splitlines()[1] == "migrating..."
+
+
+def test_json_goes_to_the_real_stdout_and_fd_1_to_stderr(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open(1, "w", closefd=False) as fd_1:  # (pytest's sys.stdout is not fd 1)
+        monkeypatch.setattr(sys, "stdout", fd_1)
+        status = _cli.main(
+            ["check", "--app-dir", ".", "tests.cli_apps:writes_to_fd1", "--json"]
+        )
+        fd_1.flush()
+    out, err = capfd.readouterr()
+    assert status == 0
+    assert json.loads(out)["ok"] is True
+    assert "migrating...\n" in err
+    os.write(1, b"fd 1 is stdout again\n")
+    assert capfd.readouterr().out == "fd 1 is stdout again\n"
+
+
+def test_json_into_a_stream_of_no_descriptor(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    assert _cli.main(["check", "--json"]) == 0
+    assert json.loads(stream.getvalue())["ok"] is True
+
+
+def test_json_into_a_file_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (tmp_path / "out.json").open("w+") as stream:
+        monkeypatch.setattr(sys, "stdout", stream)
+        assert _cli.main(["check", "--json"]) == 0
+        stream.seek(0)
+        assert json.load(stream)["ok"] is True

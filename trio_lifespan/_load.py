@@ -68,7 +68,7 @@ def find_app(reference: str, *, factory: bool, app_dir: str) -> object:
         sys.path.insert(0, path)
     try:
         obj: Any = importlib.import_module(module_name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # (a module may call sys.exit())
         raise UsageError(
             f"could not import module {module_name!r}: {type(exc).__name__}: {exc}"
         ) from exc
@@ -98,7 +98,7 @@ def make_app(found: object, reference: str, *, factory: bool) -> ASGIApp:
     if factory:
         try:
             obj = obj()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise UsageError(
                 f"calling the factory {reference!r} failed: {type(exc).__name__}: {exc}"
             ) from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 import traceback
@@ -30,7 +31,7 @@ from ._exits import EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE
 from ._report import Report
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Generator, Sequence
 
 
 def _seconds(text: str) -> float:
@@ -119,14 +120,27 @@ class _Once(argparse.Action):
 
 
 def _expected_header(text: str) -> tuple[str, str | None]:
-    """``NAME:VALUE`` (that value) or ``NAME`` (any value); else a usage error."""
-    if ":" in text:
-        return _header(text)
-    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", text):
+    """``NAME:VALUE`` (that value) or ``NAME`` / ``NAME:`` (any value); else a
+    usage error."""
+    name, _, value = text.partition(":")
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a header: give NAME (any value) or NAME:VALUE"
+            f"{text!r} is not a header to expect: give NAME (any value) or "
+            "NAME:VALUE, as in --expect-header 'content-type: application/json'"
         )
-    return text, None
+    return name.lower(), (_text(value).strip() or None)
+
+
+def _text(text: str) -> str:
+    """``text`` if it is UTF-8 (the shell's bytes that are not come here as
+    surrogates); else a usage error."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not UTF-8 text: give it as text"
+        ) from None
+    return text
 
 
 def _problem(option: str, method: str, path: str) -> str | None:
@@ -180,18 +194,23 @@ class _NewRequest(argparse.Action):
             method, path = "GET", str(values)
         else:
             words: list[str] = list(values)
-            if len(words[0].split()) == 2:  # --request 'POST /items'
-                (method, path), rest = words[0].split(), words[1:]
-            elif len(words) >= 2:
+            first = words[0].split()
+            if len(first) == 2:  # --request 'POST /items'
+                (method, path), rest = first, words[1:]
+            elif len(first) == 1 and len(words) >= 2:
                 (method, path), rest = words[:2], words[2:]
             else:
                 raise argparse.ArgumentError(
                     self,
-                    f"{words[0]!r}: give METHOD PATH, as in --request POST /items "
-                    "or --request 'POST /items'",
+                    f"{words[0]!r}: give one METHOD and one PATH, as in --request "
+                    "POST /items or --request 'POST /items'",
                 )
             # (the app's reference may follow: nargs="+" took it too)
             namespace.__dict__.setdefault("_stray", []).extend(rest)
+        try:
+            _text(path)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
         problem = _problem(option, method, path)
         if problem:
             raise argparse.ArgumentError(None, problem)
@@ -262,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="trio-lifespan",
         description="Run an ASGI app's lifespan without a server.",
+        allow_abbrev=False,  # (--js is not --json: main looks for --json itself)
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
@@ -269,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser(
         "check",
+        allow_abbrev=False,
         help="start the app, send it requests, shut it down, and say how it went",
         description=(
             "Start an ASGI app (its lifespan startup), send it requests as "
@@ -349,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     requests.add_argument(
         "--expect-body",
         action=_ForRequest,
+        type=_text,
         metavar="TEXT",
         help="text the response's body must contain",
     )
@@ -413,33 +435,74 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in argv  # before parsing: its errors are JSON too
     report = Report("", "", as_json, stream)
-    # With --json, whatever the app prints goes to stderr: stdout is for the
-    # one document (``report`` holds on to the real stdout).
-    app_output: contextlib.AbstractContextManager[object] = (
-        contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
-    )
-    try:
-        with app_output:
+    with _app_output(report):
+        try:
             return _run(argv, report)
-    except _ParserError as exc:
-        exc.parser.print_usage(sys.stderr)
-        hint = f"'{exc.parser.prog} --help' lists the options"
-        return _usage_error(report, str(exc), hint, exc.parser.prog)
-    except UsageError as exc:
-        hint = (
-            "--traceback shows where it failed"
-            if exc.__cause__ is not None
-            else "name the app as uvicorn does, module:attribute, with --app-dir "
-            "DIR for the folder to import it from (and --factory for a function "
-            "that makes it)"
+        except _ParserError as exc:
+            exc.parser.print_usage(sys.stderr)
+            hint = f"'{exc.parser.prog} --help' lists the options"
+            return _usage_error(report, str(exc), hint, exc.parser.prog)
+        except UsageError as exc:
+            return _usage_error(report, str(exc), _usage_hint(exc))
+        except KeyboardInterrupt:
+            print("trio-lifespan: interrupted (Ctrl-C)", file=sys.stderr)
+            if as_json:
+                report.interrupted()
+                report.finish(EXIT_INTERRUPTED)
+            return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _app_output(report: Report) -> Generator[None]:
+    """With ``--json``, whatever the app writes goes to stderr: stdout is for
+    the one document. Where stdout is the process's own (file descriptor 1),
+    that descriptor is pointed at stderr for the check, so that what a
+    subprocess of the app writes (a migration tool) goes there too, and the
+    document is written to a copy of the real one."""
+    if not report.as_json:
+        yield
+        return
+    real = _real_stdout() if report.out is sys.stdout else None
+    if real is not None:
+        sys.stdout.flush()
+        os.dup2(2, 1)
+        report.out = open(real, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if real is not None:
+            report.out.close()
+            os.dup2(real, 1)
+            os.close(real)
+
+
+def _real_stdout() -> int | None:
+    """A copy of file descriptor 1, if ``sys.stdout`` writes there; else ``None``."""
+    try:
+        if sys.stdout.fileno() != 1:
+            return None
+    except (AttributeError, OSError, ValueError):  # (a stream of no descriptor)
+        return None
+    return os.dup(1)
+
+
+def _usage_hint(exc: UsageError) -> str:
+    """What to try for a usage error found while loading the app."""
+    message = str(exc)
+    if message.startswith("--app-dir"):
+        return "give --app-dir a folder that exists (the default is the current one)"
+    if message.startswith("calling the factory") and "positional argument" in message:
+        return (
+            "if the reference names the app itself, not a function that makes "
+            "it, leave out --factory"
         )
-        return _usage_error(report, str(exc), hint)
-    except KeyboardInterrupt:
-        print("trio-lifespan: interrupted (Ctrl-C)", file=sys.stderr)
-        if as_json:
-            report.interrupted()
-            report.finish(EXIT_INTERRUPTED)
-        return EXIT_INTERRUPTED
+    if exc.__cause__ is not None:
+        return "--traceback shows where it failed"
+    return (
+        "name the app as uvicorn does, module:attribute, with --app-dir DIR for "
+        "the folder to import it from (and --factory for a function that makes it)"
+    )
 
 
 def _usage_error(
@@ -460,7 +523,7 @@ def _run(argv: list[str], report: Report) -> int:
     if extra:  # the command's usage, not the program's
         check_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     stray: list[str] = vars(args).get("_stray", [])
-    if stray and args.app is None and ":" in stray[0]:
+    if stray and args.app is None:
         args.app = stray.pop(0)  # (after --request METHOD PATH, nargs="+" took it)
     if stray:
         check_parser.error(f"unrecognized arguments: {' '.join(stray)}")

@@ -1,17 +1,17 @@
-"""``--backend auto``: the event loop library the app needs, from its import.
+"""``--backend auto``: the event loop library the app needs, from its code.
 
-The rule, in the order it is applied (docs/howto/cli.rst says it too):
+The rule (docs/howto/cli.rst says it too): trio when the app's own code uses
+trio or a trio-only framework: a name bound to something of ``trio`` or
+``quart_trio`` in the module the reference names, in a module of the same
+package that importing the app loaded, or in the module of the app's class
+(``QuartTrio``). Otherwise asyncio: what uvicorn and hypercorn run by default,
+and what anyio-based frameworks (Starlette, FastAPI, Litestar) run on as well
+as trio.
 
-1. The app's import loaded trio (``trio`` was not imported before and is
-   after): trio.
-2. The module the reference names, or the module the app's class or function
-   comes from, uses trio or a trio-only framework (a name in it is bound to
-   something of ``trio`` or ``quart_trio``): trio.
-3. Otherwise asyncio: what uvicorn and hypercorn run by default, and what
-   anyio-based frameworks (Starlette, FastAPI, Litestar) run on as well as trio.
-
-Nothing is run to decide: a startup may have effects (migrations, files), so
-the app is never started twice to find out.
+That trio was imported at all says nothing: libraries the app uses import it
+when it is installed (httpcore does, to offer both), so only the app's own
+modules count. Nothing is run to decide: a startup may have effects
+(migrations, files), so the app is never started twice to find out.
 """
 
 from __future__ import annotations
@@ -51,15 +51,16 @@ def choose(reference: str, app: object, loaded: set[str]) -> tuple[str, str]:
     Returns:
         ``("trio" or "asyncio", reason)``.
     """
-    if "trio" in loaded:
-        return "trio", "importing the app loaded trio"
+    module = reference.partition(":")[0]
+    package = module.partition(".")[0]
     app_class = app if isinstance(app, type) else type(app)
-    modules = [
-        reference.partition(":")[0],
+    candidates = [
+        module,
+        *sorted(m for m in loaded if m.partition(".")[0] == package),
         getattr(app, "__module__", None),
         getattr(app_class, "__module__", None),
     ]
-    for name in dict.fromkeys(m for m in modules if isinstance(m, str)):
+    for name in dict.fromkeys(m for m in candidates if isinstance(m, str)):
         if name.partition(".")[0] in TRIO_PACKAGES or _uses_trio(name):
             return "trio", f"{name} uses trio"
     return "asyncio", "the app does not use trio, and asyncio is uvicorn's default"

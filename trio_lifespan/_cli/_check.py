@@ -22,6 +22,7 @@ from .._errors import (
     LifespanNotSupported,
     LifespanProtocolError,
     LifespanTimeout,
+    LifespanUnavailable,
 )
 from .._exceptions import members
 from .._open import open_lifespan
@@ -170,6 +171,9 @@ class Response:
     found: bool = False
     _tail: bytes = b""
 
+    def __post_init__(self) -> None:
+        self.found = not self.needle  # (an empty text is in every body)
+
     def add(self, chunk: bytes) -> None:
         if len(self.start) <= BODY_SHOWN:
             self.start += chunk[: BODY_SHOWN + 1 - len(self.start)]
@@ -271,7 +275,10 @@ async def _send(
             # request (not the whole check, and never silently).
             failures.append(exc)
 
+    began = time.perf_counter()
     in_time = await backend.within(check.request_timeout, call)
+    # (an app that ignores its cancellation ends late: still too late)
+    in_time = in_time and time.perf_counter() - began <= check.request_timeout
     if failures:
         exc = failures[0]
         return (status[0] if status else None), f"{type(exc).__name__}: {exc}", exc
@@ -280,6 +287,15 @@ async def _send(
     if not status:
         return None, "the app returned without sending a response", None
     return status[0], "", None
+
+
+def _matches(expected: str, value: str) -> bool:
+    """Whether a header's ``value`` is the ``expected`` one: the same, any
+    case, or the same before its parameters (``text/plain`` matches
+    ``text/plain; charset=utf-8``), unless parameters are expected too."""
+    value = value.strip().lower()
+    expected = expected.lower()
+    return value == expected or value.partition(";")[0].rstrip() == expected
 
 
 def verdict(request: Request, status: int, response: Response) -> str:
@@ -295,7 +311,7 @@ def verdict(request: Request, status: int, response: Response) -> str:
         got = response.header_values(name)
         if value is None and not got:
             wrong.append(f"expected a {name} header; none came")
-        elif value is not None and value not in got:
+        elif value is not None and not any(_matches(value, each) for each in got):
             came = "got " + ", ".join(map(repr, got)) if got else "none came"
             wrong.append(f"expected {name}: {value}; {came}")
     if request.expect_body is not None and not response.found:
@@ -320,6 +336,7 @@ async def run_check(
     """
     phase = "startup"
     failures: set[int] = set()
+    crashed = False  # a request found the lifespan failed under it
     start = time.perf_counter()
     try:
         async with open_lifespan(
@@ -345,9 +362,9 @@ async def run_check(
                 )
                 wrong = wrong_backend(raised, check.backend) if raised else None
                 needs = wrong[0] if wrong else None
+                crashed = crashed or isinstance(raised, LifespanUnavailable)
                 if wrong:
-                    said = f"{type(wrong[1]).__name__}: {wrong[1]}"
-                    problem = f"the app needs {needs}, not {check.backend}: {said}"
+                    problem = report.wrong_backend("requests", wrong[1], 0.0, wrong[0])
                 elif not problem and status is not None:
                     problem = verdict(request, status, response)
                 ok = not problem
@@ -374,8 +391,10 @@ async def run_check(
             phase = "shutdown"
             start = time.perf_counter()
         report.phase("shutdown", time.perf_counter() - start)
-    except Exception as exc:  # noqa: BLE001 - the app's failure, reported
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the app's, reported
         status, phase = _classify(exc, phase)
+        if crashed and status == EXIT_SHUTDOWN_FAILED:  # it died while running
+            status, phase = EXIT_CRASHED, "running"
         wrong = None if status == EXIT_TIMEOUT else wrong_backend(exc, check.backend)
         if wrong:
             status = EXIT_WRONG_BACKEND
@@ -386,6 +405,8 @@ async def run_check(
         if check.show_traceback:
             traceback.print_exception(exc, file=sys.stderr)
         return status
+    if EXIT_WRONG_BACKEND in failures:  # what to fix first, whatever else failed
+        return EXIT_WRONG_BACKEND
     return min(failures, default=EXIT_OK)
 
 
@@ -396,7 +417,7 @@ _BY_TYPE: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
-def _classify(exc: Exception, phase: str) -> tuple[int, str]:
+def _classify(exc: BaseException, phase: str) -> tuple[int, str]:
     """The exit status for ``exc``, and the phase it belongs to."""
     if isinstance(exc, LifespanTimeout):
         return EXIT_TIMEOUT, exc.phase
@@ -416,7 +437,12 @@ def _classify(exc: Exception, phase: str) -> tuple[int, str]:
 #: for each library needed, the texts of its errors on the other one.
 _SAYS_IT_NEEDS = {
     # trio's "received unrecognized yield message", asyncio's own message
-    "asyncio": ("unrecognized yield message", "no running event loop"),
+    # and an asyncio.Event, Lock or Queue made at import, waited on under trio
+    "asyncio": (
+        "unrecognized yield message",
+        "no running event loop",
+        "'NoneType' object has no attribute 'create_future'",
+    ),
     # trio's, when its functions run on asyncio; asyncio's, for trio's traps
     "trio": (
         "must be called from async context",

@@ -122,9 +122,10 @@ class Report:
 
     def wrong_backend(
         self, phase: str, said: BaseException, seconds: float, needs: str
-    ) -> None:
-        """Record that the check ended in ``phase`` because the app needs
-        ``needs``, not the backend it ran on, as ``said`` says."""
+    ) -> str:
+        """Record that the app needs ``needs``, not the backend it ran on, as
+        ``said`` says: what ended the check in ``phase``, or (``"requests"``)
+        what a request found. Returns the words for it."""
         text = f"the app needs {needs}, not {self.backend}: "
         text += f"{type(said).__name__}: {said}"
         self.error = {
@@ -133,8 +134,10 @@ class Report:
             "message": text,
             "needs": needs,
         }
-        self.phases.setdefault(phase, {"ok": False, "seconds": seconds})
-        self.say(f"{phase:<9} FAILED  {text}")
+        if phase != "requests":  # (a request's line says it)
+            self.phases.setdefault(phase, {"ok": False, "seconds": seconds})
+            self.say(f"{phase:<9} FAILED  {text}")
+        return text
 
     def hint(self, text: str) -> None:
         """Record and say what to try, ``text``, unless empty or said already."""
