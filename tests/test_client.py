@@ -469,23 +469,24 @@ async def test_without_httpx_ws_a_websocket_names_the_extra(
             with pytest.raises(ModuleNotFoundError) as caught:
                 await client.send(request)
             assert str(caught.value) == (
-                f"a websocket request ({request.url}) needs httpx-ws, which is not "
-                "installed: pip install 'trio-lifespan[client]'"
+                f"a websocket request ({request.url}) through the client's send() "
+                "is httpx-ws's way, and httpx-ws is not installed: pip install "
+                "'trio-lifespan[httpx-ws]'; or use `async with "
+                "client.websocket_connect(path)`, which needs nothing"
             )
             assert caught.value.name == "httpx_ws"
 
 
-def test_a_broken_httpx_ws_is_not_called_missing(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_a_broken_httpx_ws_is_not_called_missing(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import httpx_ws.transport  # noqa: PLC0415
-
-    monkeypatch.delitem(sys.modules, "httpx_ws.transport", raising=False)
-    monkeypatch.setitem(sys.modules, "wsproto", None)  # what it imports
-    with pytest.raises(ModuleNotFoundError) as caught:
-        open_client(echo_app([], []))
+    monkeypatch.delitem(sys.modules, "trio_lifespan._wsproto", raising=False)
+    monkeypatch.setitem(sys.modules, "wsproto", None)  # what httpx-ws needs
+    async with open_client(echo_app([], [httpx.AsyncClient()])) as client:
+        request = client.build_request("GET", "/ws", headers={"Upgrade": "websocket"})
+        with pytest.raises(ModuleNotFoundError) as caught:
+            await client.send(request)
     assert caught.value.name == "wsproto"
-    assert httpx_ws.transport
 
 
 # What is imported, and when -----------------------------------------------------

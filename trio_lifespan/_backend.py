@@ -30,6 +30,42 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
         async def wait(self) -> object:
             """Wait until it is set."""
 
+    class Handoff(Protocol):
+        """Messages from a task to one reader, in order, a few held at most."""
+
+        async def put(self, item: Any) -> bool:
+            """Hand ``item`` over (waits while it holds as many as it may);
+            ``False`` once the reader has left."""
+            ...
+
+        def put_nowait(self, item: Any) -> None:
+            """Hand ``item`` over at once (a handoff of no limit, or a reader
+            that has left: then it is dropped)."""
+
+        def end(self) -> None:
+            """No more items: the reader's next :meth:`take` returns ``None``."""
+
+        async def take(self, seconds: float) -> Any:
+            """The next item, or ``None`` once ended.
+
+            Raises:
+                TimeoutError: None came within ``seconds``.
+            """
+            ...
+
+        def leave(self) -> None:
+            """The reader has gone: every :meth:`put` returns ``False``."""
+
+    class Job(Protocol):
+        """A task started by :meth:`Backend.spawn`."""
+
+        def cancel(self) -> None:
+            """Cancel it (it ends at its next checkpoint)."""
+
+        async def wait(self, seconds: float) -> bool:
+            """Wait for it to end; whether it did within ``seconds``."""
+            ...
+
     class Backend(Protocol):
         """What a driver module offers for its async library.
 
@@ -70,6 +106,24 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             self, seconds: float, fn: Callable[[], Awaitable[None]], /
         ) -> bool:
             """Run ``fn()``; whether it finished within ``seconds``."""
+            ...
+
+        def now(self) -> float:
+            """The library's clock, in seconds (trio's follows a test's
+            ``MockClock``)."""
+            ...
+
+        def handoff(self, capacity: float = 1, /) -> Handoff:
+            """A new handoff that holds up to ``capacity`` items (``math.inf``:
+            :meth:`Handoff.put` never waits)."""
+            ...
+
+        def spawn(
+            self, app: LifespanApp[Any], fn: Callable[[], Awaitable[None]], /
+        ) -> Job:
+            """Start ``fn()`` in a task of its own, beside the caller: on trio
+            in the nursery of ``app``'s lifespan, on asyncio on the running
+            loop. ``fn`` must not raise (its errors are its own to hand on)."""
             ...
 
 

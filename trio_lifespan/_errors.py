@@ -291,6 +291,129 @@ class LifespanStateConflict(LifespanError, ValueError):
         )
 
 
+class RequestProtocolError(LifespanError):
+    """The app broke the ASGI protocol while it handled a request or a websocket.
+
+    Raised by :func:`~trio_lifespan.open_client`'s transport where a server
+    would drop the connection: the app sent a message out of turn (a body
+    before ``http.response.start``, anything after the response was
+    complete), a message that is not one (no ``"type"``, a status that is not
+    an ``int``), or returned before its response was complete. Inside the
+    app, ``send()`` raises it for the message that broke the rules.
+
+    Attributes:
+        target (str): The request: ``GET /items`` or ``websocket /ws``.
+        detail (str): What the app did.
+    """
+
+    def __init__(self, target: str, detail: str) -> None:
+        super().__init__(target, detail)
+
+    @property
+    def target(self) -> str:
+        """The request: ``GET /items`` or ``websocket /ws``."""
+        target: str = self.args[0]
+        return target
+
+    @property
+    def detail(self) -> str:
+        """What the app did."""
+        detail: str = self.args[1]
+        return detail
+
+    def __str__(self) -> str:
+        return (
+            f"the app broke the ASGI protocol handling {self.target}: "
+            f"{self.detail}. A server would drop the connection here; look at "
+            "the app's handler (or the middleware around it)."
+        )
+
+
+class WebSocketDisconnect(LifespanError):
+    """The app closed the websocket (``websocket.close``), or ended it.
+
+    Raised by a :class:`~trio_lifespan.WebSocketSession` that waits for a
+    message (or sends one) once the app has closed the session, and by
+    :meth:`~trio_lifespan.LifespanClient.websocket_connect` when the app
+    closes it before accepting. Catch it where the test expects the close;
+    :attr:`code` says how it closed.
+
+    Attributes:
+        code (int): The close code (1000: normal; 1006: the app returned
+            without closing).
+        reason (str): The reason the app gave, or ``""``.
+    """
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        super().__init__(code, reason)
+
+    @property
+    def code(self) -> int:
+        """The close code."""
+        code: int = self.args[0]
+        return code
+
+    @property
+    def reason(self) -> str:
+        """The reason the app gave, or ``""``."""
+        reason: str = self.args[1]
+        return reason
+
+    def __str__(self) -> str:
+        said = f" ({self.reason!r})" if self.reason else ""
+        return (
+            f"the app closed the websocket with code {self.code}{said}. Catch "
+            "trio_lifespan.WebSocketDisconnect where the test expects the "
+            "close; its .code is the close code."
+        )
+
+
+class WebSocketDenied(LifespanError):
+    """The app refused a websocket handshake with an HTTP response.
+
+    The app sent ``websocket.http.response.start`` (the ASGI websocket denial
+    response) instead of accepting, as a server would send it to the
+    browser.
+
+    Attributes:
+        status_code (int): The response's status.
+        headers (list[tuple[bytes, bytes]]): The response's headers.
+        body (bytes): The response's body.
+    """
+
+    def __init__(
+        self, status_code: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        super().__init__(status_code, headers, body)
+
+    @property
+    def status_code(self) -> int:
+        """The response's status."""
+        status: int = self.args[0]
+        return status
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The response's headers."""
+        headers: list[tuple[bytes, bytes]] = self.args[1]
+        return headers
+
+    @property
+    def body(self) -> bytes:
+        """The response's body."""
+        body: bytes = self.args[2]
+        return body
+
+    def __str__(self) -> str:
+        shown = self.body[:200].decode("utf-8", "replace")
+        said = f": {shown!r}" if shown else ""
+        return (
+            f"the app refused the websocket handshake with a {self.status_code} "
+            f"response{said}. Catch trio_lifespan.WebSocketDenied where the "
+            "test expects the refusal; it has the status_code, headers and body."
+        )
+
+
 def describe_message(message: object) -> str:
     """Show a message the app sent, short enough for an error text."""
     if isinstance(message, Mapping):

@@ -7,25 +7,29 @@ when it is installed and a client is opened).
 
 from __future__ import annotations
 
-import functools
+import base64
+import math
+import os
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic
 
 import httpx
 
 from ._backend import current_backend
-from ._client import EXTRA
 from ._compat import ki_protected
 from ._errors import LifespanUnavailable
 from ._open import entered_twice, exited_twice, never_entered
 from ._state import AppT_co
+from ._transport import transport_class, url_scope
+from ._websocket import WebSocketSession
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from ._options import Options
     from ._state import LifespanApp
-    from ._types import AnyASGIApp, Receive, Scope, Send
+    from ._types import AnyASGIApp
 
 
 class LifespanClient(httpx.AsyncClient, Generic[AppT_co]):
@@ -51,6 +55,65 @@ class LifespanClient(httpx.AsyncClient, Generic[AppT_co]):
             )
         return self._lifespan
 
+    def websocket_connect(
+        self,
+        url: httpx.URL | str,
+        *,
+        subprotocols: Sequence[str] = (),
+        headers: httpx._types.HeaderTypes | None = None,  # pyright: ignore[reportPrivateUsage]
+    ) -> WebSocketSession:
+        """A websocket session with the app at ``url``: ``async with`` it.
+
+        ::
+
+            async with client.websocket_connect("/ws") as websocket:
+                await websocket.send_text("hello")
+                assert await websocket.receive_text() == "hello, you"
+
+        The client's base URL, headers and cookies apply, as to a request.
+        Messages go to and from the app as ASGI messages, in-process; the
+        app's handler sees the lifespan state. Entering the session waits
+        for the app to accept; a refusal raises :exc:`WebSocketDisconnect`
+        (the app closed) or :exc:`WebSocketDenied` (it answered with an HTTP
+        response). What the app raises is raised in the test, as for HTTP
+        requests (``raise_app_exceptions``).
+
+        Args:
+            url: The websocket's path (or URL): ``"/ws"``.
+            subprotocols: The subprotocols to offer.
+            headers: More headers for the handshake.
+        """
+        transport = self._transport
+        app = getattr(transport, "app", None)
+        if app is None:
+            raise RuntimeError(
+                "this client's lifespan is not open yet: connect inside "
+                "`async with open_client(app) as client:`"
+            )
+        request = self.build_request("GET", url, headers=headers)
+        scope = url_scope(request)
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if request.url.scheme == "https" else "ws"
+        scope["subprotocols"] = list(subprotocols)
+        scope["headers"] += [
+            (b"connection", b"upgrade"),
+            (b"upgrade", b"websocket"),
+            (b"sec-websocket-version", b"13"),
+            (b"sec-websocket-key", base64.b64encode(os.urandom(16))),
+        ]
+        if subprotocols:
+            offered = ", ".join(subprotocols).encode()
+            scope["headers"].append((b"sec-websocket-protocol", offered))
+        scope["extensions"] = {"websocket.http.response": {}}
+        read = self.timeout.read
+        return WebSocketSession(
+            app,
+            scope,
+            transport.apps,  # type: ignore[attr-defined]
+            read_timeout=math.inf if read is None else read,
+            raise_app_exceptions=transport.raise_app_exceptions,  # type: ignore[attr-defined]
+        )
+
     async def send(
         self, request: httpx.Request, **kwargs: Any
     ) -> httpx.Response:  # (every request method comes here)
@@ -68,80 +131,8 @@ class LifespanClient(httpx.AsyncClient, Generic[AppT_co]):
 LifespanClient.__module__ = "trio_lifespan"
 
 
-async def _not_open(scope: Scope, receive: Receive, send: Send) -> None:
-    """The transport's app until the lifespan is open."""
-    raise RuntimeError(
-        "this client's lifespan is not open yet: send requests inside "
-        "`async with open_client(app) as client:`"
-    )
-
-
-def _is_websocket(request: httpx.Request) -> bool:
-    return (
-        request.url.scheme in ("ws", "wss")
-        or request.headers.get("upgrade", "").lower() == "websocket"
-    )
-
-
-class _ReadTimeout(httpx.ASGITransport):
-    """httpx's ASGI transport, which ignores timeouts, with the read timeout
-    kept: an app that does not answer within it raises
-    ``httpx.ReadTimeout``, as a server that does not would."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        seconds = timeouts.get("read")
-        if seconds is None or _is_websocket(request):
-            return await super().handle_async_request(request)
-        import anyio  # noqa: PLC0415 - httpx's own dependency
-
-        with anyio.move_on_after(seconds):
-            return await super().handle_async_request(request)
-        raise httpx.ReadTimeout(
-            f"the app did not answer {request.method} {request.url} within the "
-            f"client's read timeout ({seconds} s): pass timeout= to open_client, "
-            "or to the request, for a longer one (None for no limit)",
-            request=request,
-        )
-
-
-class _HTTPOnlyTransport(_ReadTimeout):
-    """The transport without httpx-ws: a clear error for websockets."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if _is_websocket(request):
-            raise ModuleNotFoundError(
-                f"a websocket request ({request.url}) needs httpx-ws, which is "
-                f"not installed: {EXTRA}",
-                name="httpx_ws",
-            )
-        return await super().handle_async_request(request)
-
-
-def _transport(*, raise_app_exceptions: bool) -> httpx.ASGITransport:
-    """httpx-ws's transport (HTTP and websocket) if installed, else HTTP only;
-    either keeps the read timeout."""
-    try:
-        from httpx_ws.transport import ASGIWebSocketTransport  # noqa: PLC0415
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] != "httpx_ws":
-            raise
-        return _HTTPOnlyTransport(
-            app=_not_open, raise_app_exceptions=raise_app_exceptions
-        )
-
-    return _with_read_timeout(ASGIWebSocketTransport)(
-        app=_not_open, raise_app_exceptions=raise_app_exceptions
-    )
-
-
-@functools.cache
-def _with_read_timeout(
-    transport: type[httpx.ASGITransport],
-) -> type[httpx.ASGITransport]:
-    """httpx-ws's transport (its websockets untouched), read timeout kept;
-    made once, when httpx-ws is first used."""
-    return type("_WebSocketTransport", (_ReadTimeout, transport), {})
+#: The transport class, made for httpx.
+_Transport = transport_class(httpx)
 
 
 class OpenClient:
@@ -164,7 +155,10 @@ class OpenClient:
     ) -> None:
         self._app = app
         self._options = options
-        self._transport = _transport(raise_app_exceptions=raise_app_exceptions)
+        self._transport = _Transport(
+            raise_app_exceptions=raise_app_exceptions,
+            grace=options.shutdown_timeout,
+        )
         client: LifespanClient[Any] = LifespanClient(
             transport=self._transport, base_url=base_url, **client_options
         )
@@ -191,23 +185,6 @@ class OpenClient:
             raise
         return self._client
 
-    def _bound_the_websockets(self) -> None:
-        """Give websocket sessions still open ``shutdown_timeout`` to end.
-
-        Closing the client tells each session's app that the client went
-        away, then waits for their tasks, in httpx-ws's task group: an app
-        that never reads again (or whose handshake a cancellation cut short)
-        would keep that wait going for ever. The group's deadline ends it.
-        """
-        group = getattr(self._transport, "_task_group", None)
-        if group is None:  # HTTP only, or an httpx-ws of another shape
-            return
-        import anyio  # noqa: PLC0415 - httpx-ws runs on it: loaded already
-
-        scope = group.cancel_scope
-        limit = anyio.current_time() + self._options.shutdown_timeout
-        scope.deadline = min(scope.deadline, limit)
-
     @ki_protected
     async def __aexit__(
         self,
@@ -222,10 +199,9 @@ class OpenClient:
         if self._exited:
             raise exited_twice("open_client")
         self._exited = True
-        self._bound_the_websockets()
         try:
-            # Not told of the block's exception: httpx-ws would hand it to its
-            # task group, which would wrap it in a group.
+            # (closes the transport: every response still open is closed,
+            # each app given its grace)
             await self._client.__aexit__(None, None, None)
         except BaseException as close_error:
             # Closing the client failed (its websocket task group, say): the

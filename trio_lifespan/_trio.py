@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import outcome
 import trio
@@ -145,6 +145,8 @@ class TrioLifespan:
             wrapped, self.fail_requests = wrap_app(
                 self.app, self.state if do & WITH_STATE else None
             )
+            # Where the client's request tasks run (see _Trio.spawn).
+            wrapped.start_soon = nursery.start_soon  # type: ignore[attr-defined]
             return wrapped
         # Failed, or cancelled as the startup completed (then the app gets
         # its graceful shutdown first).
@@ -454,6 +456,62 @@ class TrioLifespans:
                 self.scopes[index].cancel()
 
 
+class _Handoff:
+    """Messages from a task to its reader: a memory channel that holds a few
+    (one, for an app's responses: its sends wait while the reader has one)."""
+
+    __slots__ = ("_reader", "_writer")
+
+    def __init__(self, capacity: float) -> None:
+        channel: tuple[trio.MemorySendChannel[Any], trio.MemoryReceiveChannel[Any]]
+        channel = trio.open_memory_channel(capacity)
+        self._writer, self._reader = channel
+
+    async def put(self, item: Any) -> bool:
+        try:
+            await self._writer.send(item)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
+
+    def put_nowait(self, item: Any) -> None:
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            self._writer.send_nowait(item)
+
+    def end(self) -> None:
+        self._writer.close()
+
+    async def take(self, seconds: float) -> Any:
+        with trio.move_on_after(seconds):
+            try:
+                return await self._reader.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return None
+        raise TimeoutError
+
+    def leave(self) -> None:
+        self._reader.close()
+
+
+class _Job:
+    """A request's task in the lifespan's nursery, under a scope of its own."""
+
+    __slots__ = ("ended", "scope")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.ended = trio.Event()
+
+    def cancel(self) -> None:
+        self.scope.cancel()
+
+    async def wait(self, seconds: float) -> bool:
+        with trio.move_on_after(seconds):
+            await self.ended.wait()
+            return True
+        return False
+
+
 class _Trio:
     """The trio driver, as :func:`._backend.current_backend` hands it out."""
 
@@ -485,6 +543,30 @@ class _Trio:
             await fn()
             return True
         return False
+
+    def now(self) -> float:
+        return trio.current_time()
+
+    def handoff(self, capacity: float = 1, /) -> _Handoff:
+        return _Handoff(capacity)
+
+    def spawn(
+        self, app: LifespanApp[Any], fn: Callable[[], Awaitable[None]], /
+    ) -> _Job:
+        job = _Job()
+
+        async def run() -> None:
+            try:
+                with job.scope:
+                    await fn()
+            finally:
+                job.ended.set()
+
+        # Set by TrioLifespan on the app it yields: its nursery's start_soon.
+        start_soon: Callable[[Callable[[], Awaitable[None]]], None]
+        start_soon = cast("Any", app).start_soon
+        start_soon(run)
+        return job
 
 
 BACKEND = _Trio()

@@ -1,0 +1,309 @@
+"""The ASGI HTTP and websocket conversations, without I/O.
+
+What the client's transport (:mod:`._transport`) and its websocket session
+(:mod:`._websocket`) need to know about the messages an app sends: which may
+come now, what each means, and what is wrong with one that breaks the rules.
+The I/O (tasks, channels, timeouts) is theirs; the rules are here, once, as
+h11 keeps HTTP's rules apart from any socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from ._errors import RequestProtocolError, describe_message
+
+#: The ASGI version our scopes speak (2.4: ``send()`` after a disconnect
+#: raises an ``OSError``).
+ASGI = {"version": "3.0", "spec_version": "2.4"}
+
+# What an app's HTTP message was: the values ``HTTPResponse.sent`` returns.
+START = 1  # http.response.start
+BODY = 2  # a body chunk, more to come
+END = 3  # the response is complete: the last body chunk, or the last trailers
+TRAILERS = 4  # trailers, more to come
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client has gone (ASGI 2.4: a server's
+    subclass of ``OSError``): the app may stop sending."""
+
+
+def after_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of a :exc:`ClientDisconnected` that ``send()``
+    raised: it is, or it was raised while that one was handled (Starlette
+    turns it into its own ``ClientDisconnect``). A server logs such errors at
+    most: the client that went away is not told of them."""
+    seen: set[int] = set()
+    one: BaseException | None = exc
+    while one is not None and id(one) not in seen:
+        if isinstance(one, ClientDisconnected):
+            return True
+        seen.add(id(one))
+        one = one.__cause__ or one.__context__
+    return False
+
+
+def check_message(target: str, message: object) -> str:
+    """The type of ``message``; a :exc:`RequestProtocolError` if it has none."""
+    if isinstance(message, Mapping):
+        fields = cast("Mapping[str, Any]", message)
+        kind = fields.get("type")
+        if isinstance(kind, str):
+            return kind
+    raise RequestProtocolError(
+        target,
+        f"it sent {describe_message(cast('object', message))}, which is not an "
+        "ASGI message (a mapping with a 'type')",
+    )
+
+
+def check_headers(target: str, kind: str, headers: object) -> list[tuple[bytes, bytes]]:
+    """The headers of a message as byte pairs; an error if they are not."""
+    pairs: list[tuple[bytes, bytes]] = []
+    if not isinstance(headers, Iterable) or isinstance(headers, (str, bytes)):
+        raise RequestProtocolError(
+            target, f"its {kind} has headers {headers!r}, not a list of pairs"
+        )
+    for pair in headers:  # pyright: ignore[reportUnknownVariableType]
+        try:
+            name, value = pair  # pyright: ignore[reportUnknownVariableType]
+            pairs.append((bytes(name), bytes(value)))  # pyright: ignore[reportUnknownArgumentType]
+        except (TypeError, ValueError):
+            raise RequestProtocolError(
+                target,
+                f"its {kind} has a header {pair!r}, not a (name, value) pair of bytes",
+            ) from None
+    return pairs
+
+
+def _body(target: str, kind: str, message: Mapping[str, Any]) -> bytes:
+    body = message.get("body", b"")
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise RequestProtocolError(
+            target, f"its {kind} has a body of type {type(body).__name__}, not bytes"
+        )
+    return bytes(cast("bytes", body))
+
+
+# Where an HTTP response stands.
+_AWAITING_START = 0
+_IN_BODY = 1
+_IN_TRAILERS = 2
+_COMPLETE = 3
+
+
+class HTTPResponse:
+    """The rules of one HTTP response, as the app sends it.
+
+    Attributes:
+        target: The request, for errors: ``GET /items``.
+        status: The status, once ``http.response.start`` came.
+        headers: Its headers.
+        trailers: The trailers, as they come (when the start announced them).
+    """
+
+    __slots__ = (
+        "_stage",
+        "_trailers_announced",
+        "headers",
+        "status",
+        "target",
+        "trailers",
+    )
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.trailers: list[tuple[bytes, bytes]] = []
+        self._stage = _AWAITING_START
+        self._trailers_announced = False
+
+    @property
+    def started(self) -> bool:
+        """Whether ``http.response.start`` came."""
+        return self._stage != _AWAITING_START
+
+    @property
+    def complete(self) -> bool:
+        """Whether the response is complete."""
+        return self._stage == _COMPLETE
+
+    def sent(self, message: object) -> tuple[int, bytes]:
+        """What the app's ``message`` is (:data:`START`, :data:`BODY`,
+        :data:`END` or :data:`TRAILERS`), and its body.
+
+        Raises:
+            RequestProtocolError: The message breaks the rules here.
+        """
+        kind = check_message(self.target, message)
+        fields: Mapping[str, Any] = message  # type: ignore[assignment]  # (checked)
+        stage = self._stage
+        if kind == "http.response.body" and stage == _IN_BODY:
+            body = _body(self.target, kind, fields)
+            if fields.get("more_body", False):
+                return BODY, body
+            if self._trailers_announced:
+                self._stage = _IN_TRAILERS
+                return BODY, body
+            self._stage = _COMPLETE
+            return END, body
+        if kind == "http.response.start" and stage == _AWAITING_START:
+            status = fields.get("status")
+            if type(status) is not int or not 100 <= status <= 599:
+                raise RequestProtocolError(
+                    self.target,
+                    f"its {kind} has status {status!r}, not an int from 100 to 599",
+                )
+            self.status = status
+            self.headers = check_headers(self.target, kind, fields.get("headers", ()))
+            self._trailers_announced = bool(fields.get("trailers", False))
+            self._stage = _IN_BODY
+            return START, b""
+        if kind == "http.response.trailers" and stage == _IN_TRAILERS:
+            self.trailers += check_headers(self.target, kind, fields.get("headers", ()))
+            if fields.get("more_trailers", False):
+                return TRAILERS, b""
+            self._stage = _COMPLETE
+            return END, b""
+        raise RequestProtocolError(self.target, f"it sent {kind!r} {_WHEN[stage]}")
+
+    def unfinished(self) -> RequestProtocolError:
+        """The error for an app that returned before its response was complete."""
+        return RequestProtocolError(
+            self.target, f"it returned {_UNFINISHED[self._stage]}"
+        )
+
+
+#: Said of a message that may not come at each stage.
+_WHEN = {
+    _AWAITING_START: "before http.response.start",
+    _IN_BODY: "while its body was under way (after http.response.start)",
+    _IN_TRAILERS: (
+        "after its last body chunk, where only http.response.trailers may come "
+        "(it announced trailers=True)"
+    ),
+    _COMPLETE: "after the response was complete",
+}
+
+#: Said of an app that returns at each stage.
+_UNFINISHED = {
+    _AWAITING_START: "without sending a response (no http.response.start)",
+    _IN_BODY: "before its response was complete (its last body message had "
+    "more_body=True)",
+    _IN_TRAILERS: "before sending the trailers it announced (trailers=True)",
+}
+
+
+# What an app's websocket message was: the values ``WebSocketRules.sent``
+# returns, with what it carries.
+ACCEPT = 11  # (subprotocol, headers)
+DATA = 12  # text or bytes
+CLOSE = 13  # (code, reason)
+DENIAL_START = 14  # (status, headers)
+DENIAL_BODY = 15  # (body, more)
+
+# Where a websocket stands.
+_CONNECTING = 0
+_OPEN = 1
+_DENYING = 2
+_CLOSED = 3
+
+_WS_WHEN = {
+    _CONNECTING: "before accepting the websocket (websocket.accept)",
+    _OPEN: "while the websocket was open",
+    _DENYING: "while sending its denial response (websocket.http.response.body)",
+    _CLOSED: "after the websocket was closed",
+}
+
+
+class WebSocketRules:
+    """The rules of one websocket session, as the app sends its messages."""
+
+    __slots__ = ("_stage", "target")
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._stage = _CONNECTING
+
+    def sent(self, message: object) -> tuple[int, Any]:
+        """What the app's ``message`` is (:data:`ACCEPT`, :data:`DATA`,
+        :data:`CLOSE`, :data:`DENIAL_START` or :data:`DENIAL_BODY`), and what
+        it carries.
+
+        Raises:
+            RequestProtocolError: The message breaks the rules here.
+        """
+        kind = check_message(self.target, message)
+        fields: Mapping[str, Any] = message  # type: ignore[assignment]  # (checked)
+        stage = self._stage
+        if kind == "websocket.send" and stage == _OPEN:
+            text, data = fields.get("text"), fields.get("bytes")
+            if (text is None) == (data is None):
+                raise RequestProtocolError(
+                    self.target,
+                    "its websocket.send has "
+                    + (
+                        "both text and bytes"
+                        if text is not None
+                        else "no text or bytes"
+                    )
+                    + ": give exactly one",
+                )
+            if text is not None and not isinstance(text, str):
+                raise RequestProtocolError(
+                    self.target, f"its websocket.send has text {text!r}, not a str"
+                )
+            if data is not None and not isinstance(data, (bytes, bytearray)):
+                raise RequestProtocolError(
+                    self.target, f"its websocket.send has bytes {data!r}, not bytes"
+                )
+            return DATA, text if text is not None else bytes(cast("bytes", data))
+        if kind == "websocket.close" and stage in (_CONNECTING, _OPEN):
+            code = fields.get("code", 1000)
+            reason = fields.get("reason") or ""
+            if type(code) is not int or not isinstance(reason, str):
+                raise RequestProtocolError(
+                    self.target,
+                    f"its websocket.close has code {code!r} and reason "
+                    f"{reason!r}: give an int and a str",
+                )
+            self._stage = _CLOSED
+            return CLOSE, (code, reason)
+        if kind == "websocket.accept" and stage == _CONNECTING:
+            subprotocol = fields.get("subprotocol")
+            if subprotocol is not None and not isinstance(subprotocol, str):
+                raise RequestProtocolError(
+                    self.target,
+                    f"its websocket.accept has subprotocol {subprotocol!r}, not a str",
+                )
+            headers = check_headers(self.target, kind, fields.get("headers", ()))
+            self._stage = _OPEN
+            return ACCEPT, (subprotocol, headers)
+        if kind == "websocket.http.response.start" and stage == _CONNECTING:
+            status = fields.get("status")
+            if type(status) is not int or not 100 <= status <= 599:
+                raise RequestProtocolError(
+                    self.target,
+                    f"its {kind} has status {status!r}, not an int from 100 to 599",
+                )
+            headers = check_headers(self.target, kind, fields.get("headers", ()))
+            self._stage = _DENYING
+            return DENIAL_START, (status, headers)
+        if kind == "websocket.http.response.body" and stage == _DENYING:
+            body = _body(self.target, kind, fields)
+            more = bool(fields.get("more_body", False))
+            if not more:
+                self._stage = _CLOSED
+            return DENIAL_BODY, (body, more)
+        raise RequestProtocolError(self.target, f"it sent {kind!r} {_WS_WHEN[stage]}")
+
+
+def request_message(body: bytes, more: bool) -> dict[str, Any]:
+    """The ``http.request`` message for a chunk of the request's body."""
+    return {"type": "http.request", "body": body, "more_body": more}
+
+
+DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}

@@ -1,0 +1,465 @@
+"""``open_client``'s transport: each request an ASGI call in a task of its own.
+
+httpx's own ASGI transport runs the app to its end inside the request and
+hands back the whole body: an endless response never returns, and the read
+timeout bounds the whole exchange. Here the app runs in a task beside the
+caller (on trio in the lifespan's nursery, on asyncio on the caller's loop),
+its messages come through a handoff that holds one at a time, and the
+response is returned as soon as it starts, its body streamed as the app sends
+it. The read timeout bounds each wait for the app's next message, as a
+server's socket would. Nothing is tied to the client's ``async with``: a
+client opened in one task can be used and closed in another.
+
+A response read to its end waits for the app to return (its background tasks
+run before ``client.get()`` returns, as with httpx's transport). One closed
+early tells the app the client went (``http.disconnect``; ``send()`` raises
+an ``OSError``) and leaves it to end by itself: the client's exit gives every
+app still running ``shutdown_timeout`` to end, then cancels it.
+
+The rules of the messages are :mod:`._exchange`'s; this module is their I/O,
+for httpx and httpx2 alike (the classes are made for the module given).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from ._backend import current_backend
+from ._errors import LifespanUnavailable
+from ._exchange import (
+    ASGI,
+    DISCONNECT,
+    END,
+    ClientDisconnected,
+    HTTPResponse,
+    after_disconnect,
+    request_message,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from ._backend import Backend, Handoff, Job
+    from ._state import LifespanApp
+    from ._types import Message, Scope
+
+#: The request's client address, as servers put it in the scope.
+CLIENT = ("127.0.0.1", 123)
+
+
+class Live(Protocol):
+    """A request or websocket session whose app may still be running."""
+
+    @property
+    def job(self) -> Job:
+        """The app's task."""
+        ...
+
+    def leave(self) -> None:
+        """Tell the app that the client has gone."""
+
+    def failure(self, raise_app_exceptions: bool) -> BaseException | None:
+        """What to raise, now that the app's task has ended."""
+        ...
+
+
+class Apps:
+    """The apps a client's requests and sessions are running: ended by the
+    client's exit at the latest."""
+
+    __slots__ = ("grace", "live")
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.live: set[Live] = set()
+
+    async def end(self, backend: Backend, raise_app_exceptions: bool) -> None:
+        """Tell every app still running that its client went, give them
+        :attr:`grace` in all to end, cancel the rest; raise the first error
+        one raised (other than one that came of the disconnect)."""
+        live, self.live = list(self.live), set()
+        for each in live:
+            each.leave()
+        deadline = backend.now() + self.grace
+        errors: list[BaseException] = []
+        try:
+            for each in live:
+                if not await each.job.wait(max(0.0, deadline - backend.now())):
+                    each.job.cancel()
+                    await each.job.wait(math.inf)
+                error = each.failure(raise_app_exceptions)
+                if error is not None:
+                    errors.append(error)
+        except BaseException:
+            for each in live:
+                each.job.cancel()
+            raise
+        if errors:
+            raise errors[0]
+
+
+class Exchange:
+    """One request in flight: the app's task, and the messages between.
+
+    Attributes:
+        response: The response's rules and what came of it so far.
+        error: What the app raised (or the protocol error it made), once its
+            task has ended.
+    """
+
+    __slots__ = (
+        "_body",
+        "_next_chunk",
+        "_raised",
+        "_request_done",
+        "app",
+        "backend",
+        "closed",
+        "ended",
+        "error",
+        "gone",
+        "interrupted",
+        "job",
+        "left",
+        "outbox",
+        "read_all",
+        "read_timeout",
+        "response",
+        "scope",
+    )
+
+    def __init__(
+        self,
+        backend: Backend,
+        app: LifespanApp[Any],
+        scope: Scope,
+        body: AsyncIterator[bytes],
+        target: str,
+        *,
+        read_timeout: float,
+    ) -> None:
+        self.backend = backend
+        self.app = app
+        self.scope = scope
+        self.response = HTTPResponse(target)
+        self.read_timeout = read_timeout
+        self.outbox: Handoff = backend.handoff()
+        # Set once the response is complete or the client has gone: then the
+        # app's receive() says http.disconnect.
+        self.gone = backend.event()
+        self.left = False  # the client went before it had read the response
+        self.read_all = False  # the reader has had the whole response
+        self.closed = False  # the reader is done
+        self.ended = False  # the app's task has ended
+        self.interrupted = False  # the task was cancelled, not by us
+        self.error: BaseException | None = None
+        self._raised = False
+        self._body = body
+        self._next_chunk: bytes | None = None
+        self._request_done = False
+        self.job: Job = backend.spawn(app, self._run)
+
+    # The app's side -----------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            if isinstance(exc, (self.backend.cancelled, KeyboardInterrupt)):
+                self.interrupted = not self.left
+                raise
+            if not (self.left and after_disconnect(exc)):
+                self.error = exc
+        else:
+            if not self.response.complete and not self.left:
+                self.error = self.response.unfinished()
+        finally:
+            self.ended = True
+            self.outbox.end()
+
+    async def receive(self) -> Message:
+        """The app's ``receive``: the request's body, chunk by chunk, then
+        ``http.disconnect`` once the response is complete or the client gone."""
+        if not self._request_done and not self.left:
+            chunk = self._next_chunk
+            if chunk is None:
+                chunk = await _next(self._body)
+            after = await _next(self._body) if chunk is not None else None
+            self._next_chunk = after
+            if after is None:  # (looked ahead: a body in one piece is one message)
+                self._request_done = True
+                return request_message(chunk or b"", False)
+            return request_message(chunk, True)  # type: ignore[arg-type]  # (not None)
+        await self.gone.wait()
+        return dict(DISCONNECT)
+
+    async def send(self, message: Message) -> None:
+        """The app's ``send``: checked, then handed to the reader."""
+        what = self.response.sent(message)
+        if self.left:
+            raise ClientDisconnected(f"the client of {self.response.target} has gone")
+        if what[0] == END:
+            self.gone.set()
+        if not await self.outbox.put(what):
+            raise ClientDisconnected(f"the client of {self.response.target} has gone")
+
+    # The reader's side --------------------------------------------------------
+
+    async def next(self) -> tuple[int, bytes] | None:
+        """The app's next message as ``(what, body)``; ``None`` once its task
+        has ended.
+
+        Raises:
+            TimeoutError: None came within the read timeout.
+        """
+        item: tuple[int, bytes] | None = await self.outbox.take(self.read_timeout)
+        if item is not None and item[0] == END:
+            self.read_all = True
+        return item
+
+    def failure(self, raise_app_exceptions: bool) -> BaseException | None:
+        """What the reader raises now that the app's task has ended, if
+        anything: the app's error (once, if ``raise_app_exceptions``), or the
+        lifespan's failure if the task was cancelled under it."""
+        if self.interrupted:
+            self.interrupted = False
+            failure: BaseException | None = getattr(self.app, "failure", None)
+            if failure is not None:
+                return LifespanUnavailable(failure)
+            return RuntimeError(
+                f"the app's task for {self.response.target} was cancelled from "
+                "outside (the lifespan ended, or its event loop closed)"
+            )
+        error = self.error
+        if error is None or self._raised:
+            return None
+        if not raise_app_exceptions and not isinstance(error, LifespanUnavailable):
+            return None  # (as a server would: a 500, or a response cut short)
+        self._raised = True
+        return error
+
+    def leave(self) -> None:
+        """The client has gone: the app hears ``http.disconnect``, and its
+        sends raise."""
+        if not self.read_all:
+            self.left = True
+        self.closed = True
+        self.outbox.leave()
+        self.gone.set()
+
+    async def close(self) -> bool:
+        """The reader is done. The app of a complete response gets the read
+        timeout to return (its background tasks); an unfinished one hears
+        that the client went. Returns whether the app's task has ended (if
+        not, it is left to the client's exit)."""
+        if self.closed:
+            return self.ended
+        complete = self.read_all
+        self.leave()
+        if complete:
+            try:
+                await self.job.wait(self.read_timeout)
+            except BaseException:
+                self.job.cancel()
+                raise
+        return self.ended
+
+
+async def _next(body: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return bytes(await body.__anext__())
+    except StopAsyncIteration:
+        return None
+
+
+def url_scope(request: Any) -> dict[str, Any]:
+    """The parts of an ASGI scope that an httpx (or httpx2) request gives:
+    the path as servers hand it (``path`` decoded, ``raw_path`` as sent),
+    the query string, the headers (names lower-cased), the server."""
+    url = request.url
+    raw_path, _, query = url.raw_path.partition(b"?")
+    secure = url.scheme in ("https", "wss")
+    return {
+        "asgi": ASGI,
+        "http_version": "1.1",
+        "path": url.path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": "",
+        "headers": [(k.lower(), v) for k, v in request.headers.raw],
+        "client": CLIENT,
+        "server": (url.host, url.port or (443 if secure else 80)),
+    }
+
+
+async def _upgrade(transport: Any, httpx: ModuleType, request: Any) -> Any:
+    """A websocket handshake through the client's ``send()``: httpx-ws's way
+    (``client.websocket_connect`` needs none of it)."""
+    try:
+        import httpx_ws  # noqa: F401, PLC0415  # pyright: ignore[reportUnusedImport]
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "httpx_ws":
+            raise
+        raise ModuleNotFoundError(
+            f"a websocket request ({request.url}) through the client's send() "
+            f"is httpx-ws's way, and httpx-ws is not installed: {HTTPX_WS}; or "
+            "use `async with client.websocket_connect(path)`, which needs nothing",
+            name="httpx_ws",
+        ) from exc
+    from ._wsproto import upgrade  # noqa: PLC0415 - wsproto, for httpx-ws
+
+    return await upgrade(transport, httpx, request)
+
+
+#: What to install for httpx-ws, said by the error about a missing one.
+HTTPX_WS = "pip install 'trio-lifespan[httpx-ws]'"
+
+
+#: The transport class made for each module, by name.
+_CLASSES: dict[str, type[Any]] = {}
+
+
+def transport_class(httpx: ModuleType) -> type[Any]:
+    """The transport class for ``httpx`` (the module: httpx or httpx2), made
+    once."""
+    made = _CLASSES.get(httpx.__name__)
+    if made is None:
+        made = _CLASSES[httpx.__name__] = _make_transport_class(httpx)
+    return made
+
+
+def _make_transport_class(httpx: ModuleType) -> type[Any]:
+
+    class ResponseStream(httpx.AsyncByteStream):  # type: ignore[misc, name-defined]
+        """A response's body, as the app sends it."""
+
+        def __init__(
+            self, exchange: Exchange, request: Any, transport: LifespanTransport
+        ) -> None:
+            self.exchange = exchange
+            self.request = request
+            self.transport = transport
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            exchange = self.exchange
+            head = exchange.scope["method"] == "HEAD"
+            while True:
+                try:
+                    item = await exchange.next()
+                except TimeoutError:
+                    raise self.transport.timed_out(self.request, exchange) from None
+                if item is None:
+                    error = exchange.failure(self.transport.raise_app_exceptions)
+                    if error is not None:
+                        raise error
+                    return
+                what, body = item
+                if body and not head:
+                    yield body
+                if what == END:
+                    return
+
+        async def aclose(self) -> None:
+            exchange = self.exchange
+            if await exchange.close():
+                self.transport.apps.live.discard(exchange)
+                error = exchange.failure(self.transport.raise_app_exceptions)
+                if error is not None:
+                    raise error
+
+    class LifespanTransport(httpx.AsyncBaseTransport):  # type: ignore[misc, name-defined]
+        """Sends each request to the app as an ASGI call in a task of its own.
+
+        Attributes:
+            app: The app with its lifespan, once it is open.
+            raise_app_exceptions: Whether the app's exceptions are raised.
+            apps: The apps still running for requests and sessions.
+        """
+
+        def __init__(
+            self, *, raise_app_exceptions: bool = True, grace: float = 5.0
+        ) -> None:
+            self.app: LifespanApp[Any] | None = None
+            self.raise_app_exceptions = raise_app_exceptions
+            self.apps = Apps(grace)
+
+        def timed_out(self, request: Any, exchange: Exchange) -> BaseException:
+            seconds = exchange.read_timeout
+            what = (
+                "sent nothing more of its response to"
+                if exchange.response.started
+                else "did not answer"
+            )
+            return httpx.ReadTimeout(  # type: ignore[no-any-return]
+                f"the app {what} {request.method} {request.url} within the "
+                f"client's read timeout ({seconds} s): pass timeout= to "
+                "open_client, or to the request, for a longer one (None for no "
+                "limit)",
+                request=request,
+            )
+
+        async def handle_async_request(self, request: Any) -> Any:
+            app = self.app
+            if app is None:
+                raise RuntimeError(
+                    "this client's lifespan is not open yet: send requests inside "
+                    "`async with open_client(app) as client:`"
+                )
+            failure: BaseException | None = cast("Any", app).failure
+            if failure is not None:  # (at once: even in a cancelled scope)
+                raise LifespanUnavailable(failure)
+            if (
+                request.url.scheme in ("ws", "wss")
+                or request.headers.get("upgrade", "").lower() == "websocket"
+            ):
+                return await _upgrade(self, httpx, request)
+            timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+            read = timeouts.get("read")
+            url = request.url
+            scope = url_scope(request)
+            scope["type"] = "http"
+            scope["method"] = request.method
+            scope["scheme"] = url.scheme
+            scope["extensions"] = {"http.response.trailers": {}}
+            exchange = Exchange(
+                current_backend("open_client"),
+                app,
+                scope,
+                request.stream.__aiter__(),
+                f"{request.method} {url.raw_path.decode('ascii')}",
+                read_timeout=math.inf if read is None else read,
+            )
+            self.apps.live.add(exchange)
+            try:
+                item = await exchange.next()
+            except TimeoutError:
+                exchange.leave()
+                raise self.timed_out(request, exchange) from None
+            except BaseException:
+                exchange.leave()
+                exchange.job.cancel()
+                raise
+            if item is None:  # the app ended without a response
+                self.apps.live.discard(exchange)
+                error = exchange.failure(self.raise_app_exceptions)
+                if error is not None:
+                    raise error
+                return httpx.Response(500, headers=[], request=request)
+            response = exchange.response
+            return httpx.Response(
+                response.status,
+                headers=response.headers,
+                stream=ResponseStream(exchange, request, self),
+                extensions={"trailers": response.trailers},
+            )
+
+        async def aclose(self) -> None:
+            """End every app still running (each response still open is
+            closed, each session too), within the grace."""
+            await self.apps.end(
+                current_backend("open_client"), self.raise_app_exceptions
+            )
+
+    return LifespanTransport
