@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Any, TypeVar, cast
 
 import pytest
+
+T = TypeVar("T")
 
 
 def approx(
@@ -17,3 +21,9 @@ def approx(
 def makepyfile(pytester: pytest.Pytester, **files: str) -> None:
     """``pytester.makepyfile``: each keyword a module name, its value the code."""
     pytester.makepyfile(**files)  # pyright: ignore[reportUnknownMemberType]
+
+
+def closing(iterator: AsyncIterator[T]) -> aclosing[AsyncGenerator[T]]:
+    """``contextlib.aclosing`` for httpx's ``aiter_*`` (async generators that
+    httpx types as iterators)."""
+    return aclosing(cast("AsyncGenerator[T]", iterator))

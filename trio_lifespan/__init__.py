@@ -11,7 +11,10 @@ points); ``_backend`` (which driver), ``_options`` (argument checks);
 decision, no I/O), ``_exceptions`` (composing exceptions); ``_state`` (the
 yielded app), ``_errors``, ``_types``, ``_compat``; ``_cli`` (the command
 line); ``_client`` and ``_httpx`` (``open_client``: the one module that
-imports httpx), ``_pytest_plugin`` (the fixtures). docs/design.rst says more.
+imports httpx), ``_transport`` and ``_websocket`` (its requests and sessions,
+each app in a task of its own), ``_exchange`` (their ASGI rules, no I/O),
+``_wsproto`` (httpx-ws through the client), ``_pytest_plugin`` (the
+fixtures). docs/design.rst says more.
 """
 
 from importlib import import_module as _import_module
@@ -29,6 +32,9 @@ from ._errors import (
     LifespanStateConflict as LifespanStateConflict,
     LifespanTimeout as LifespanTimeout,
     LifespanUnavailable as LifespanUnavailable,
+    RequestProtocolError as RequestProtocolError,
+    WebSocketDenied as WebSocketDenied,
+    WebSocketDisconnect as WebSocketDisconnect,
 )
 from ._open import open_lifespan as open_lifespan, open_lifespans as open_lifespans
 from ._state import LifespanApp as LifespanApp
@@ -47,6 +53,7 @@ if _TYPE_CHECKING:
         TaskStatus as TaskStatus,
         serve_lifespan as serve_lifespan,
     )
+    from ._websocket import WebSocketSession as WebSocketSession
 
 # Loaded on first use: a program that only opens lifespans does not pay for
 # the drop-in manager, the nursery.start helper or the client (and httpx,
@@ -60,6 +67,7 @@ _LAZY = {
     "open_client": "._client",
     "serve_lifespan": "._serve",
     "with_lifespans": "._mounts",
+    "WebSocketSession": "._websocket",
 }
 
 __all__ = [
@@ -77,7 +85,11 @@ __all__ = [
     "LifespanStateConflict",
     "LifespanTimeout",
     "LifespanUnavailable",
+    "RequestProtocolError",
     "TaskStatus",
+    "WebSocketDenied",
+    "WebSocketDisconnect",
+    "WebSocketSession",
     "__version__",
     "lifespan_of",
     "open_client",

@@ -47,15 +47,17 @@ def after_disconnect(exc: BaseException) -> bool:
 
 def check_message(target: str, message: object) -> str:
     """The type of ``message``; a :exc:`RequestProtocolError` if it has none."""
-    if isinstance(message, Mapping):
-        fields = cast("Mapping[str, Any]", message)
-        kind = fields.get("type")
-        if isinstance(kind, str):
-            return kind
+    kind = (
+        cast("Mapping[str, Any]", message).get("type")
+        if isinstance(message, Mapping)
+        else None
+    )
+    if isinstance(kind, str):
+        return kind
     raise RequestProtocolError(
         target,
-        f"it sent {describe_message(cast('object', message))}, which is not an "
-        "ASGI message (a mapping with a 'type')",
+        f"it sent {describe_message(message)}, which is not an ASGI message (a "
+        "mapping with a 'type')",
     )
 
 

@@ -342,10 +342,14 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             self.request = request
             self.transport = transport
 
-        async def __aiter__(self) -> AsyncIterator[bytes]:
+        def __aiter__(self) -> ResponseStream:
+            return self
+
+        async def __anext__(self) -> bytes:
+            # (an iterator, not an async generator: one abandoned half-way is
+            # closed with the response, never left to the garbage collector)
             exchange = self.exchange
-            head = exchange.scope["method"] == "HEAD"
-            while True:
+            while not exchange.read_all:
                 try:
                     item = await exchange.next()
                 except TimeoutError:
@@ -354,12 +358,11 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                     error = exchange.failure(self.transport.raise_app_exceptions)
                     if error is not None:
                         raise error
-                    return
-                what, body = item
-                if body and not head:
-                    yield body
-                if what == END:
-                    return
+                    break
+                chunk = item[1]
+                if chunk and exchange.scope["method"] != "HEAD":
+                    return chunk
+            raise StopAsyncIteration
 
         async def aclose(self) -> None:
             exchange = self.exchange
@@ -438,8 +441,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 exchange.leave()
                 raise self.timed_out(request, exchange) from None
             except BaseException:
-                exchange.leave()
-                exchange.job.cancel()
+                exchange.leave()  # (the app is told; the client's exit ends it)
                 raise
             if item is None:  # the app ended without a response
                 self.apps.live.discard(exchange)

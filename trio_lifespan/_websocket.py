@@ -213,15 +213,17 @@ class WebSocketSession:
 
     def leave(self, code: int = GOING_AWAY, reason: str = "") -> None:
         """The client has gone: the app hears ``websocket.disconnect`` with
-        ``code`` (going away, unless said), and its sends raise."""
+        ``code`` (going away, unless said; the app's own code once it has
+        closed, as a client echoes it), and its sends raise."""
         if self._left:
             return
         self._left = True
         assert self._to_app is not None
         assert self._from_app is not None
-        if self.close_code is None:
-            message = {"type": "websocket.disconnect", "code": code, "reason": reason}
-            self._to_app.put_nowait(message)
+        if self.close_code is not None:
+            code, reason = self.close_code, self.close_reason
+        message = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        self._to_app.put_nowait(message)
         self._to_app.end()
         self._from_app.leave()
 

@@ -1,0 +1,507 @@
+"""``open_client``'s own transport (trio_lifespan/_transport.py), against raw
+ASGI apps, on each backend, on fake time: streaming both ways, the read
+timeout per wait, disconnects, the app's exceptions and protocol errors, and
+a client used from tasks other than the one that opened it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+import trio_lifespan
+from trio_lifespan._errors import RequestProtocolError
+from trio_lifespan._types import Message, Receive, Scope, Send
+
+from .backends import Backend, forever
+from .typed import approx, closing
+
+# httpx's own iterators (aiter_lines over aiter_text over aiter_bytes...)
+# leave the inner ones to the garbage collector when a test stops reading
+# early, and trio warns of each: httpx's, not the transport's (whose stream is
+# an iterator, closed with the response).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Async generator 'httpx\\.:ResourceWarning"
+)
+
+
+async def lifespan(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Answer the lifespan protocol; whether ``scope`` was the lifespan's."""
+    if scope["type"] != "lifespan":
+        return False
+    await receive()
+    scope["state"]["db"] = "ready"
+    await send({"type": "lifespan.startup.complete"})
+    await receive()
+    await send({"type": "lifespan.shutdown.complete"})
+    return True
+
+
+def start(status: int = 200, **more: Any) -> Message:
+    return {"type": "http.response.start", "status": status, "headers": [], **more}
+
+
+def body(data: bytes, more: bool = False) -> Message:
+    return {"type": "http.response.body", "body": data, "more_body": more}
+
+
+# Responses stream -----------------------------------------------------------------
+
+
+def endless(backend: Backend, heard: list[Message], period: float = 1.0) -> Any:
+    """An app streaming events for ever, one per ``period``; what its
+    ``receive()`` says once the client goes is put in ``heard``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send(start(headers=[(b"content-type", b"text/event-stream")]))
+        number = 0
+        try:
+            while True:
+                await send(body(f"data: {number}\n\n".encode(), more=True))
+                number += 1
+                await backend.sleep(period)
+        except OSError:  # (ASGI 2.4: send() after a disconnect)
+            heard.append(await receive())
+
+    return app
+
+
+async def test_an_endless_response_streams_and_hears_the_disconnect(
+    backend: Backend,
+) -> None:
+    heard: list[Message] = []
+    async with trio_lifespan.open_client(endless(backend, heard)) as client:
+        began = backend.now()
+        lines: list[str] = []
+        async with client.stream("GET", "/events") as response:
+            assert response.headers["content-type"] == "text/event-stream"
+            async with closing(response.aiter_lines()) as events:
+                async for line in events:
+                    if line:
+                        lines.append(line)
+                    if len(lines) == 3:
+                        break
+        assert lines == ["data: 0", "data: 1", "data: 2"]
+        assert backend.now() - began == approx(2)  # as they came, not at the end
+        await backend.sleep(1.5)  # the app's next send finds the client gone
+        assert heard == [{"type": "http.disconnect"}]
+
+
+async def test_a_handler_deaf_to_the_disconnect_ends_by_the_clients_exit(
+    backend: Backend,
+) -> None:
+    ended: list[str] = []
+
+    async def deaf(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"first", more=True))
+        try:
+            await backend.sleep(forever())
+        finally:
+            ended.append("cancelled")
+
+    async with trio_lifespan.open_client(deaf, shutdown_timeout=3) as client:
+        async with client.stream("GET", "/") as response:
+            async with closing(response.aiter_bytes()) as chunks:
+                assert await anext(chunks) == b"first"
+        left = backend.now()
+        assert ended == []  # closing the response did not wait for it
+    assert backend.now() - left == approx(3)  # the grace: shutdown_timeout
+    assert ended == ["cancelled"]
+
+
+async def test_the_read_timeout_bounds_each_wait_not_the_response(
+    backend: Backend,
+) -> None:
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        gap = 0.25 if scope["path"] == "/steady" else 2
+        for _ in range(8):
+            await backend.sleep(gap)
+            await send(body(b".", more=True))
+        await send(body(b""))
+
+    async with trio_lifespan.open_client(slow, timeout=1) as client:
+        began = backend.now()
+        response = await client.get("/steady")  # 2 s in all, a chunk each 0.25 s
+        assert response.content == b"........"
+        assert backend.now() - began == approx(2)
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            await client.get("/stalls")
+        assert str(caught.value) == (
+            "the app sent nothing more of its response to GET "
+            "http://testserver/stalls within the client's read timeout (1 s): "
+            "pass timeout= to open_client, or to the request, for a longer one "
+            "(None for no limit)"
+        )
+
+
+async def test_the_app_is_one_message_ahead_of_the_reader_at_most(
+    backend: Backend,
+) -> None:
+    sent: list[int] = []
+
+    async def fast(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        for number in range(100):
+            sent.append(number)
+            await send(body(b"x" * 1000, more=True))
+        await send(body(b""))
+
+    async with trio_lifespan.open_client(fast) as client:
+        read = 0
+        async with client.stream("GET", "/") as response:
+            async for _ in response.aiter_raw():
+                read += 1
+                await backend.sleep(1)  # a slow reader
+                assert len(sent) - read <= 2  # (one handed over, one waiting)
+        assert read == 100
+
+
+async def test_a_request_body_streams_to_receive(backend: Backend) -> None:
+    received: list[Message] = []
+
+    async def collect(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        while True:
+            message = await receive()
+            received.append(message)
+            if not message["more_body"]:
+                break
+        await send(start())
+        await send(body(b"ok"))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for part in (b"a", b"bc", b"def"):
+            await backend.sleep(1)
+            yield part
+
+    async with trio_lifespan.open_client(collect) as client:
+        assert (await client.post("/", content=chunks())).content == b"ok"
+        assert received == [
+            {"type": "http.request", "body": b"a", "more_body": True},
+            {"type": "http.request", "body": b"bc", "more_body": True},
+            {"type": "http.request", "body": b"def", "more_body": False},
+        ]
+        received.clear()
+        await client.post("/", content=b"whole")  # one piece: one message
+        assert received == [
+            {"type": "http.request", "body": b"whole", "more_body": False}
+        ]
+        received.clear()
+        await client.get("/")
+        assert received == [{"type": "http.request", "body": b"", "more_body": False}]
+
+
+async def test_the_scope_is_a_servers(backend: Backend) -> None:
+    scopes: list[Scope] = []
+
+    async def record(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        scopes.append(scope)
+        await send(start())
+        await send(body(b""))
+
+    async with trio_lifespan.open_client(record, base_url="https://example.com") as c:
+        await c.get("/caf%C3%A9/a%20b?x=1&y=%20", headers={"X-Name": "v"})
+    (scope,) = scopes
+    assert scope["type"] == "http"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert (scope["method"], scope["scheme"], scope["http_version"]) == (
+        "GET",
+        "https",
+        "1.1",
+    )
+    assert scope["path"] == "/café/a b"
+    assert scope["raw_path"] == b"/caf%C3%A9/a%20b"
+    assert scope["query_string"] == b"x=1&y=%20"
+    assert scope["server"] == ("example.com", 443)
+    assert scope["client"] == ("127.0.0.1", 123)
+    assert (b"x-name", b"v") in scope["headers"]
+    assert scope["extensions"] == {"http.response.trailers": {}}
+    assert scope["state"] == {"db": "ready"}
+
+
+async def test_trailers_arrive_after_the_body(backend: Backend) -> None:
+    async def trailing(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start(trailers=True))
+        await send(body(b"data"))
+        await send(
+            {
+                "type": "http.response.trailers",
+                "headers": [(b"x-checksum", b"1")],
+                "more_trailers": True,
+            }
+        )
+        await send({"type": "http.response.trailers", "headers": [(b"x-n", b"2")]})
+
+    async with trio_lifespan.open_client(trailing) as client:
+        response = await client.get("/")
+        assert response.content == b"data"
+        assert response.extensions["trailers"] == [
+            (b"x-checksum", b"1"),
+            (b"x-n", b"2"),
+        ]
+
+
+async def test_a_head_response_has_no_body(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start(headers=[(b"content-length", b"5")]))
+        await send(body(b"hello"))
+
+    async with trio_lifespan.open_client(app) as client:
+        response = await client.head("/")
+        assert (response.status_code, response.content) == (200, b"")
+
+
+# The app's work after its response, and its exceptions --------------------------------
+
+
+async def test_background_work_is_done_when_the_request_returns(
+    backend: Backend,
+) -> None:
+    done: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"accepted"))
+        await backend.sleep(2)  # a background task, as Starlette runs them
+        done.append("sent the email")
+        if scope["path"] == "/fails-later":
+            raise ValueError("the email bounced")
+
+    async with trio_lifespan.open_client(app) as client:
+        assert (await client.post("/")).content == b"accepted"
+        assert done == ["sent the email"]
+        with pytest.raises(ValueError, match=r"^the email bounced$"):
+            await client.post("/fails-later")
+        assert done == ["sent the email", "sent the email"]
+
+
+@pytest.mark.parametrize("raise_app_exceptions", [True, False])
+async def test_the_apps_exception_or_what_a_server_sends(
+    backend: Backend, raise_app_exceptions: bool
+) -> None:
+    boom = KeyError("boom")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        if scope["path"] == "/midway":
+            await send(start())
+            await send(body(b"half", more=True))
+        raise boom
+
+    async with trio_lifespan.open_client(
+        app, raise_app_exceptions=raise_app_exceptions
+    ) as client:
+        for path in ("/before", "/midway"):
+            if raise_app_exceptions:
+                with pytest.raises(KeyError) as caught:
+                    await client.get(path)
+                assert caught.value is boom
+            else:
+                response = await client.get(path)
+                assert (response.status_code, response.content) == (
+                    (500, b"") if path == "/before" else (200, b"half")
+                )
+
+
+def breaks(messages: list[Any]) -> Any:
+    """An app that sends ``messages``, then returns."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        for message in messages:
+            await send(message)
+
+    return app
+
+
+BROKEN = [
+    pytest.param(
+        [body(b"x")],
+        "it sent 'http.response.body' before http.response.start",
+        id="body first",
+    ),
+    pytest.param(
+        [start(), start()],
+        "it sent 'http.response.start' while its body was under way "
+        "(after http.response.start)",
+        id="start twice",
+    ),
+    pytest.param(
+        [],
+        "it returned without sending a response (no http.response.start)",
+        id="nothing",
+    ),
+    pytest.param(
+        [start(), body(b"x", more=True)],
+        "it returned before its response was complete (its last body message "
+        "had more_body=True)",
+        id="cut short",
+    ),
+    pytest.param(
+        [start(), body(b"x"), body(b"y")],
+        "it sent 'http.response.body' after the response was complete",
+        id="after the end",
+    ),
+    pytest.param(
+        [start(status="200")],  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        "its http.response.start has status '200', not an int from 100 to 599",
+        id="status as text",
+    ),
+    pytest.param(
+        [start(headers=[(b"a",)])],
+        "its http.response.start has a header (b'a',), not a (name, value) pair "
+        "of bytes",
+        id="header not a pair",
+    ),
+    pytest.param(
+        [start(headers="a: b")],
+        "its http.response.start has headers 'a: b', not a list of pairs",
+        id="headers as text",
+    ),
+    pytest.param(
+        [start(), body("text")],  # type: ignore[arg-type]
+        "its http.response.body has a body of type str, not bytes",
+        id="body as text",
+    ),
+    pytest.param(
+        [{"status": 200}],
+        "it sent {'status': 200}, which is not an ASGI message (a mapping with a "
+        "'type')",
+        id="no type",
+    ),
+    pytest.param(
+        [start(), body(b""), {"type": "http.response.trailers", "headers": [()]}],
+        "it sent 'http.response.trailers' after the response was complete",
+        id="trailers unannounced",
+    ),
+    pytest.param(
+        [start(trailers=True), body(b"")],
+        "it returned before sending the trailers it announced (trailers=True)",
+        id="trailers missing",
+    ),
+    pytest.param(
+        [start(trailers=True), body(b""), body(b"")],
+        "it sent 'http.response.body' after its last body chunk, where only "
+        "http.response.trailers may come (it announced trailers=True)",
+        id="body after the last",
+    ),
+]
+
+
+@pytest.mark.parametrize(("messages", "detail"), BROKEN)
+async def test_an_app_that_breaks_the_protocol_is_told_what_it_did(
+    backend: Backend, messages: list[Any], detail: str
+) -> None:
+    async with trio_lifespan.open_client(breaks(messages)) as client:
+        with pytest.raises(RequestProtocolError) as caught:
+            await client.get("/x")
+    assert caught.value.target == "GET /x"
+    assert caught.value.detail == detail
+    assert str(caught.value) == (
+        f"the app broke the ASGI protocol handling GET /x: {detail}. A server "
+        "would drop the connection here; look at the app's handler (or the "
+        "middleware around it)."
+    )
+    assert isinstance(caught.value, trio_lifespan.LifespanError)
+
+
+# A client that changes tasks ---------------------------------------------------------
+
+
+async def test_a_client_opened_in_one_task_works_in_others(backend: Backend) -> None:
+    heard: list[Message] = []
+    manager = trio_lifespan.open_client(endless(backend, heard, period=0.5))
+    client = await manager.__aenter__()  # as a fixture's setup, in its task
+
+    async def use() -> None:
+        async with client.stream("GET", "/") as response:
+            async with closing(response.aiter_bytes()) as chunks:
+                assert await anext(chunks) == b"data: 0\n\n"
+
+    await _in_a_task(backend, use)  # a test, in another task
+    await backend.sleep(1)  # the app's next send finds the client gone
+    assert heard == [{"type": "http.disconnect"}]
+    exit_ = manager.__aexit__(None, None, None)
+    if backend.name == "trio":  # (a lifespan's nursery closes in its own task)
+        await exit_
+    else:  # pytest-asyncio tears a fixture down in another task
+        await _in_a_task(backend, lambda: exit_)
+
+
+async def _in_a_task(backend: Backend, fn: Any) -> None:
+    """Run ``fn()`` in a task of its own, as pytest-asyncio runs a fixture's
+    teardown."""
+    if backend.name == "trio":
+        import trio  # noqa: PLC0415
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fn)
+    else:
+        import asyncio  # noqa: PLC0415
+
+        await asyncio.get_running_loop().create_task(fn())
+
+
+async def test_a_cancelled_request_tells_the_app_and_ends_by_the_exit(
+    backend: Backend,
+) -> None:
+    heard: list[Message] = []
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        heard.append(await receive())  # http.disconnect, once the client gave up
+
+    async with trio_lifespan.open_client(slow, timeout=None) as client:
+        with backend.move_on_after(1):
+            await client.get("/")
+        await backend.sleep(0.5)
+        assert heard == [{"type": "http.disconnect"}]  # (not cancelled: told)
+
+
+async def test_after_the_exit_the_transport_has_nothing_running(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"a", more=True))
+        await backend.sleep(math.inf)
+
+    manager = trio_lifespan.open_client(app, shutdown_timeout=1)
+    async with manager as client:
+        for _ in range(3):
+            async with client.stream("GET", "/") as response:
+                async with closing(response.aiter_raw()) as chunks:
+                    assert await anext(chunks) == b"a"  # the app sleeps on
+        began = backend.now()
+    assert backend.now() - began == approx(1)  # one grace for all three
+    transport: Any = client._transport  # pyright: ignore[reportPrivateUsage]
+    assert transport.apps.live == set()

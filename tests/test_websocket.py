@@ -1,0 +1,290 @@
+"""``client.websocket_connect`` (trio_lifespan/_websocket.py), and httpx-ws's
+``aconnect_ws`` through the client (trio_lifespan/_wsproto.py), against raw
+ASGI apps, on each backend, on fake time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx_ws
+import pytest
+
+import trio_lifespan
+from trio_lifespan import WebSocketDenied, WebSocketDisconnect
+from trio_lifespan._errors import RequestProtocolError
+from trio_lifespan._types import Message, Receive, Scope, Send
+
+from .backends import Backend, forever
+from .test_transport import lifespan
+from .typed import approx
+
+
+def chat(backend: Backend, heard: list[Message]) -> Any:
+    """An app that accepts with the first subprotocol offered and echoes;
+    ``close`` closes (4001), ``boom`` raises, ``bytes`` answers in bytes.
+    What it receives after it stops echoing goes in ``heard``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        assert await receive() == {"type": "websocket.connect"}
+        offered = scope["subprotocols"]
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": offered[0] if offered else None,
+                "headers": [(b"x-room", scope["state"]["db"].encode())],
+            }
+        )
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                heard.append(message)
+                return
+            text = message.get("text")
+            if text == "close":
+                await send({"type": "websocket.close", "code": 4001, "reason": "bye"})
+                heard.append(await receive())
+                return
+            if text == "boom":
+                raise KeyError("boom")
+            if text == "json":
+                await send({"type": "websocket.send", "text": '{"ok": true}'})
+                continue
+            if text == "json-bytes":
+                await send({"type": "websocket.send", "bytes": b'{"ok": 1}'})
+                continue
+            if text == "bytes":
+                await send({"type": "websocket.send", "bytes": b"\x00\x01"})
+                continue
+            if message.get("bytes") is not None:
+                await send({"type": "websocket.send", "bytes": message["bytes"] * 2})
+                continue
+            await send({"type": "websocket.send", "text": f"{text}!"})
+
+    return app
+
+
+async def test_a_session_talks_in_asgi_messages(backend: Backend) -> None:
+    heard: list[Message] = []
+    async with trio_lifespan.open_client(chat(backend, heard)) as client:
+        async with client.websocket_connect(
+            "/ws?room=1", subprotocols=["chat", "other"]
+        ) as websocket:
+            assert websocket.accepted_subprotocol == "chat"
+            assert websocket.extra_headers == [(b"x-room", b"ready")]
+            await websocket.send_text("hello")
+            assert await websocket.receive_text() == "hello!"
+            await websocket.send_bytes(b"ab")
+            assert await websocket.receive_bytes() == b"abab"
+            await websocket.send_json({"a": [1]})
+            assert await websocket.receive_text() == '{"a":[1]}!'
+            await websocket.send_json({"b": 2}, mode="binary")
+            assert await websocket.receive_bytes() == b'{"b":2}{"b":2}'
+            await websocket.send_text("json")
+            assert await websocket.receive_json() == {"ok": True}
+            await websocket.send_text("json-bytes")
+            assert await websocket.receive_json(mode="binary") == {"ok": 1}
+        assert heard == [{"type": "websocket.disconnect", "code": 1000, "reason": None}]
+
+
+async def test_the_app_closing_is_a_disconnect_with_its_code(backend: Backend) -> None:
+    heard: list[Message] = []
+    async with trio_lifespan.open_client(chat(backend, heard)) as client:
+        async with client.websocket_connect("/ws") as websocket:
+            await websocket.send_text("close")
+            with pytest.raises(WebSocketDisconnect) as caught:
+                await websocket.receive_text()
+            assert (caught.value.code, caught.value.reason) == (4001, "bye")
+            assert (websocket.close_code, websocket.close_reason) == (4001, "bye")
+            with pytest.raises(WebSocketDisconnect):
+                await websocket.send_text("anyone?")
+    assert str(caught.value) == (
+        "the app closed the websocket with code 4001 ('bye'). Catch "
+        "trio_lifespan.WebSocketDisconnect where the test expects the close; its "
+        ".code is the close code."
+    )
+    assert heard == [{"type": "websocket.disconnect", "code": 4001, "reason": "bye"}]
+
+
+async def test_the_client_closing_is_heard_with_its_code(backend: Backend) -> None:
+    heard: list[Message] = []
+    async with trio_lifespan.open_client(chat(backend, heard)) as client:
+        async with client.websocket_connect("/ws") as websocket:
+            await websocket.close(4321, "done")
+    assert heard == [{"type": "websocket.disconnect", "code": 4321, "reason": "done"}]
+
+
+async def test_a_handlers_exception_is_raised_in_the_test(backend: Backend) -> None:
+    async with trio_lifespan.open_client(chat(backend, [])) as client:
+        with pytest.raises(KeyError, match="boom"):
+            async with client.websocket_connect("/ws") as websocket:
+                await websocket.send_text("boom")  # a test that only sends
+        with pytest.raises(KeyError, match="boom"):
+            async with client.websocket_connect("/ws") as websocket:
+                await websocket.send_text("boom")
+                await websocket.receive_text()
+
+
+async def test_text_and_bytes_are_not_taken_for_each_other(backend: Backend) -> None:
+    async with trio_lifespan.open_client(chat(backend, [])) as client:
+        async with client.websocket_connect("/ws") as websocket:
+            await websocket.send_text("bytes")
+            with pytest.raises(TypeError, match="the app sent bytes on websocket /ws"):
+                await websocket.receive_text()
+            await websocket.send_text("hi")
+            with pytest.raises(TypeError, match="the app sent text on websocket /ws"):
+                await websocket.receive_bytes()
+
+
+def refusing(how: str) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        if how == "close":
+            await send({"type": "websocket.close", "code": 1008})
+        elif how == "deny":
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 401,
+                    "headers": [(b"www-authenticate", b"Bearer")],
+                }
+            )
+            await send(
+                {
+                    "type": "websocket.http.response.body",
+                    "body": b"no ",
+                    "more_body": True,
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": b"token"})
+
+    return app
+
+
+async def test_a_refused_handshake_says_how(backend: Backend) -> None:
+    async with trio_lifespan.open_client(refusing("close")) as client:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            async with client.websocket_connect("/ws"):
+                raise AssertionError("not accepted")
+        assert closed.value.code == 1008
+    async with trio_lifespan.open_client(refusing("deny")) as client:
+        with pytest.raises(WebSocketDenied) as denied:
+            async with client.websocket_connect("/ws"):
+                raise AssertionError("not accepted")
+        assert denied.value.status_code == 401
+        assert denied.value.headers == [(b"www-authenticate", b"Bearer")]
+        assert denied.value.body == b"no token"
+        assert str(denied.value) == (
+            "the app refused the websocket handshake with a 401 response: "
+            "'no token'. Catch trio_lifespan.WebSocketDenied where the test "
+            "expects the refusal; it has the status_code, headers and body."
+        )
+    async with trio_lifespan.open_client(refusing("return")) as client:
+        with pytest.raises(WebSocketDenied) as returned:
+            async with client.websocket_connect("/ws"):
+                raise AssertionError("not accepted")
+        assert returned.value.status_code == 403  # as a server answers
+
+
+async def test_an_app_that_returns_after_accepting_drops_the_session(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+
+    async with trio_lifespan.open_client(app) as client:
+        async with client.websocket_connect("/ws") as websocket:
+            with pytest.raises(WebSocketDisconnect) as caught:
+                await websocket.receive()
+            assert caught.value.code == 1006
+
+
+async def test_a_message_out_of_turn_is_a_protocol_error(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.send", "text": "too early"})
+
+    async with trio_lifespan.open_client(app) as client:
+        with pytest.raises(RequestProtocolError) as caught:
+            async with client.websocket_connect("/ws"):
+                raise AssertionError("not accepted")
+    assert caught.value.detail == (
+        "it sent 'websocket.send' before accepting the websocket (websocket.accept)"
+    )
+
+
+async def test_the_read_timeout_bounds_each_wait(backend: Backend) -> None:
+    async with trio_lifespan.open_client(chat(backend, []), timeout=2) as client:
+        async with client.websocket_connect("/ws") as websocket:
+            began = backend.now()
+            with pytest.raises(TimeoutError) as caught:
+                await websocket.receive_text()  # nothing was sent: nothing comes
+            assert backend.now() - began == approx(2)
+    assert str(caught.value) == (
+        "the app did not send a message on websocket /ws within the client's "
+        "read timeout (2 s): pass timeout= to open_client for a longer one (None "
+        "for no limit)"
+    )
+
+
+async def test_a_session_left_by_an_error_ends_by_the_clients_exit(
+    backend: Backend,
+) -> None:
+    ended: list[str] = []
+
+    async def deaf(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await backend.sleep(forever())
+        finally:
+            ended.append("cancelled")
+
+    async with trio_lifespan.open_client(deaf, shutdown_timeout=2) as client:
+        with pytest.raises(ValueError, match="the test's"):
+            async with client.websocket_connect("/ws"):
+                raise ValueError("the test's")
+        left = backend.now()
+    assert backend.now() - left == approx(2)
+    assert ended == ["cancelled"]
+
+
+# httpx-ws, through the client ----------------------------------------------------
+
+
+async def test_httpx_ws_talks_through_the_client(backend: Backend) -> None:
+    heard: list[Message] = []
+    async with trio_lifespan.open_client(chat(backend, heard)) as client:
+        websocket: httpx_ws.AsyncWebSocketSession
+        async with httpx_ws.aconnect_ws(
+            "/ws", client, subprotocols=["chat"]
+        ) as websocket:
+            assert websocket.subprotocol == "chat"
+            await websocket.send_text("hello")
+            assert await websocket.receive_text() == "hello!"
+            await websocket.send_bytes(b"ab")
+            assert await websocket.receive_bytes() == b"abab"
+            await websocket.send_text("close")
+            with pytest.raises(httpx_ws.WebSocketDisconnect) as caught:
+                await websocket.receive_text()
+            assert caught.value.code == 4001
+    assert heard[0]["type"] == "websocket.disconnect"
+
+
+async def test_httpx_ws_sees_a_refusal_as_the_response(backend: Backend) -> None:
+    for how, status in (("deny", 401), ("close", 403)):
+        async with trio_lifespan.open_client(refusing(how)) as client:
+            with pytest.raises(httpx_ws.WebSocketUpgradeError) as caught:
+                async with httpx_ws.aconnect_ws("/ws", client):
+                    raise AssertionError("not accepted")
+            assert caught.value.response.status_code == status
