@@ -167,3 +167,30 @@ BACKENDS: list[Backend] = [TrioBackend(), AsyncioBackend()]
 def forever() -> float:
     """A sleep length that only a cancellation ends."""
     return math.inf
+
+
+class tasks:
+    """Tasks beside the test's, waited for on exit: a nursery on trio, a list
+    of tasks on asyncio. Entering gives ``start_soon(fn)``."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.started: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Callable[[Callable[[], Awaitable[None]]], None]:
+        if self.backend.name == "trio":
+            self.nursery_manager = trio.open_nursery()
+            nursery = await self.nursery_manager.__aenter__()
+            return nursery.start_soon
+        loop = asyncio.get_running_loop()
+
+        def start_soon(fn: Callable[[], Awaitable[None]]) -> None:
+            self.started.append(loop.create_task(_as_coroutine(fn())))
+
+        return start_soon
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.backend.name == "trio":
+            await self.nursery_manager.__aexit__(*exc)
+        else:
+            await asyncio.gather(*self.started)

@@ -6,6 +6,7 @@ a client used from tasks other than the one that opened it."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,9 +15,10 @@ import pytest
 
 import trio_lifespan
 from trio_lifespan._errors import RequestProtocolError
+from trio_lifespan._transport import transport_class
 from trio_lifespan._types import Message, Receive, Scope, Send
 
-from .backends import Backend, forever
+from .backends import Backend, forever, tasks
 from .typed import approx, closing
 
 # httpx's own iterators (aiter_lines over aiter_text over aiter_bytes...)
@@ -505,3 +507,171 @@ async def test_after_the_exit_the_transport_has_nothing_running(
     assert backend.now() - began == approx(1)  # one grace for all three
     transport: Any = client._transport  # pyright: ignore[reportPrivateUsage]
     assert transport.apps.live == set()
+
+
+# The ends of the transport ----------------------------------------------------------
+
+
+async def test_an_error_after_the_client_left_comes_out_at_its_exit(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"a", more=True))
+        await receive()  # http.disconnect
+        raise ValueError("cleaning up failed")  # not the disconnect's doing
+
+    with pytest.raises(ValueError, match=r"^cleaning up failed$"):
+        async with trio_lifespan.open_client(app) as client:
+            async with client.stream("GET", "/") as response:
+                async with closing(response.aiter_raw()) as chunks:
+                    await anext(chunks)
+
+
+async def test_an_exit_cancelled_cancels_the_apps_still_running(
+    backend: Backend,
+) -> None:
+    ended: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"a", more=True))
+        try:
+            await backend.sleep(forever())
+        finally:
+            ended.append("cancelled")
+
+    with backend.move_on_after(10):
+        async with trio_lifespan.open_client(app, shutdown_timeout=60) as client:
+            async with client.stream("GET", "/") as response:
+                async with closing(response.aiter_raw()) as chunks:
+                    await anext(chunks)
+    await backend.sleep(1)
+    assert ended == ["cancelled"]
+
+
+async def test_a_response_closed_after_the_exit(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"a", more=True))
+        await receive()
+
+    async with trio_lifespan.open_client(app) as client:
+        response = await client.send(client.build_request("GET", "/"), stream=True)
+    await response.aclose()  # (the exit closed it for the app already)
+    assert response.is_closed
+
+
+async def test_waiting_for_the_apps_background_work_can_be_cancelled(
+    backend: Backend,
+) -> None:
+    ended: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"done"))
+        try:
+            await backend.sleep(forever())  # a background task that hangs
+        finally:
+            ended.append("cancelled")
+
+    async with trio_lifespan.open_client(app, timeout=None) as client:
+        with backend.move_on_after(1):
+            await client.get("/")
+        await backend.sleep(1)
+        assert ended == ["cancelled"]
+
+
+async def test_a_request_task_cancelled_from_outside_is_said_so(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await backend.sleep(forever())
+
+    async with trio_lifespan.open_client(app) as client:
+        async with client.stream("GET", "/") as response:
+            transport: Any = client._transport  # pyright: ignore[reportPrivateUsage]
+            (exchange,) = transport.apps.live
+            exchange.job.cancel()  # as a closing event loop cancels its tasks
+            with pytest.raises(RuntimeError) as caught:
+                await response.aread()
+    assert str(caught.value) == (
+        "the app's task for GET / was cancelled from outside (the lifespan "
+        "ended, or its event loop closed)"
+    )
+
+
+async def test_a_crash_ends_a_response_read_in_another_task(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await backend.sleep(2)
+            raise KeyError("pool died")
+        await send(start())
+        await backend.sleep(forever())
+
+    errors: list[BaseException] = []
+
+    async def read(response: httpx.Response) -> None:
+        try:
+            await response.aread()
+        except trio_lifespan.LifespanUnavailable as exc:
+            errors.append(exc)
+
+    async with tasks(backend) as start_soon:  # outside the lifespan's body
+        with pytest.raises(KeyError, match="pool died"):
+            async with trio_lifespan.open_client(app) as client:
+                response = await client.send(
+                    client.build_request("GET", "/"), stream=True
+                )
+                start_soon(lambda: read(response))
+                await backend.sleep(forever())
+    assert isinstance(errors[0].__cause__, KeyError)
+
+
+async def test_a_response_read_after_its_client_closed_says_so(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await receive()  # the request
+        await receive()  # http.disconnect
+
+    async with trio_lifespan.open_client(app) as client:
+        response = await client.send(client.build_request("GET", "/"), stream=True)
+    with pytest.raises(RuntimeError) as caught:
+        await response.aread()
+    assert str(caught.value) == (
+        "the client was closed while the response to GET / was being read: read "
+        "it inside the client's `async with`"
+    )
+
+
+def test_one_transport_class_for_each_httpx() -> None:
+    assert transport_class(httpx) is transport_class(httpx)
+
+
+async def test_httpx_ws_broken_by_a_missing_module_says_which(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [name for name in sys.modules if name.startswith("httpx_ws")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "wsproto", None)
+    async with trio_lifespan.open_client(breaks([])) as client:
+        with pytest.raises(ModuleNotFoundError) as caught:
+            await client.get("ws://testserver/ws")
+    assert caught.value.name == "wsproto"

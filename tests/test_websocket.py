@@ -8,11 +8,16 @@ from typing import Any
 
 import httpx_ws
 import pytest
+import wsproto
+import wsproto.connection
+import wsproto.events as ev
 
 import trio_lifespan
 from trio_lifespan import WebSocketDenied, WebSocketDisconnect
 from trio_lifespan._errors import RequestProtocolError
+from trio_lifespan._exchange import ACCEPT, WebSocketRules
 from trio_lifespan._types import Message, Receive, Scope, Send
+from trio_lifespan._wsproto import NetworkStream
 
 from .backends import Backend, forever
 from .test_transport import lifespan
@@ -85,7 +90,7 @@ async def test_a_session_talks_in_asgi_messages(backend: Backend) -> None:
             assert await websocket.receive_json() == {"ok": True}
             await websocket.send_text("json-bytes")
             assert await websocket.receive_json(mode="binary") == {"ok": 1}
-        assert heard == [{"type": "websocket.disconnect", "code": 1000, "reason": None}]
+        assert heard == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
 
 
 async def test_the_app_closing_is_a_disconnect_with_its_code(backend: Backend) -> None:
@@ -203,6 +208,23 @@ async def test_an_app_that_returns_after_accepting_drops_the_session(
             with pytest.raises(WebSocketDisconnect) as caught:
                 await websocket.receive()
             assert caught.value.code == 1006
+            with pytest.raises(WebSocketDisconnect) as sending:
+                await websocket.send_text("anyone?")
+            assert sending.value.code == 1006
+
+
+async def test_a_session_whose_task_was_cancelled_from_outside_says_so(
+    backend: Backend,
+) -> None:
+    async with trio_lifespan.open_client(chat(backend, [])) as client:
+        async with client.websocket_connect("/ws") as websocket:
+            websocket.job.cancel()  # as a closing event loop cancels its tasks
+            with pytest.raises(RuntimeError) as caught:
+                await websocket.receive()
+    assert str(caught.value) == (
+        "the app's task for websocket /ws was cancelled from outside (the "
+        "lifespan ended, or its event loop closed)"
+    )
 
 
 async def test_a_message_out_of_turn_is_a_protocol_error(backend: Backend) -> None:
@@ -288,3 +310,240 @@ async def test_httpx_ws_sees_a_refusal_as_the_response(backend: Backend) -> None
                 async with httpx_ws.aconnect_ws("/ws", client):
                     raise AssertionError("not accepted")
             assert caught.value.response.status_code == status
+
+
+# Misuse, and the ends of a session -------------------------------------------------
+
+
+async def test_a_session_used_outside_its_block_says_so(backend: Backend) -> None:
+    async with trio_lifespan.open_client(chat(backend, [])) as client:
+        session = client.websocket_connect("/ws")
+        for misuse in (session.receive(), session.send_text("x"), session.close()):
+            with pytest.raises(RuntimeError, match="is not connected: use it inside"):
+                await misuse
+        with pytest.raises(RuntimeError, match="is not connected"):
+            assert session.job
+        async with session:
+            with pytest.raises(RuntimeError, match="entered already"):
+                await session.__aenter__()
+    unopened: Any = trio_lifespan.open_client(chat(backend, []))
+    with pytest.raises(RuntimeError, match="lifespan is not open yet"):
+        unopened._client.websocket_connect("/ws")
+
+
+async def test_after_the_app_ended_every_call_says_how(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 4000})
+
+    async with trio_lifespan.open_client(app) as client:
+        async with client.websocket_connect("/ws") as websocket:
+            with pytest.raises(WebSocketDisconnect) as first:
+                await websocket.receive()
+            with pytest.raises(WebSocketDisconnect) as again:
+                await websocket.receive()
+            await backend.sleep(1)  # the app has returned
+            with pytest.raises(WebSocketDisconnect) as sending:
+                await websocket.send_text("late")
+    assert first.value.code == again.value.code == sending.value.code == 4000
+
+
+async def test_an_app_that_reads_on_after_the_disconnect_hears_dropped(
+    backend: Backend,
+) -> None:
+    heard: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        heard.append(await receive())
+        heard.append(await receive())  # (nothing more can come)
+        await send({"type": "websocket.send", "text": "anyone?"})
+
+    async with trio_lifespan.open_client(app) as client:
+        async with client.websocket_connect("/ws"):
+            pass
+    assert heard == [
+        {"type": "websocket.disconnect", "code": 1000, "reason": ""},
+        {"type": "websocket.disconnect", "code": 1006, "reason": ""},
+    ]
+
+
+async def test_a_handler_that_never_ends_is_cancelled_after_the_grace(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await backend.sleep(forever())
+
+    async with trio_lifespan.open_client(app, shutdown_timeout=2) as client:
+        began = backend.now()
+        async with client.websocket_connect("/ws"):
+            pass
+        assert backend.now() - began == approx(2)
+        with backend.move_on_after(1):  # cancelled while it waits
+            async with client.websocket_connect("/ws"):
+                pass
+        assert backend.now() - began == approx(3)
+
+
+async def test_after_a_crash_a_session_is_refused(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await backend.sleep(1)
+            raise KeyError("pool died")
+        await receive()
+        await send({"type": "websocket.accept"})
+        await backend.sleep(forever())
+
+    refused: list[BaseException] = []
+    with pytest.raises(KeyError, match="pool died"):
+        async with trio_lifespan.open_client(app) as client:
+            async with client.websocket_connect("/ws") as websocket:
+                try:
+                    await websocket.receive()
+                finally:
+                    with pytest.raises(trio_lifespan.LifespanUnavailable) as caught:
+                        async with client.websocket_connect("/ws"):
+                            pass
+                    refused.append(caught.value)
+    assert isinstance(refused[0].__cause__, KeyError)
+
+
+@pytest.mark.parametrize(
+    ("message", "detail"),
+    [
+        (
+            {"type": "websocket.send", "text": "a", "bytes": b"b"},
+            "its websocket.send has both text and bytes: give exactly one",
+        ),
+        (
+            {"type": "websocket.send"},
+            "its websocket.send has no text or bytes: give exactly one",
+        ),
+        (
+            {"type": "websocket.send", "text": b"a"},
+            "its websocket.send has text b'a', not a str",
+        ),
+        (
+            {"type": "websocket.send", "bytes": "a"},
+            "its websocket.send has bytes 'a', not bytes",
+        ),
+        (
+            {"type": "websocket.close", "code": "1000"},
+            "its websocket.close has code '1000' and reason '': give an int and a str",
+        ),
+    ],
+)
+def test_the_rules_of_an_open_session(message: Message, detail: str) -> None:
+    rules = WebSocketRules("websocket /ws")
+    assert rules.sent({"type": "websocket.accept"}) == (ACCEPT, (None, []))
+    with pytest.raises(RequestProtocolError) as caught:
+        rules.sent(message)
+    assert caught.value.detail == detail
+
+
+@pytest.mark.parametrize(
+    ("message", "detail"),
+    [
+        (
+            {"type": "websocket.accept", "subprotocol": 1},
+            "its websocket.accept has subprotocol 1, not a str",
+        ),
+        (
+            {"type": "websocket.http.response.start", "status": 99},
+            "its websocket.http.response.start has status 99, not an int from 100 "
+            "to 599",
+        ),
+        (
+            {"type": "websocket.http.response.body", "body": b""},
+            "it sent 'websocket.http.response.body' before accepting the websocket "
+            "(websocket.accept)",
+        ),
+    ],
+)
+def test_the_rules_of_a_handshake(message: Message, detail: str) -> None:
+    with pytest.raises(RequestProtocolError) as caught:
+        WebSocketRules("websocket /ws").sent(message)
+    assert caught.value.detail == detail
+
+
+def test_a_denial_is_the_last_of_a_session() -> None:
+    rules = WebSocketRules("websocket /ws")
+    rules.sent({"type": "websocket.http.response.start", "status": 403})
+    with pytest.raises(RequestProtocolError) as caught:
+        rules.sent({"type": "websocket.accept"})
+    assert caught.value.detail == (
+        "it sent 'websocket.accept' while sending its denial response "
+        "(websocket.http.response.body)"
+    )
+    rules.sent({"type": "websocket.http.response.body", "body": b""})
+    with pytest.raises(RequestProtocolError) as caught:
+        rules.sent({"type": "websocket.close"})
+    assert caught.value.detail == (
+        "it sent 'websocket.close' after the websocket was closed"
+    )
+
+
+# httpx-ws's frames, one by one ----------------------------------------------------
+
+
+class _Session:
+    """What the network stream hands messages to, recorded."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+        self.left: list[tuple[int, str]] = []
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def leave(self, code: int = 1001, reason: str = "") -> None:
+        self.left.append((code, reason))
+
+
+async def test_fragments_pings_and_a_close_from_httpx_ws(backend: Backend) -> None:
+    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    server.initiate_upgrade_connection(
+        [
+            (b"host", b"x"),
+            (b"connection", b"upgrade"),
+            (b"upgrade", b"websocket"),
+            (b"sec-websocket-version", b"13"),
+            (b"sec-websocket-key", b"AAAAAAAAAAAAAAAAAAAAAA=="),
+        ],
+        "/ws",
+    )
+    server.send(ev.AcceptConnection())
+    client = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+    session = _Session()
+    stream = NetworkStream(session, server)  # type: ignore[arg-type]
+    frames: list[ev.Event] = [
+        ev.TextMessage(data="hel", message_finished=False),
+        ev.TextMessage(data="lo"),
+        ev.BytesMessage(data=b"a", message_finished=False),
+        ev.BytesMessage(data=b"b"),
+        ev.Ping(payload=b"p"),
+        ev.CloseConnection(code=4002, reason="done"),
+    ]
+    for frame in frames:
+        await stream.write(client.send(frame))
+    assert session.sent == ["hello", b"ab"]
+    assert session.left == [(4002, "done")]
+    client.receive_data(await stream.read(65536))
+    assert [type(event) for event in client.events()] == [ev.Pong, ev.CloseConnection]
+    assert await stream.read(65536) == b""  # (closed)
+    assert stream.get_extra_info("socket") is None

@@ -692,8 +692,10 @@ class _Handoff:
 
     def leave(self) -> None:
         self._left = True
+        self._ended = True  # (a reader still waiting is done too)
         self._items.clear()
         _wake(self._putter)
+        _wake(self._taker)
 
 
 class _Job:

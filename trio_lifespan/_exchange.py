@@ -47,6 +47,7 @@ def after_disconnect(exc: BaseException) -> bool:
 
 def check_message(target: str, message: object) -> str:
     """The type of ``message``; a :exc:`RequestProtocolError` if it has none."""
+    sent: object = message  # (as it came, for the error)
     kind = (
         cast("Mapping[str, Any]", message).get("type")
         if isinstance(message, Mapping)
@@ -56,7 +57,7 @@ def check_message(target: str, message: object) -> str:
         return kind
     raise RequestProtocolError(
         target,
-        f"it sent {describe_message(message)}, which is not an ASGI message (a "
+        f"it sent {describe_message(sent)}, which is not an ASGI message (a "
         "mapping with a 'type')",
     )
 

@@ -126,6 +126,7 @@ class Exchange:
         "outbox",
         "read_all",
         "read_timeout",
+        "reader_closed",
         "response",
         "scope",
     )
@@ -151,6 +152,7 @@ class Exchange:
         self.gone = backend.event()
         self.left = False  # the client went before it had read the response
         self.read_all = False  # the reader has had the whole response
+        self.reader_closed = False  # the reader closed the response itself
         self.closed = False  # the reader is done
         self.ended = False  # the app's task has ended
         self.interrupted = False  # the task was cancelled, not by us
@@ -240,6 +242,23 @@ class Exchange:
         self._raised = True
         return error
 
+    def cut_short(self) -> BaseException:
+        """What a reader gets whose response ended, unread, because the client
+        closed under it (the lifespan's failure, if that is why)."""
+        failure: BaseException | None = getattr(self.app, "failure", None)
+        if failure is not None:
+            return LifespanUnavailable(failure)
+        return RuntimeError(
+            f"the client was closed while the response to {self.response.target} "
+            "was being read: read it inside the client's `async with`"
+        )
+
+    def stop(self) -> None:
+        """The client goes at once: the app is told, and cancelled."""
+        self.leave()
+        self.left = True
+        self.job.cancel()
+
     def leave(self) -> None:
         """The client has gone: the app hears ``http.disconnect``, and its
         sends raise."""
@@ -257,12 +276,13 @@ class Exchange:
         if self.closed:
             return self.ended
         complete = self.read_all
+        self.reader_closed = True
         self.leave()
         if complete:
             try:
                 await self.job.wait(self.read_timeout)
             except BaseException:
-                self.job.cancel()
+                self.stop()
                 raise
         return self.ended
 
@@ -356,6 +376,8 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                     raise self.transport.timed_out(self.request, exchange) from None
                 if item is None:
                     error = exchange.failure(self.transport.raise_app_exceptions)
+                    if error is None and exchange.left and not exchange.reader_closed:
+                        error = exchange.cut_short()
                     if error is not None:
                         raise error
                     break

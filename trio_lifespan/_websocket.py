@@ -190,9 +190,7 @@ class WebSocketSession:
         cancelled. Raises what the app raised, if it raised."""
         if self._to_app is None:
             raise RuntimeError(_NOT_CONNECTED)
-        if not self._left and self.close_code is None:
-            message = {"type": "websocket.disconnect", "code": code, "reason": reason}
-            self._to_app.put_nowait(message)
+        self.leave(code, reason or "")
         await self._finish()
 
     async def _finish(self) -> None:

@@ -1,0 +1,105 @@
+"""The few primitives each driver gives the client's transport
+(``Backend.handoff``, ``spawn``, ``now``: trio_lifespan/_trio.py and
+_asyncio.py), the same on each backend, on fake time."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import pytest
+
+import trio_lifespan
+from trio_lifespan._asyncio import _expire  # pyright: ignore[reportPrivateUsage]
+from trio_lifespan._backend import current_backend
+
+from .backends import Backend, tasks
+from .test_transport import lifespan
+from .typed import approx
+
+
+async def test_a_handoff_holds_what_it_may_and_says_when_it_ends(
+    backend: Backend,
+) -> None:
+    ours = current_backend("test")
+    handoff = ours.handoff()  # holds one
+    assert await handoff.put("a")
+    taken: list[Any] = []
+
+    async def reader() -> None:
+        await backend.sleep(1)
+        taken.append(await handoff.take(math.inf))
+        taken.append(await handoff.take(math.inf))
+
+    began = backend.now()
+    async with tasks(backend) as start:
+        start(reader)
+        assert await handoff.put("b")  # waits until "a" is taken
+        assert backend.now() - began == approx(1)
+    assert taken == ["a", "b"]
+    with pytest.raises(TimeoutError):
+        await handoff.take(2)
+    assert ours.now() - began == approx(3)
+    handoff.end()
+    assert await handoff.take(math.inf) is None
+    handoff.put_nowait("dropped")  # (ended: nothing more comes)
+    assert await handoff.take(math.inf) is None
+
+
+async def test_a_reader_that_leaves_frees_the_writer(backend: Backend) -> None:
+    handoff = current_backend("test").handoff()
+    assert await handoff.put("a")
+    results: list[bool] = []
+
+    async def writer() -> None:
+        results.append(await handoff.put("b"))  # full: waits
+
+    async with tasks(backend) as start:
+        start(writer)
+        await backend.sleep(1)
+        handoff.leave()
+    assert results == [False]
+    assert not await handoff.put("c")
+    handoff.put_nowait("d")  # (left: dropped)
+
+
+async def test_an_unbounded_handoff_never_waits(backend: Backend) -> None:
+    handoff = current_backend("test").handoff(math.inf)
+    for number in range(100):
+        handoff.put_nowait(number)
+    assert [await handoff.take(0) for _ in range(100)] == list(range(100))
+
+
+async def test_a_job_is_waited_for_and_cancelled(backend: Backend) -> None:
+    ours = current_backend("test")
+    ended: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await backend.sleep(math.inf)
+        finally:
+            ended.append("cancelled")
+
+    async with trio_lifespan.open_lifespan(_app) as app:
+        job = ours.spawn(app, forever)
+        assert not await job.wait(1)
+        job.cancel()
+        assert await job.wait(math.inf)
+        assert await job.wait(0)  # (ended: at once)
+    assert ended == ["cancelled"]
+
+
+def test_a_timer_late_for_a_waiter_does_nothing() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        waiter = loop.create_future()
+        waiter.set_result(None)
+        _expire(waiter)  # (the item came in the same turn as the timeout)
+        assert waiter.result() is None
+    finally:
+        loop.close()
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    await lifespan(scope, receive, send)
