@@ -32,6 +32,9 @@ from asgi_lifespan import LifespanManager
 
 from trio_lifespan import open_lifespan, open_lifespans
 
+sys.path.insert(0, str(Path(__file__).parent))
+from client import client_rows
+
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
@@ -461,6 +464,7 @@ def main() -> None:
         f"{sessions['plugin'] / hand:.2f}x "
         f"({sessions['plugin, no httpx-ws'] / hand:.2f}x without httpx-ws)"
     )
+    targets += client_rows(args.quick)
     print("\ntargets:")
     for line in targets:
         print(f"- {line}")

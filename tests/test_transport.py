@@ -148,7 +148,7 @@ async def test_the_read_timeout_bounds_each_wait_not_the_response(
         )
 
 
-async def test_the_app_is_one_message_ahead_of_the_reader_at_most(
+async def test_the_app_is_a_few_messages_ahead_of_the_reader_at_most(
     backend: Backend,
 ) -> None:
     sent: list[int] = []
@@ -168,7 +168,7 @@ async def test_the_app_is_one_message_ahead_of_the_reader_at_most(
             async for _ in response.aiter_raw():
                 read += 1
                 await backend.sleep(1)  # a slow reader
-                assert len(sent) - read <= 2  # (one handed over, one waiting)
+                assert len(sent) - read <= 6  # (a few held: never the whole body)
         assert read == 100
 
 
@@ -560,7 +560,8 @@ async def test_a_response_closed_after_the_exit(backend: Backend) -> None:
             return
         await send(start())
         await send(body(b"a", more=True))
-        await receive()
+        await receive()  # the request
+        await receive()  # http.disconnect
 
     async with trio_lifespan.open_client(app) as client:
         response = await client.send(client.build_request("GET", "/"), stream=True)

@@ -43,7 +43,7 @@ from ._protocol import (
     raised_by_the_call,
 )
 from ._state import AppT, LifespanApp, wrap_app
-from ._types import AnyASGIApp, Message
+from ._types import EMPTY, AnyASGIApp, Message
 
 if TYPE_CHECKING:
     from ._options import Options
@@ -585,6 +585,9 @@ class _Asyncio:
         await asyncio.get_running_loop().create_future()
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
     cancelled: type[BaseException] = asyncio.CancelledError
 
     def run(self, fn: Callable[[], Coroutine[Any, Any, T]], /) -> T:
@@ -667,6 +670,13 @@ class _Handoff:
     def end(self) -> None:
         self._ended = True
         _wake(self._taker)
+
+    def take_nowait(self) -> Any:
+        if self._items:
+            item = self._items.popleft()
+            _wake(self._putter)
+            return item
+        return None if self._ended else EMPTY
 
     async def take(self, seconds: float) -> Any:
         items = self._items

@@ -45,6 +45,11 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
         def end(self) -> None:
             """No more items: the reader's next :meth:`take` returns ``None``."""
 
+        def take_nowait(self) -> Any:
+            """The next item if it has come, ``None`` once ended, else
+            :data:`._types.EMPTY`."""
+            ...
+
         async def take(self, seconds: float) -> Any:
             """The next item, or ``None`` once ended.
 
@@ -93,6 +98,9 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
         async def sleep_forever(self) -> NoReturn:
             """Wait until cancelled."""
             ...
+
+        async def checkpoint(self) -> None:
+            """Let the other tasks that can run, run (a task just spawned)."""
 
         def run(self, fn: Callable[[], Coroutine[Any, Any, T]], /) -> T:
             """Run ``fn()`` in a new event loop of the library; its result."""

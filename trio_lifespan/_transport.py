@@ -37,6 +37,7 @@ from ._exchange import (
     after_disconnect,
     request_message,
 )
+from ._types import EMPTY, _Empty  # pyright: ignore[reportPrivateUsage]
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -114,6 +115,7 @@ class Exchange:
         "_next_chunk",
         "_raised",
         "_request_done",
+        "_whole_body",
         "app",
         "backend",
         "closed",
@@ -136,7 +138,7 @@ class Exchange:
         backend: Backend,
         app: LifespanApp[Any],
         scope: Scope,
-        body: AsyncIterator[bytes],
+        body: AsyncIterator[bytes] | bytes,
         target: str,
         *,
         read_timeout: float,
@@ -146,7 +148,9 @@ class Exchange:
         self.scope = scope
         self.response = HTTPResponse(target)
         self.read_timeout = read_timeout
-        self.outbox: Handoff = backend.handoff()
+        # Two held: a whole small response (its start and its body) is handed
+        # over without the app waiting for the reader.
+        self.outbox: Handoff = backend.handoff(2)
         # Set once the response is complete or the client has gone: then the
         # app's receive() says http.disconnect.
         self.gone = backend.event()
@@ -158,7 +162,10 @@ class Exchange:
         self.interrupted = False  # the task was cancelled, not by us
         self.error: BaseException | None = None
         self._raised = False
-        self._body = body
+        # The request's body: bytes, when the client was given them whole
+        # (no iteration), else the chunks as they come.
+        self._whole_body = body if isinstance(body, bytes) else None
+        self._body: AsyncIterator[bytes] = body  # type: ignore[assignment]
         self._next_chunk: bytes | None = None
         self._request_done = False
         self.job: Job = backend.spawn(app, self._run)
@@ -185,6 +192,9 @@ class Exchange:
         """The app's ``receive``: the request's body, chunk by chunk, then
         ``http.disconnect`` once the response is complete or the client gone."""
         if not self._request_done and not self.left:
+            if self._whole_body is not None:  # (bytes given: one message)
+                self._request_done = True
+                return request_message(self._whole_body, False)
             chunk = self._next_chunk
             if chunk is None:
                 chunk = await _next(self._body)
@@ -216,8 +226,24 @@ class Exchange:
         Raises:
             TimeoutError: None came within the read timeout.
         """
-        item: tuple[int, bytes] | None = await self.outbox.take(self.read_timeout)
+        item: tuple[int, bytes] | None = self.outbox.take_nowait()
+        if item is EMPTY:
+            # Let the app's task run once: most apps answer in that turn, and
+            # a schedule point costs less than a timed wait (trio runs the
+            # tasks of a turn in either order, so it may need this one).
+            await self.backend.checkpoint()
+            item = self.outbox.take_nowait()
+            if item is EMPTY:
+                item = await self.outbox.take(self.read_timeout)
         if item is not None and item[0] == END:
+            self.read_all = True
+        return item
+
+    def next_nowait(self) -> tuple[int, bytes] | _Empty | None:
+        """The app's next message if it has come (as :meth:`next`), else
+        :data:`EMPTY`."""
+        item: tuple[int, bytes] | _Empty | None = self.outbox.take_nowait()
+        if item is not None and item is not EMPTY and item[0] == END:  # type: ignore[index]
             self.read_all = True
         return item
 
@@ -278,13 +304,23 @@ class Exchange:
         complete = self.read_all
         self.reader_closed = True
         self.leave()
-        if complete:
+        if complete and not self.ended:
             try:
                 await self.job.wait(self.read_timeout)
             except BaseException:
                 self.stop()
                 raise
         return self.ended
+
+
+def _body_of(request: Any) -> AsyncIterator[bytes] | bytes:
+    """The request's body: its bytes, if the client has them (``content=``,
+    ``json=``, ``data=``), else its stream."""
+    try:
+        content: bytes = request.content
+    except Exception:  # noqa: BLE001 - httpx's RequestNotRead: a stream
+        return request.stream.__aiter__()  # type: ignore[no-any-return]
+    return content
 
 
 async def _next(body: AsyncIterator[bytes]) -> bytes | None:
@@ -356,11 +392,16 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
         """A response's body, as the app sends it."""
 
         def __init__(
-            self, exchange: Exchange, request: Any, transport: LifespanTransport
+            self,
+            exchange: Exchange,
+            request: Any,
+            transport: LifespanTransport,
+            chunks: list[bytes],
         ) -> None:
             self.exchange = exchange
             self.request = request
             self.transport = transport
+            self.chunks = chunks  # come already, not yet read
 
         def __aiter__(self) -> ResponseStream:
             return self
@@ -369,6 +410,11 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             # (an iterator, not an async generator: one abandoned half-way is
             # closed with the response, never left to the garbage collector)
             exchange = self.exchange
+            head = exchange.scope["method"] == "HEAD"
+            while self.chunks:
+                chunk = self.chunks.pop(0)
+                if chunk and not head:
+                    return chunk
             while not exchange.read_all:
                 try:
                     item = await exchange.next()
@@ -382,7 +428,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                         raise error
                     break
                 chunk = item[1]
-                if chunk and exchange.scope["method"] != "HEAD":
+                if chunk and not head:
                     return chunk
             raise StopAsyncIteration
 
@@ -448,11 +494,12 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             scope["method"] = request.method
             scope["scheme"] = url.scheme
             scope["extensions"] = {"http.response.trailers": {}}
+            backend = current_backend("open_client")
             exchange = Exchange(
-                current_backend("open_client"),
+                backend,
                 app,
                 scope,
-                request.stream.__aiter__(),
+                _body_of(request),
                 f"{request.method} {url.raw_path.decode('ascii')}",
                 read_timeout=math.inf if read is None else read,
             )
@@ -472,10 +519,31 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                     raise error
                 return httpx.Response(500, headers=[], request=request)
             response = exchange.response
+            # What the app has sent already; all of it, if it has returned.
+            chunks: list[bytes] = []
+            while (more := exchange.next_nowait()) is not EMPTY:
+                if more is None:  # the app has returned
+                    break
+                chunks.append(more[1])  # type: ignore[index]
+            if more is None and exchange.read_all:  # a whole response: no stream
+                self.apps.live.discard(exchange)
+                exchange.closed = True
+                error = exchange.failure(self.raise_app_exceptions)
+                if error is not None:
+                    raise error
+                content = b"" if request.method == "HEAD" else b"".join(chunks)
+                return httpx.Response(
+                    response.status,
+                    headers=response.headers,
+                    # (a stream, as httpx's own transport gives: content= would
+                    # add a content-length the app did not send)
+                    stream=httpx.ByteStream(content),
+                    extensions={"trailers": response.trailers},
+                )
             return httpx.Response(
                 response.status,
                 headers=response.headers,
-                stream=ResponseStream(exchange, request, self),
+                stream=ResponseStream(exchange, request, self, chunks),
                 extensions={"trailers": response.trailers},
             )
 

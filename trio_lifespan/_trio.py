@@ -50,7 +50,7 @@ from ._protocol import (
     raised_by_the_call,
 )
 from ._state import AppT, LifespanApp, wrap_app
-from ._types import AnyASGIApp, Message
+from ._types import EMPTY, AnyASGIApp, Message
 
 if TYPE_CHECKING:
     from ._options import Options
@@ -468,8 +468,13 @@ class _Handoff:
         self._writer, self._reader = channel
 
     async def put(self, item: Any) -> bool:
-        try:
-            await self._writer.send(item)
+        try:  # (room: no schedule point, so a small response is handed over whole)
+            self._writer.send_nowait(item)
+        except trio.WouldBlock:
+            try:
+                await self._writer.send(item)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return False
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return False
         return True
@@ -481,13 +486,18 @@ class _Handoff:
     def end(self) -> None:
         self._writer.close()
 
-    async def take(self, seconds: float) -> Any:
-        try:  # what has come already, without a cancel scope: the most common
+    def take_nowait(self) -> Any:
+        try:
             return self._reader.receive_nowait()
         except trio.WouldBlock:
-            pass
+            return EMPTY
         except (trio.EndOfChannel, trio.ClosedResourceError):
             return None
+
+    async def take(self, seconds: float) -> Any:
+        item = self.take_nowait()  # (what has come: no timed wait)
+        if item is not EMPTY:
+            return item
         with trio.move_on_after(seconds):
             try:
                 return await self._reader.receive()
@@ -502,20 +512,28 @@ class _Handoff:
 class _Job:
     """A request's task in the lifespan's nursery, under a scope of its own."""
 
-    __slots__ = ("ended", "scope")
+    __slots__ = ("_waiters", "ended", "scope")
 
     def __init__(self) -> None:
         self.scope = trio.CancelScope()
-        self.ended = trio.Event()
+        self.ended = False
+        self._waiters: trio.Event | None = None  # (made only if one waits)
 
     def cancel(self) -> None:
         self.scope.cancel()
 
+    def finished(self) -> None:
+        self.ended = True
+        if self._waiters is not None:
+            self._waiters.set()
+
     async def wait(self, seconds: float) -> bool:
-        if self.ended.is_set():
+        if self.ended:
             return True
+        if self._waiters is None:
+            self._waiters = trio.Event()
         with trio.move_on_after(seconds):
-            await self.ended.wait()
+            await self._waiters.wait()
             return True
         return False
 
@@ -535,6 +553,9 @@ class _Trio:
 
     async def sleep_forever(self) -> NoReturn:
         await _sleep_forever()
+
+    async def checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
 
     cancelled: type[BaseException] = trio.Cancelled
 
@@ -568,7 +589,7 @@ class _Trio:
                 with job.scope:
                     await fn()
             finally:
-                job.ended.set()
+                job.finished()
 
         # Set by TrioLifespan on the app it yields: its nursery's start_soon.
         start_soon: Callable[[Callable[[], Awaitable[None]]], None]

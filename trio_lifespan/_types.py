@@ -20,3 +20,15 @@ ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: precise callable type admits; any async callable is let through, and its
 #: own type is kept (``LifespanApp[Litestar]``).
 AnyASGIApp: TypeAlias = Callable[..., Awaitable[Any]]
+
+
+class _Empty:
+    """What a handoff's ``take_nowait`` returns when nothing has come yet."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "EMPTY"
+
+
+EMPTY = _Empty()
