@@ -709,21 +709,38 @@ class _Handoff:
 
 
 class _Job:
-    """A request's task on the caller's loop."""
+    """A request's task on the caller's loop.
+
+    Under pytest-asyncio the client may be closed on another loop than the
+    one a request ran on (a session-scoped client, tests on loops of their
+    own): a task whose loop has closed will never run again, and counts as
+    ended; one whose loop is not running now cannot be waited for from here.
+    """
 
     __slots__ = ("task",)
 
     def __init__(self, task: asyncio.Task[None]) -> None:
         self.task = task
 
+    def _gone(self) -> bool:
+        """Whether the task's loop has closed (then it is forgotten)."""
+        if self.task.get_loop().is_closed():
+            _JOBS.discard(self.task)
+            return True
+        return False
+
     def cancel(self) -> None:
-        self.task.cancel()
+        if not self._gone():
+            self.task.cancel()
 
     async def wait(self, seconds: float) -> bool:
-        if not self.task.done():
+        task = self.task
+        if self._gone():
+            return True
+        if not task.done() and task.get_loop() is asyncio.get_running_loop():
             timeout = None if seconds == math.inf else seconds
-            await asyncio.wait({self.task}, timeout=timeout)
-        return self.task.done()
+            await asyncio.wait({task}, timeout=timeout)
+        return task.done()
 
 
 BACKEND = _Asyncio()

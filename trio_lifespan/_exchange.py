@@ -30,6 +30,11 @@ class ClientDisconnected(OSError):
     subclass of ``OSError``): the app may stop sending."""
 
 
+class CancelledFromOutside(RuntimeError):
+    """The app's task was cancelled, and not by the client: its event loop
+    closed under it, or its lifespan ended."""
+
+
 def after_disconnect(exc: BaseException) -> bool:
     """Whether ``exc`` comes of a :exc:`ClientDisconnected` that ``send()``
     raised: it is, or it was raised while that one was handled (Starlette

@@ -32,6 +32,7 @@ from ._exchange import (
     ASGI,
     DISCONNECT,
     END,
+    CancelledFromOutside,
     ClientDisconnected,
     HTTPResponse,
     after_disconnect,
@@ -79,7 +80,9 @@ class Apps:
     async def end(self, backend: Backend, raise_app_exceptions: bool) -> None:
         """Tell every app still running that its client went, give them
         :attr:`grace` in all to end, cancel the rest; raise the first error
-        one raised (other than one that came of the disconnect)."""
+        one raised (other than one that came of the disconnect). A task that
+        something else cancelled (its event loop closing) is not an error
+        here: it was the reader's to hear of, if one was reading."""
         live, self.live = list(self.live), set()
         for each in live:
             each.leave()
@@ -91,7 +94,7 @@ class Apps:
                     each.job.cancel()
                     await each.job.wait(math.inf)
                 error = each.failure(raise_app_exceptions)
-                if error is not None:
+                if error is not None and not isinstance(error, CancelledFromOutside):
                     errors.append(error)
         except BaseException:
             for each in live:
@@ -226,7 +229,7 @@ class Exchange:
         Raises:
             TimeoutError: None came within the read timeout.
         """
-        item: tuple[int, bytes] | None = self.outbox.take_nowait()
+        item: Any = self.outbox.take_nowait()
         if item is EMPTY:
             # Let the app's task run once: most apps answer in that turn, and
             # a schedule point costs less than a timed wait (trio runs the
@@ -237,7 +240,8 @@ class Exchange:
                 item = await self.outbox.take(self.read_timeout)
         if item is not None and item[0] == END:
             self.read_all = True
-        return item
+        found: tuple[int, bytes] | None = item
+        return found
 
     def next_nowait(self) -> tuple[int, bytes] | _Empty | None:
         """The app's next message if it has come (as :meth:`next`), else
@@ -256,7 +260,7 @@ class Exchange:
             failure: BaseException | None = getattr(self.app, "failure", None)
             if failure is not None:
                 return LifespanUnavailable(failure)
-            return RuntimeError(
+            return CancelledFromOutside(
                 f"the app's task for {self.response.target} was cancelled from "
                 "outside (the lifespan ended, or its event loop closed)"
             )

@@ -22,6 +22,7 @@ from ._exchange import (
     ACCEPT,
     CLOSE,
     DATA,
+    CancelledFromOutside,
     ClientDisconnected,
     WebSocketRules,
     after_disconnect,
@@ -232,7 +233,7 @@ class WebSocketSession:
             failure: BaseException | None = getattr(self._app, "failure", None)
             if failure is not None:
                 return LifespanUnavailable(failure)
-            return RuntimeError(
+            return CancelledFromOutside(
                 f"the app's task for {self._rules.target} was cancelled from "
                 "outside (the lifespan ended, or its event loop closed)"
             )
