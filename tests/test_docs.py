@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
         "tutorial_test",
         "tutorial_client_test",
         "websocket_test",
+        "streaming_test",
         "fixtures_test",
         "migrate_testclient_test",
         "migrate_asgi_lifespan_test",

@@ -11,8 +11,13 @@ from typing import Any
 import pytest
 
 import trio_lifespan
-from trio_lifespan._asyncio import _expire  # pyright: ignore[reportPrivateUsage]
+from trio_lifespan._asyncio import (  # pyright: ignore[reportPrivateUsage]
+    _JOBS,  # pyright: ignore[reportPrivateUsage]
+    _expire,  # pyright: ignore[reportPrivateUsage]
+    _Job as _AsyncioJob,  # pyright: ignore[reportPrivateUsage]
+)
 from trio_lifespan._backend import current_backend
+from trio_lifespan._types import EMPTY
 
 from .backends import Backend, tasks
 from .test_transport import lifespan
@@ -103,3 +108,29 @@ def test_a_timer_late_for_a_waiter_does_nothing() -> None:
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
     await lifespan(scope, receive, send)
+
+
+def test_a_job_on_a_closed_loop_counts_as_ended() -> None:
+    # pytest-asyncio before 1.0 closes a test's loop without cancelling its
+    # tasks: the client's exit, on another loop, must not wait for them.
+    other = asyncio.new_event_loop()
+
+    async def forever() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    task = other.create_task(forever())
+    other.run_until_complete(asyncio.sleep(0))  # (it starts, and waits)
+    _JOBS.add(task)
+    job = _AsyncioJob(task)
+
+    async def from_elsewhere() -> tuple[bool, bool]:
+        before = await job.wait(math.inf)  # another loop's, not running: no wait
+        other.close()
+        job.cancel()  # (its loop has closed: nothing to cancel it with)
+        return before, await job.wait(math.inf)
+
+    assert asyncio.run(from_elsewhere()) == (False, True)
+    assert task not in _JOBS
+    assert repr(EMPTY) == "EMPTY"
+    # (pending on a closed loop is the point: asyncio need not say so at exit)
+    task._log_destroy_pending = False  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]

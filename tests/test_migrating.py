@@ -413,10 +413,9 @@ async def test_websockets() -> None:
         ws: WebSocketTestSession = client.websocket_connect("/ws")
         with ws:
             assert ws.receive_text() == keys
-    aws: httpx_ws.AsyncWebSocketSession
     async with (
         open_client(app) as async_client,
-        httpx_ws.aconnect_ws("/ws", async_client) as aws,
+        async_client.websocket_connect("/ws") as aws,
     ):
         assert await aws.receive_text() == keys
 

@@ -196,7 +196,8 @@ async def test_a_request_body_streams_to_receive(backend: Backend) -> None:
         assert received == [
             {"type": "http.request", "body": b"a", "more_body": True},
             {"type": "http.request", "body": b"bc", "more_body": True},
-            {"type": "http.request", "body": b"def", "more_body": False},
+            {"type": "http.request", "body": b"def", "more_body": True},
+            {"type": "http.request", "body": b"", "more_body": False},
         ]
         received.clear()
         await client.post("/", content=b"whole")  # one piece: one message

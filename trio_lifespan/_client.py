@@ -51,17 +51,22 @@ def open_client(
     :class:`LifespanApp`. On exit the client is closed, then the lifespan:
     every failure comes out as it comes out of :func:`open_lifespan`.
 
-    Websockets: when `httpx-ws <https://frankie567.github.io/httpx-ws/>`_ is
-    installed, ``async with httpx_ws.aconnect_ws("/ws", client) as ws:``
-    talks to the app's websocket routes, which see the lifespan state too.
-    Sessions still open when the client closes are told that it went away,
-    and cancelled if they have not ended within ``shutdown_timeout``.
-    (httpx-ws loads httpcore's sync half, which imports trio when it is
-    installed, even on asyncio; trio_lifespan's own asyncio path does not.)
+    The transport is the package's own: each request runs the app in a task
+    of its own (on trio in the lifespan's nursery, on asyncio on the caller's
+    loop), so responses stream as the app sends them (``client.stream(...)``;
+    endless ones too), leaving a response tells the app (``http.disconnect``),
+    and nothing is tied to the task that entered the client: a
+    pytest-asyncio fixture may set it up in one task and tear it down in
+    another. A response read to its end waits for the app to return (its
+    background tasks). The read timeout (``timeout=``, httpx's default 5 s)
+    bounds each wait for the app's next message, as a server's would; the
+    client's exit gives every app still running ``shutdown_timeout`` to end,
+    then cancels it. See :doc:`howto/streaming`.
 
-    Timeouts: httpx's ASGI transport ignores them; this client keeps the
-    read timeout (``timeout=``, httpx's default 5 s): an app that does not
-    answer within it raises ``httpx.ReadTimeout``, as a server would.
+    Websockets: ``async with client.websocket_connect("/ws") as ws:``
+    (:meth:`LifespanClient.websocket_connect`), with ASGI messages handed
+    between tasks; ``httpx_ws.aconnect_ws("/ws", client)`` works too when
+    httpx-ws is installed.
 
     Args:
         app: The ASGI app.
@@ -83,8 +88,7 @@ def open_client(
 
     Raises:
         ModuleNotFoundError: httpx is not installed; the message says what to
-            install (``pip install 'trio-lifespan[client]'``). A websocket
-            request without httpx-ws installed says the same.
+            install (``pip install 'trio-lifespan[client]'``).
         TypeError: An option is of the wrong type, or not one that
             ``httpx.AsyncClient`` takes, or is ``transport`` or
             ``mounts``.

@@ -115,7 +115,6 @@ class Exchange:
 
     __slots__ = (
         "_body",
-        "_next_chunk",
         "_raised",
         "_request_done",
         "_whole_body",
@@ -169,7 +168,6 @@ class Exchange:
         # (no iteration), else the chunks as they come.
         self._whole_body = body if isinstance(body, bytes) else None
         self._body: AsyncIterator[bytes] = body  # type: ignore[assignment]
-        self._next_chunk: bytes | None = None
         self._request_done = False
         self.job: Job = backend.spawn(app, self._run)
 
@@ -198,15 +196,13 @@ class Exchange:
             if self._whole_body is not None:  # (bytes given: one message)
                 self._request_done = True
                 return request_message(self._whole_body, False)
-            chunk = self._next_chunk
+            # Each chunk as it comes (a server does not wait for the next to
+            # know whether more follow), then an empty one that says the end.
+            chunk = await _next(self._body)
             if chunk is None:
-                chunk = await _next(self._body)
-            after = await _next(self._body) if chunk is not None else None
-            self._next_chunk = after
-            if after is None:  # (looked ahead: a body in one piece is one message)
                 self._request_done = True
-                return request_message(chunk or b"", False)
-            return request_message(chunk, True)  # type: ignore[arg-type]  # (not None)
+                return request_message(b"", False)
+            return request_message(chunk, True)
         await self.gone.wait()
         return dict(DISCONNECT)
 
@@ -334,6 +330,15 @@ async def _next(body: AsyncIterator[bytes]) -> bytes | None:
         return None
 
 
+async def _before_raising(exchange: Exchange, error: BaseException) -> None:
+    """Before a reader raises that the lifespan failed under its request, let
+    the cancellation that failure brings the reader's task (the body of
+    ``open_client``, a test the pytest plugin watches) reach it first: then
+    the app's own exception comes out, as it does for the rest of the body."""
+    if isinstance(error, LifespanUnavailable):
+        await exchange.backend.checkpoint()
+
+
 def url_scope(request: Any) -> dict[str, Any]:
     """The parts of an ASGI scope that an httpx (or httpx2) request gives:
     the path as servers hand it (``path`` decoded, ``raw_path`` as sent),
@@ -429,6 +434,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                     if error is None and exchange.left and not exchange.reader_closed:
                         error = exchange.cut_short()
                     if error is not None:
+                        await _before_raising(exchange, error)
                         raise error
                     break
                 chunk = item[1]
@@ -520,6 +526,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 self.apps.live.discard(exchange)
                 error = exchange.failure(self.raise_app_exceptions)
                 if error is not None:
+                    await _before_raising(exchange, error)
                     raise error
                 return httpx.Response(500, headers=[], request=request)
             response = exchange.response

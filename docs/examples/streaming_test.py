@@ -80,24 +80,28 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.mark.anyio
 async def test_the_first_events_of_an_endless_stream() -> None:
-    async with open_client(app) as client:
-        async with client.stream("GET", "/ticks") as response:
-            data: list[str] = []
-            async with aclosing(response.aiter_lines()) as lines:  # type: ignore[type-var]
-                async for line in lines:
-                    if line.startswith("data:"):
-                        data.append(line.removeprefix("data: "))
-                    if len(data) == 3:
-                        break  # leaving the block tells the app
+    data: list[str] = []
+    async with (
+        open_client(app) as client,
+        client.stream("GET", "/ticks") as response,
+        aclosing(response.aiter_lines()) as lines,  # type: ignore[type-var]
+    ):
+        async for line in lines:
+            if line.startswith("data:"):
+                data.append(line.removeprefix("data: "))
+            if len(data) == 3:
+                break  # leaving the block tells the app
     assert data == ["0", "1", "2"]
     assert disconnected[-1:] == ["ticks"]
 
 
 @pytest.mark.anyio
 async def test_a_token_stream_arrives_token_by_token() -> None:
-    async with open_client(app) as client:
-        async with client.stream("GET", "/complete") as response:
-            tokens = [token async for token in response.aiter_text()]
+    async with (
+        open_client(app) as client,
+        client.stream("GET", "/complete") as response,
+    ):
+        tokens = [token async for token in response.aiter_text()]
     assert tokens == ["Hello", ",", " world", "!"]
 
 

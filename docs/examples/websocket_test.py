@@ -29,13 +29,15 @@ app = Starlette(routes=[WebSocketRoute("/echo", echo)], lifespan=lifespan)
 
 @pytest.mark.trio
 async def test_the_websocket_sees_the_state() -> None:
-    async with open_client(app) as client:
-        async with client.websocket_connect("/echo") as websocket:
-            await websocket.send_text("ada")
-            assert await websocket.receive_text() == "hello, ada"
-            with pytest.raises(WebSocketDisconnect) as closed:
-                await websocket.receive_text()
-            assert closed.value.code == 4000
+    async with (
+        open_client(app) as client,
+        client.websocket_connect("/echo") as websocket,
+    ):
+        await websocket.send_text("ada")
+        assert await websocket.receive_text() == "hello, ada"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            await websocket.receive_text()
+        assert closed.value.code == 4000
 
 
 @pytest.mark.trio
