@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from typing import cast
 
 import pytest
@@ -30,3 +31,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     backend = cast("Backend", pyfuncitem.funcargs["backend"])
     backend.run(pyfuncitem.obj, kwargs)
     return True
+
+
+# The suite's clients are httpx's (tests/test_httpx2.py tries httpx2's): set
+# before any test, so the sessions and scripts the tests start inherit it.
+os.environ.setdefault("TRIO_LIFESPAN_HTTPX", "httpx")

@@ -512,6 +512,7 @@ def test_another_missing_module_is_not_blamed_on_httpx(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delitem(sys.modules, "trio_lifespan._httpx", raising=False)
+    monkeypatch.delitem(sys.modules, "trio_lifespan._clientbase", raising=False)
     monkeypatch.delattr(trio_lifespan, "_httpx", raising=False)
     monkeypatch.setitem(sys.modules, "trio_lifespan._compat", None)
     with pytest.raises(ImportError) as caught:

@@ -43,6 +43,7 @@ from ._version import __version__ as __version__
 if _TYPE_CHECKING:
     from ._client import open_client as open_client
     from ._httpx import LifespanClient as LifespanClient
+    from ._httpx2 import LifespanClient2 as LifespanClient2
     from ._manager import LifespanManager as LifespanManager
     from ._mounts import (
         lifespan_of as lifespan_of,
@@ -60,6 +61,7 @@ if _TYPE_CHECKING:
 # which may not even be installed) when it imports us.
 _LAZY = {
     "LifespanClient": "._httpx",
+    "LifespanClient2": "._httpx2",
     "LifespanManager": "._manager",
     "TASK_STATUS_IGNORED": "._serve",
     "TaskStatus": "._serve",
@@ -74,6 +76,7 @@ __all__ = [
     "TASK_STATUS_IGNORED",
     "LifespanApp",
     "LifespanCancelled",
+    "LifespanClient2",
     "LifespanCrashed",
     "LifespanError",
     "LifespanManager",

@@ -7,6 +7,9 @@ the client, and a missing httpx is one clear error at the call.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from typing import TYPE_CHECKING, Any, cast
 
 from ._options import check_app, check_bool, check_options
@@ -15,7 +18,9 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from ._httpx import LifespanClient
+    from ._options import Options
     from ._state import AppT
+    from ._types import AnyASGIApp
 
 #: What to install for the client, said by every error about a missing part.
 EXTRA = "pip install 'trio-lifespan[client]'"
@@ -33,6 +38,7 @@ def open_client(
     allow_unsupported: bool = False,
     base_url: str = "http://testserver",
     raise_app_exceptions: bool = True,
+    httpx: str | None = None,
     **client_options: Any,
 ) -> AbstractAsyncContextManager[LifespanClient[AppT]]:
     """Run an app's lifespan and yield an httpx client that sends it requests.
@@ -74,6 +80,10 @@ def open_client(
         shutdown_timeout: As for :func:`open_lifespan`.
         allow_unsupported: As for :func:`open_lifespan`.
         base_url: The URL that relative request URLs are joined to.
+        httpx: The package the client is made from: ``"httpx2"`` (an
+            ``httpx2.AsyncClient``) or ``"httpx"``. Default: the environment
+            variable ``TRIO_LIFESPAN_HTTPX`` if set, else httpx2 where it is
+            installed (as Starlette's TestClient chooses), else httpx.
         raise_app_exceptions: Whether an exception the app raises while it
             handles a request is raised in the test (the default), or turned
             into a ``500`` response, as a server would (Starlette's
@@ -106,22 +116,92 @@ def open_client(
                 "To use another transport, open the lifespan with "
                 "open_lifespan() and make the httpx client yourself"
             )
-    try:
-        from . import _httpx  # noqa: PLC0415 - httpx only for those who use it
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] not in ("httpx", "httpcore"):
-            raise
-        raise ModuleNotFoundError(
-            f"open_client() needs httpx, which is not installed: {EXTRA}",
-            name=exc.name,
-        ) from exc
     return cast(
         "AbstractAsyncContextManager[LifespanClient[AppT]]",
-        _httpx.OpenClient(
+        make_open_client(
             app,
             options,
             base_url,
             client_options,
             raise_app_exceptions=raise_app_exceptions,
+            httpx=httpx,
+            caller="open_client()",
         ),
     )
+
+
+#: The packages a client can be made from, the preferred first.
+PACKAGES = ("httpx2", "httpx")
+
+#: The environment variable that chooses one, for a whole test suite.
+CHOICE = "TRIO_LIFESPAN_HTTPX"
+
+
+def choose_httpx(httpx: str | None) -> str:
+    """The package to make the client from (see :func:`open_client`).
+
+    Raises:
+        ValueError: ``httpx`` (or the environment variable) names another.
+        ModuleNotFoundError: Neither is installed.
+    """
+    given = httpx if httpx is not None else os.environ.get(CHOICE) or None
+    if given is not None:
+        if given not in PACKAGES:
+            said = f"httpx={given!r}" if httpx is not None else f"{CHOICE}={given!r}"
+            raise ValueError(
+                f"open_client() got {said}: give 'httpx2' or 'httpx', the package "
+                "the client is made from"
+            )
+        return given
+    for name in PACKAGES:
+        if name in sys.modules:  # (imported, or blocked: None)
+            if sys.modules[name] is not None:
+                return name
+        elif importlib.util.find_spec(name) is not None:
+            return name
+    raise ModuleNotFoundError(
+        f"open_client() needs httpx, which is not installed: {EXTRA}", name="httpx"
+    )
+
+
+def make_open_client(
+    app: AnyASGIApp,
+    options: Options,
+    base_url: str,
+    client_options: dict[str, Any],
+    *,
+    raise_app_exceptions: bool = True,
+    httpx: str | None = None,
+    caller: str,
+) -> AbstractAsyncContextManager[Any]:
+    """The lifespan and the client, as one (``OpenClient``), made from the
+    package chosen; only that one is imported."""
+    name = choose_httpx(httpx)
+    try:
+        if name == "httpx2":
+            from . import _httpx2 as chosen  # noqa: PLC0415 - only if used
+        else:
+            from . import _httpx as chosen  # type: ignore[no-redef]  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in (name, "httpcore"):
+            raise
+        raise ModuleNotFoundError(
+            f"{caller} needs {name}, which is not installed: "
+            + (EXTRA if name == "httpx" else HTTPX2),
+            name=exc.name,
+        ) from exc
+    from ._clientbase import OpenClient  # noqa: PLC0415
+
+    return OpenClient(
+        app,
+        options,
+        base_url,
+        client_options,
+        raise_app_exceptions=raise_app_exceptions,
+        client_class=chosen.CLIENT,
+        transport_class=chosen.TRANSPORT,
+    )
+
+
+#: What to install for httpx2.
+HTTPX2 = "pip install 'trio-lifespan[httpx2]'"

@@ -1,213 +1,59 @@
-"""The httpx side of ``open_client``: the client class and its transport.
+"""The httpx side of ``open_client``: its client class and transport for httpx.
 
-Imported by :func:`trio_lifespan.open_client` when it is called, never by
-the package itself: this is the one module that imports httpx (and httpx-ws,
-when it is installed and a client is opened).
+Imported by :func:`trio_lifespan.open_client` when it makes an httpx client,
+never by the package itself: the one module that imports httpx.
 """
 
 from __future__ import annotations
 
-import base64
-import math
-import os
-from collections.abc import Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic
 
 import httpx
 
-from ._backend import current_backend
-from ._compat import ki_protected
-from ._errors import LifespanUnavailable
-from ._open import entered_twice, exited_twice, never_entered
+from ._clientbase import ClientMixin
 from ._state import AppT_co
-from ._transport import transport_class, url_scope
-from ._websocket import WebSocketSession
+from ._transport import transport_class
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import Sequence
 
-    from ._options import Options
     from ._state import LifespanApp
-    from ._types import AnyASGIApp
+    from ._websocket import WebSocketSession
 
 
-class LifespanClient(httpx.AsyncClient, Generic[AppT_co]):
+class LifespanClient(ClientMixin[AppT_co], httpx.AsyncClient, Generic[AppT_co]):
     """The ``httpx.AsyncClient`` that :func:`open_client` yields.
 
     It is an ``AsyncClient`` in every way; its transport sends each request
     to the app through :attr:`lifespan`, so requests see the lifespan state.
+    (With httpx2, the client is the same, made from ``httpx2.AsyncClient``.)
     """
 
-    _lifespan: LifespanApp[AppT_co] | None = None
+    if TYPE_CHECKING:
 
-    @property
-    def lifespan(self) -> LifespanApp[AppT_co]:
-        """The :class:`LifespanApp` that requests go through.
+        @property
+        def lifespan(self) -> LifespanApp[AppT_co]:
+            """The :class:`LifespanApp` that requests go through."""
+            ...
 
-        Raises:
-            RuntimeError: The client has not been entered yet.
-        """
-        if self._lifespan is None:
-            raise RuntimeError(
-                "this client's lifespan is not open yet: use the client inside "
-                "`async with open_client(app) as client:`"
-            )
-        return self._lifespan
+        def websocket_connect(
+            self,
+            url: httpx.URL | str,
+            *,
+            subprotocols: Sequence[str] = (),
+            headers: httpx._types.HeaderTypes | None = None,  # pyright: ignore[reportPrivateUsage]
+        ) -> WebSocketSession:
+            """A websocket session with the app at ``url``."""
+            ...
 
-    def websocket_connect(
-        self,
-        url: httpx.URL | str,
-        *,
-        subprotocols: Sequence[str] = (),
-        headers: httpx._types.HeaderTypes | None = None,  # pyright: ignore[reportPrivateUsage]
-    ) -> WebSocketSession:
-        """A websocket session with the app at ``url``: ``async with`` it.
-
-        ::
-
-            async with client.websocket_connect("/ws") as websocket:
-                await websocket.send_text("hello")
-                assert await websocket.receive_text() == "hello, you"
-
-        The client's base URL, headers and cookies apply, as to a request.
-        Messages go to and from the app as ASGI messages, in-process; the
-        app's handler sees the lifespan state. Entering the session waits
-        for the app to accept; a refusal raises :exc:`WebSocketDisconnect`
-        (the app closed) or :exc:`WebSocketDenied` (it answered with an HTTP
-        response). What the app raises is raised in the test, as for HTTP
-        requests (``raise_app_exceptions``).
-
-        Args:
-            url: The websocket's path (or URL): ``"/ws"``.
-            subprotocols: The subprotocols to offer.
-            headers: More headers for the handshake.
-        """
-        transport = self._transport
-        app = getattr(transport, "app", None)
-        if app is None:
-            raise RuntimeError(
-                "this client's lifespan is not open yet: connect inside "
-                "`async with open_client(app) as client:`"
-            )
-        request = self.build_request("GET", url, headers=headers)
-        scope = url_scope(request)
-        scope["type"] = "websocket"
-        scope["scheme"] = "wss" if request.url.scheme == "https" else "ws"
-        scope["subprotocols"] = list(subprotocols)
-        scope["headers"] += [
-            (b"connection", b"upgrade"),
-            (b"upgrade", b"websocket"),
-            (b"sec-websocket-version", b"13"),
-            (b"sec-websocket-key", base64.b64encode(os.urandom(16))),
-        ]
-        if subprotocols:
-            offered = ", ".join(subprotocols).encode()
-            scope["headers"].append((b"sec-websocket-protocol", offered))
-        scope["extensions"] = {"websocket.http.response": {}}
-        read = self.timeout.read
-        return WebSocketSession(
-            app,
-            scope,
-            transport.apps,  # type: ignore[attr-defined]
-            read_timeout=math.inf if read is None else read,
-            raise_app_exceptions=transport.raise_app_exceptions,  # type: ignore[attr-defined]
-        )
-
-    async def send(
-        self, request: httpx.Request, **kwargs: Any
-    ) -> httpx.Response:  # (every request method comes here)
-        """Send ``request``, as httpx does; once the lifespan has failed and
-        closed the client, say so rather than that the client is closed."""
-        lifespan = self._lifespan
-        if self.is_closed and lifespan is not None:
-            failure: BaseException | None = getattr(lifespan, "failure", None)
-            if failure is not None:
-                raise LifespanUnavailable(failure)
-        return await super().send(request, **kwargs)
+        async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+            """Send ``request``, as httpx does."""
+            ...
 
 
 # Reprs and tracebacks name it where users find it.
 LifespanClient.__module__ = "trio_lifespan"
 
-
-#: The transport class, made for httpx.
-_Transport = transport_class(httpx)
-
-
-class OpenClient:
-    """What :func:`open_client` returns: the lifespan, then the client, as one.
-
-    The client is made when ``open_client`` is called, so that a wrong client
-    option is a :exc:`TypeError` there and then.
-    """
-
-    __slots__ = ("_app", "_client", "_exited", "_lifespan", "_options", "_transport")
-
-    def __init__(
-        self,
-        app: AnyASGIApp,
-        options: Options,
-        base_url: str,
-        client_options: dict[str, Any],
-        *,
-        raise_app_exceptions: bool = True,
-    ) -> None:
-        self._app = app
-        self._options = options
-        self._transport = _Transport(
-            raise_app_exceptions=raise_app_exceptions,
-            grace=options.shutdown_timeout,
-        )
-        client: LifespanClient[Any] = LifespanClient(
-            transport=self._transport, base_url=base_url, **client_options
-        )
-        self._client = client
-        self._lifespan: AbstractAsyncContextManager[LifespanApp[Any]] | None = None
-        self._exited = False
-
-    @ki_protected
-    async def __aenter__(self) -> LifespanClient[Any]:
-        __tracebackhide__ = True
-        if self._lifespan is not None:
-            raise entered_twice("open_client")
-        backend = current_backend("open_client")
-        lifespan = self._lifespan = backend.open_one(self._app, self._options)
-        app = await lifespan.__aenter__()
-        self._transport.app = app
-        self._client._lifespan = app
-        try:
-            await self._client.__aenter__()
-        except BaseException as exc:
-            # The lifespan closes, and decides what comes out (it never
-            # swallows an exception: its exit returns False or raises).
-            await lifespan.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        return self._client
-
-    @ki_protected
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        __tracebackhide__ = True
-        lifespan = self._lifespan
-        if lifespan is None:
-            raise never_entered("open_client")
-        if self._exited:
-            raise exited_twice("open_client")
-        self._exited = True
-        try:
-            # (closes the transport: every response still open is closed,
-            # each app given its grace)
-            await self._client.__aexit__(None, None, None)
-        except BaseException as close_error:
-            # Closing the client failed (its websocket task group, say): the
-            # lifespan still closes, and decides what comes out.
-            await lifespan.__aexit__(
-                type(close_error), close_error, close_error.__traceback__
-            )
-            raise
-        return await lifespan.__aexit__(exc_type, exc, tb)
+#: The client class, and the transport class, made for httpx.
+CLIENT = LifespanClient
+TRANSPORT = transport_class(httpx)

@@ -463,19 +463,19 @@ class Holder:
         app = cast("ASGIApp", self._loaded)
         try:
             opened: AbstractAsyncContextManager[LifespanApp[Any] | LifespanClient[Any]]
-            try:
-                from ._httpx import OpenClient  # noqa: PLC0415
-            except ModuleNotFoundError as exc:
-                from ._client import EXTRA  # noqa: PLC0415
+            from ._client import make_open_client  # noqa: PLC0415
 
-                self._client_error = ModuleNotFoundError(
-                    f"the lifespan_client fixture needs httpx, which is not "
-                    f"installed: {EXTRA}",
-                    name=exc.name,
+            try:
+                opened = make_open_client(
+                    app,
+                    options,
+                    settings.base_url,
+                    {},
+                    caller="the lifespan_client fixture",
                 )
+            except ModuleNotFoundError as exc:
+                self._client_error = exc
                 opened = self._backend.open_one(app, options)
-            else:
-                opened = OpenClient(app, options, settings.base_url, {})
             async with opened as held:
                 if self._client_error is None:  # the client, then its app
                     self._client = cast("LifespanClient[Any]", held)

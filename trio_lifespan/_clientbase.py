@@ -1,0 +1,205 @@
+"""The client :func:`open_client` yields, whichever httpx it is made from.
+
+:class:`ClientMixin` is what the client adds to an ``AsyncClient`` (the
+lifespan, websockets, a failed lifespan named); :class:`OpenClient` opens the
+lifespan, then the client, as one. ``_httpx.py`` and ``_httpx2.py`` make the
+client classes of httpx and httpx2 from them; this module imports neither.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic
+
+from ._backend import current_backend
+from ._compat import ki_protected
+from ._errors import LifespanUnavailable
+from ._open import entered_twice, exited_twice, never_entered
+from ._state import AppT_co
+from ._transport import url_scope
+from ._websocket import WebSocketSession
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from ._options import Options
+    from ._state import LifespanApp
+    from ._types import AnyASGIApp
+
+
+class ClientMixin(Generic[AppT_co]):
+    """What :func:`open_client`'s client adds to an ``AsyncClient`` (of httpx
+    or httpx2, whichever it is made from): :attr:`lifespan`,
+    :meth:`websocket_connect`, and ``send`` that names a failed lifespan."""
+
+    _lifespan: LifespanApp[AppT_co] | None = None
+
+    @property
+    def lifespan(self) -> LifespanApp[AppT_co]:
+        """The :class:`LifespanApp` that requests go through.
+
+        Raises:
+            RuntimeError: The client has not been entered yet.
+        """
+        if self._lifespan is None:
+            raise RuntimeError(
+                "this client's lifespan is not open yet: use the client inside "
+                "`async with open_client(app) as client:`"
+            )
+        return self._lifespan
+
+    def websocket_connect(
+        self,
+        url: Any,
+        *,
+        subprotocols: Sequence[str] = (),
+        headers: Any = None,
+    ) -> WebSocketSession:
+        """A websocket session with the app at ``url``: ``async with`` it.
+
+        ::
+
+            async with client.websocket_connect("/ws") as websocket:
+                await websocket.send_text("hello")
+                assert await websocket.receive_text() == "hello, you"
+
+        The client's base URL, headers and cookies apply, as to a request.
+        Messages go to and from the app as ASGI messages, in-process; the
+        app's handler sees the lifespan state. Entering the session waits
+        for the app to accept; a refusal raises :exc:`WebSocketDisconnect`
+        (the app closed) or :exc:`WebSocketDenied` (it answered with an HTTP
+        response). What the app raises is raised in the test, as for HTTP
+        requests (``raise_app_exceptions``).
+
+        Args:
+            url: The websocket's path (or URL): ``"/ws"``.
+            subprotocols: The subprotocols to offer.
+            headers: More headers for the handshake.
+        """
+        client: Any = self  # (an AsyncClient too: its methods, untyped here)
+        transport = client._transport
+        app = getattr(transport, "app", None)
+        if app is None:
+            raise RuntimeError(
+                "this client's lifespan is not open yet: connect inside "
+                "`async with open_client(app) as client:`"
+            )
+        request = client.build_request("GET", url, headers=headers)
+        scope = url_scope(request)
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if request.url.scheme == "https" else "ws"
+        scope["subprotocols"] = list(subprotocols)
+        scope["headers"] += [
+            (b"connection", b"upgrade"),
+            (b"upgrade", b"websocket"),
+            (b"sec-websocket-version", b"13"),
+            (b"sec-websocket-key", base64.b64encode(os.urandom(16))),
+        ]
+        if subprotocols:
+            offered = ", ".join(subprotocols).encode()
+            scope["headers"].append((b"sec-websocket-protocol", offered))
+        scope["extensions"] = {"websocket.http.response": {}}
+        read = client.timeout.read
+        return WebSocketSession(
+            app,
+            scope,
+            transport.apps,
+            read_timeout=math.inf if read is None else read,
+            raise_app_exceptions=transport.raise_app_exceptions,
+        )
+
+    async def send(self, request: Any, **kwargs: Any) -> Any:
+        """Send ``request``, as httpx does; once the lifespan has failed and
+        closed the client, say so rather than that the client is closed.
+        (Every request method comes here.)"""
+        lifespan = self._lifespan
+        closed: bool = getattr(self, "is_closed", False)  # (an AsyncClient's)
+        if closed and lifespan is not None:
+            failure: BaseException | None = getattr(lifespan, "failure", None)
+            if failure is not None:
+                raise LifespanUnavailable(failure)
+        return await super().send(request, **kwargs)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+
+
+class OpenClient:
+    """What :func:`open_client` returns: the lifespan, then the client, as one.
+
+    The client is made when ``open_client`` is called, so that a wrong client
+    option is a :exc:`TypeError` there and then.
+    """
+
+    __slots__ = ("_app", "_client", "_exited", "_lifespan", "_options", "_transport")
+
+    def __init__(
+        self,
+        app: AnyASGIApp,
+        options: Options,
+        base_url: str,
+        client_options: dict[str, Any],
+        *,
+        raise_app_exceptions: bool = True,
+        client_class: type[Any],
+        transport_class: type[Any],
+    ) -> None:
+        self._app = app
+        self._options = options
+        self._transport = transport_class(
+            raise_app_exceptions=raise_app_exceptions,
+            grace=options.shutdown_timeout,
+        )
+        client: Any = client_class(
+            transport=self._transport, base_url=base_url, **client_options
+        )
+        self._client = client
+        self._lifespan: AbstractAsyncContextManager[LifespanApp[Any]] | None = None
+        self._exited = False
+
+    @ki_protected
+    async def __aenter__(self) -> Any:
+        __tracebackhide__ = True
+        if self._lifespan is not None:
+            raise entered_twice("open_client")
+        backend = current_backend("open_client")
+        lifespan = self._lifespan = backend.open_one(self._app, self._options)
+        app = await lifespan.__aenter__()
+        self._transport.app = app
+        self._client._lifespan = app
+        try:
+            await self._client.__aenter__()
+        except BaseException as exc:
+            # The lifespan closes, and decides what comes out (it never
+            # swallows an exception: its exit returns False or raises).
+            await lifespan.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self._client
+
+    @ki_protected
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        __tracebackhide__ = True
+        lifespan = self._lifespan
+        if lifespan is None:
+            raise never_entered("open_client")
+        if self._exited:
+            raise exited_twice("open_client")
+        self._exited = True
+        try:
+            # (closes the transport: every response still open is closed,
+            # each app given its grace)
+            await self._client.__aexit__(None, None, None)
+        except BaseException as close_error:
+            # Closing the client failed (its websocket task group, say): the
+            # lifespan still closes, and decides what comes out.
+            await lifespan.__aexit__(
+                type(close_error), close_error, close_error.__traceback__
+            )
+            raise
+        return await lifespan.__aexit__(exc_type, exc, tb)
