@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 import trio_lifespan
-from trio_lifespan._asyncio import (  # pyright: ignore[reportPrivateUsage]
+from trio_lifespan._asyncio_tasks import (  # pyright: ignore[reportPrivateUsage]
     _JOBS,  # pyright: ignore[reportPrivateUsage]
+    Job as _AsyncioJob,
     _expire,  # pyright: ignore[reportPrivateUsage]
-    _Job as _AsyncioJob,  # pyright: ignore[reportPrivateUsage]
 )
 from trio_lifespan._backend import current_backend
 from trio_lifespan._types import EMPTY

@@ -5,6 +5,7 @@ a client used from tasks other than the one that opened it."""
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import AsyncIterator
@@ -323,10 +324,17 @@ async def test_the_apps_exception_or_what_a_server_sends(
                 with pytest.raises(KeyError) as caught:
                     await client.get(path)
                 assert caught.value is boom
-            else:
+            elif path == "/before":
                 response = await client.get(path)
-                assert (response.status_code, response.content) == (
-                    (500, b"") if path == "/before" else (200, b"half")
+                assert (response.status_code, response.content) == (500, b"")
+            else:  # a response cut short: as a server's client sees it
+                with pytest.raises(httpx.RemoteProtocolError) as cut:
+                    await client.get(path)
+                assert str(cut.value) == (
+                    "the app's response to GET http://testserver/midway ended "
+                    "before it was complete: a server would drop the connection "
+                    "(peer closed connection without sending complete message "
+                    "body)"
                 )
 
 
@@ -678,3 +686,89 @@ async def test_httpx_ws_broken_by_a_missing_module_says_which(
         with pytest.raises(ModuleNotFoundError) as caught:
             await client.get("ws://testserver/ws")
     assert caught.value.name == "wsproto"
+
+
+async def test_an_app_may_send_from_several_tasks(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+
+        async def part(number: int) -> None:
+            for _ in range(5):
+                await send(body(b"%d" % number, more=True))
+
+        async with tasks(backend) as start_soon:
+            for number in (1, 2, 3):
+                start_soon(functools.partial(part, number))
+        await send(body(b""))
+
+    async with trio_lifespan.open_client(app, timeout=2) as client:
+        async with client.stream("GET", "/") as response:
+            got = b""
+            async for chunk in response.aiter_raw():
+                got += chunk
+                await backend.sleep(0.1)
+    assert sorted(got) == sorted(b"111112222233333")
+
+
+async def test_ctrl_c_in_a_handler_comes_out_after_the_shutdown(
+    backend: Backend,
+) -> None:
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(scope, receive, send)
+            events.append("shut down")
+            return
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        async with trio_lifespan.open_client(app, raise_app_exceptions=False) as c:
+            await c.get("/")
+    assert events == ["shut down"]
+
+
+async def test_what_an_app_raises_once_told_the_client_went_is_not_raised(
+    backend: Backend,
+) -> None:
+    raised: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send(start())
+        await send(body(b"x", more=True))
+        message = await receive()  # http.disconnect
+        raised.append(message["type"])
+        raise ValueError("after " + message["type"])
+
+    async with trio_lifespan.open_client(app) as client:
+        async with client.stream("GET", "/") as response:
+            async with closing(response.aiter_raw()) as chunks:
+                assert await anext(chunks) == b"x"
+        await backend.sleep(1)
+    assert raised == ["http.disconnect"]
+
+
+async def test_a_failed_lifespan_gives_its_apps_no_grace(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await backend.sleep(1)
+            raise KeyError("pool died")
+        await send(start())
+        await send(body(b"a", more=True))
+        await backend.sleep(forever())
+
+    began = backend.now()
+    with pytest.raises(KeyError, match="pool died"):
+        async with trio_lifespan.open_client(app, shutdown_timeout=30) as client:
+            async with client.stream("GET", "/") as response:
+                async with closing(response.aiter_raw()) as chunks:
+                    await anext(chunks)
+                    await backend.sleep(forever())
+    assert backend.now() - began == approx(1)

@@ -19,7 +19,7 @@ from trio_lifespan._exchange import ACCEPT, WebSocketRules
 from trio_lifespan._types import Message, Receive, Scope, Send
 from trio_lifespan._wsproto import NetworkStream
 
-from .backends import Backend, forever
+from .backends import Backend, forever, tasks
 from .test_transport import lifespan
 from .typed import approx
 
@@ -547,3 +547,44 @@ async def test_fragments_pings_and_a_close_from_httpx_ws(backend: Backend) -> No
     assert [type(event) for event in client.events()] == [ev.Pong, ev.CloseConnection]
     assert await stream.read(65536) == b""  # (closed)
     assert stream.get_extra_info("socket") is None
+
+
+async def test_a_session_after_the_client_closed_is_refused(backend: Backend) -> None:
+    async with trio_lifespan.open_client(chat(backend, [])) as client:
+        pass
+    with pytest.raises(RuntimeError, match=r"^this client has been closed: connect"):
+        client.websocket_connect("/ws")
+
+
+async def test_a_denial_left_unfinished_is_a_protocol_error(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 401})
+
+    async with trio_lifespan.open_client(app) as client:
+        with pytest.raises(RequestProtocolError) as caught:
+            async with client.websocket_connect("/ws"):
+                raise AssertionError("not accepted")
+    assert caught.value.detail == (
+        "it returned before its denial response was complete (no "
+        "websocket.http.response.body with more_body=False)"
+    )
+
+
+async def test_sessions_read_from_two_tasks_each_get_one(backend: Backend) -> None:
+    async with trio_lifespan.open_client(chat(backend, [])) as client:
+        async with client.websocket_connect("/ws") as websocket:
+            got: list[str] = []
+
+            async def read() -> None:
+                got.append(await websocket.receive_text())
+
+            async with tasks(backend) as start_soon:
+                start_soon(read)
+                start_soon(read)
+                await backend.sleep(1)
+                await websocket.send_text("a")
+                await websocket.send_text("b")
+    assert sorted(got) == ["a!", "b!"]

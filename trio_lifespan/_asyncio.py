@@ -22,6 +22,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from ._asyncio_tasks import Handoff as _Handoff, Job as _Job, spawn_job
 from ._exceptions import reraise
 from ._protocol import (
     ANSWERED,
@@ -43,7 +44,7 @@ from ._protocol import (
     raised_by_the_call,
 )
 from ._state import AppT, LifespanApp, wrap_app
-from ._types import EMPTY, AnyASGIApp, Message
+from ._types import AnyASGIApp, Message
 
 if TYPE_CHECKING:
     from ._options import Options
@@ -615,132 +616,7 @@ class _Asyncio:
         return _Handoff(capacity)
 
     def spawn(self, app: object, fn: Callable[[], Awaitable[None]], /) -> _Job:
-        async def run() -> None:
-            await fn()
-
-        task = asyncio.get_running_loop().create_task(run())
-        _JOBS.add(task)  # (the loop keeps only a weak reference)
-        task.add_done_callback(_JOBS.discard)
-        return _Job(task)
-
-
-#: The request tasks running: held here, for the loop does not hold them.
-_JOBS: set[asyncio.Task[None]] = set()
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
-class _Handoff:
-    """Messages from a task to its reader, a few held at most (one, for an
-    app's responses: its sends wait while the reader has not taken the last)."""
-
-    __slots__ = ("_capacity", "_ended", "_items", "_left", "_putter", "_taker")
-
-    def __init__(self, capacity: float) -> None:
-        self._capacity = capacity
-        self._items: deque[Any] = deque()
-        self._taker: asyncio.Future[None] | None = None
-        self._putter: asyncio.Future[None] | None = None
-        self._ended = False
-        self._left = False
-
-    async def put(self, item: Any) -> bool:
-        while len(self._items) >= self._capacity and not self._left:  # full: wait
-            self._putter = asyncio.get_running_loop().create_future()
-            await self._putter
-        if self._left:
-            return False
-        self._items.append(item)
-        _wake(self._taker)
-        return True
-
-    def put_nowait(self, item: Any) -> None:
-        if not self._left and not self._ended:
-            self._items.append(item)
-            _wake(self._taker)
-
-    def end(self) -> None:
-        self._ended = True
-        _wake(self._taker)
-
-    def take_nowait(self) -> Any:
-        if self._items:
-            item = self._items.popleft()
-            _wake(self._putter)
-            return item
-        return None if self._ended else EMPTY
-
-    async def take(self, seconds: float) -> Any:
-        items = self._items
-        if not items and not self._ended:
-            loop = asyncio.get_running_loop()
-            self._taker = waiter = loop.create_future()
-            timer = (
-                None
-                if seconds == math.inf
-                else loop.call_later(seconds, _expire, waiter)
-            )
-            try:
-                await waiter
-            finally:
-                self._taker = None
-                if timer is not None:
-                    timer.cancel()
-        if not items:
-            return None
-        item = items.popleft()
-        _wake(self._putter)
-        return item
-
-    def leave(self) -> None:
-        self._left = True
-        self._ended = True  # (a reader still waiting is done too)
-        self._items.clear()
-        _wake(self._putter)
-        _wake(self._taker)
-
-
-class _Job:
-    """A request's task on the caller's loop.
-
-    Under pytest-asyncio the client may be closed on another loop than the
-    one a request ran on (a session-scoped client, tests on loops of their
-    own): a task whose loop has closed will never run again, and counts as
-    ended; one whose loop is not running now cannot be waited for from here.
-    """
-
-    __slots__ = ("task",)
-
-    def __init__(self, task: asyncio.Task[None]) -> None:
-        self.task = task
-
-    def _gone(self) -> bool:
-        """Whether the task's loop has closed (then it is forgotten)."""
-        if self.task.get_loop().is_closed():
-            _JOBS.discard(self.task)
-            return True
-        return False
-
-    def cancel(self) -> None:
-        if not self._gone():
-            self.task.cancel()
-
-    async def wait(self, seconds: float) -> bool:
-        task = self.task
-        if self._gone():
-            return True
-        if not task.done() and task.get_loop() is asyncio.get_running_loop():
-            timeout = None if seconds == math.inf else seconds
-            await asyncio.wait({task}, timeout=timeout)
-        return task.done()
+        return spawn_job(fn)
 
 
 BACKEND = _Asyncio()

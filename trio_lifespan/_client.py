@@ -155,7 +155,7 @@ def choose_httpx(httpx: str | None) -> str:
         return given
     for name in PACKAGES:
         if name in sys.modules:  # (imported, or blocked: None)
-            if sys.modules[name] is not None:
+            if cast("object", sys.modules[name]) is not None:
                 return name
         elif importlib.util.find_spec(name) is not None:
             return name

@@ -83,6 +83,14 @@ class ClientMixin(Generic[AppT_co]):
         client: Any = self  # (an AsyncClient too: its methods, untyped here)
         transport = client._transport
         app = getattr(transport, "app", None)
+        if client.is_closed and app is not None:
+            failure: BaseException | None = getattr(app, "failure", None)
+            if failure is not None:
+                raise LifespanUnavailable(failure)
+            raise RuntimeError(
+                "this client has been closed: connect inside "
+                "`async with open_client(app) as client:`"
+            )
         if app is None:
             raise RuntimeError(
                 "this client's lifespan is not open yet: connect inside "

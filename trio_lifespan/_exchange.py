@@ -35,11 +35,12 @@ class CancelledFromOutside(RuntimeError):
     closed under it, or its lifespan ended."""
 
 
-def after_disconnect(exc: BaseException) -> bool:
-    """Whether ``exc`` comes of a :exc:`ClientDisconnected` that ``send()``
-    raised: it is, or it was raised while that one was handled (Starlette
-    turns it into its own ``ClientDisconnect``). A server logs such errors at
-    most: the client that went away is not told of them."""
+def after_disconnect(exc: BaseException, heard: bool) -> bool:
+    """Whether ``exc``, raised by an app whose client has gone, comes of that:
+    the app had received the disconnect (``heard``), or ``exc`` is a
+    :exc:`ClientDisconnected` that ``send()`` raised, or was raised while one
+    was handled (Starlette turns it into its own ``ClientDisconnect``). A
+    server logs such errors at most: the client that went away is not told."""
     seen: set[int] = set()
     one: BaseException | None = exc
     while one is not None and id(one) not in seen:
@@ -47,7 +48,7 @@ def after_disconnect(exc: BaseException) -> bool:
             return True
         seen.add(id(one))
         one = one.__cause__ or one.__context__
-    return False
+    return heard
 
 
 def check_message(target: str, message: object) -> str:
@@ -235,6 +236,19 @@ class WebSocketRules:
     def __init__(self, target: str) -> None:
         self.target = target
         self._stage = _CONNECTING
+
+    @property
+    def denying(self) -> bool:
+        """Whether the app is sending a denial response."""
+        return self._stage == _DENYING
+
+    def unfinished(self) -> RequestProtocolError:
+        """The error for an app that returned in the middle of its denial."""
+        return RequestProtocolError(
+            self.target,
+            "it returned before its denial response was complete (no "
+            "websocket.http.response.body with more_body=False)",
+        )
 
     def sent(self, message: object) -> tuple[int, Any]:
         """What the app's ``message`` is (:data:`ACCEPT`, :data:`DATA`,

@@ -77,7 +77,13 @@ class Apps:
         self.grace = grace
         self.live: set[Live] = set()
 
-    async def end(self, backend: Backend, raise_app_exceptions: bool) -> None:
+    async def end(
+        self,
+        backend: Backend,
+        raise_app_exceptions: bool,
+        *,
+        grace: float | None = None,
+    ) -> None:
         """Tell every app still running that its client went, give them
         :attr:`grace` in all to end, cancel the rest; raise the first error
         one raised (other than one that came of the disconnect). A task that
@@ -86,7 +92,7 @@ class Apps:
         live, self.live = list(self.live), set()
         for each in live:
             each.leave()
-        deadline = backend.now() + self.grace
+        deadline = backend.now() + (self.grace if grace is None else grace)
         errors: list[BaseException] = []
         try:
             for each in live:
@@ -124,6 +130,7 @@ class Exchange:
         "ended",
         "error",
         "gone",
+        "heard",
         "interrupted",
         "job",
         "left",
@@ -157,6 +164,7 @@ class Exchange:
         # app's receive() says http.disconnect.
         self.gone = backend.event()
         self.left = False  # the client went before it had read the response
+        self.heard = False  # the app received the disconnect that says so
         self.read_all = False  # the reader has had the whole response
         self.reader_closed = False  # the reader closed the response itself
         self.closed = False  # the reader is done
@@ -177,10 +185,15 @@ class Exchange:
         try:
             await self.app(self.scope, self.receive, self.send)
         except BaseException as exc:
-            if isinstance(exc, (self.backend.cancelled, KeyboardInterrupt)):
+            if isinstance(exc, self.backend.cancelled):
                 self.interrupted = not self.left
                 raise
-            if not (self.left and after_disconnect(exc)):
+            # Ctrl-C in a handler goes to the reader, as the app's exceptions
+            # do (the lifespan then shuts down as it comes out). What the app
+            # raises of the client's going is not the client's to hear.
+            if isinstance(exc, KeyboardInterrupt) or not (
+                self.left and after_disconnect(exc, self.heard)
+            ):
                 self.error = exc
         else:
             if not self.response.complete and not self.left:
@@ -204,6 +217,7 @@ class Exchange:
                 return request_message(b"", False)
             return request_message(chunk, True)
         await self.gone.wait()
+        self.heard = self.left  # (the app knows its client went)
         return dict(DISCONNECT)
 
     async def send(self, message: Message) -> None:
@@ -263,7 +277,9 @@ class Exchange:
         error = self.error
         if error is None or self._raised:
             return None
-        if not raise_app_exceptions and not isinstance(error, LifespanUnavailable):
+        if not raise_app_exceptions and not isinstance(
+            error, (LifespanUnavailable, KeyboardInterrupt)
+        ):
             return None  # (as a server would: a 500, or a response cut short)
         self._raised = True
         return error
@@ -430,17 +446,27 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 except TimeoutError:
                     raise self.transport.timed_out(self.request, exchange) from None
                 if item is None:
-                    error = exchange.failure(self.transport.raise_app_exceptions)
-                    if error is None and exchange.left and not exchange.reader_closed:
-                        error = exchange.cut_short()
-                    if error is not None:
-                        await _before_raising(exchange, error)
-                        raise error
-                    break
+                    error = self._ended_with()
+                    if error is None:
+                        break
+                    await _before_raising(exchange, error)
+                    raise error
                 chunk = item[1]
                 if chunk and not head:
                     return chunk
             raise StopAsyncIteration
+
+        def _ended_with(self) -> BaseException | None:
+            """What to raise now that the app's task has ended, if anything."""
+            exchange = self.exchange
+            error = exchange.failure(self.transport.raise_app_exceptions)
+            if error is not None:
+                return error
+            if exchange.left and not exchange.reader_closed:
+                return exchange.cut_short()
+            if not exchange.read_all:
+                return self.transport.incomplete(self.request)
+            return None
 
         async def aclose(self) -> None:
             exchange = self.exchange
@@ -465,6 +491,16 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             self.app: LifespanApp[Any] | None = None
             self.raise_app_exceptions = raise_app_exceptions
             self.apps = Apps(grace)
+
+        def incomplete(self, request: Any) -> BaseException:
+            """What a reader gets whose response the app left unfinished
+            (``raise_app_exceptions=False``): what a server's client gets."""
+            return httpx.RemoteProtocolError(  # type: ignore[no-any-return]
+                f"the app's response to {request.method} {request.url} ended "
+                "before it was complete: a server would drop the connection "
+                "(peer closed connection without sending complete message body)",
+                request=request,
+            )
 
         def timed_out(self, request: Any, exchange: Exchange) -> BaseException:
             seconds = exchange.read_timeout
@@ -561,8 +597,12 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
         async def aclose(self) -> None:
             """End every app still running (each response still open is
             closed, each session too), within the grace."""
+            # (a lifespan that has failed gives its apps no grace: it is gone)
+            failed = getattr(self.app, "failure", None) is not None
             await self.apps.end(
-                current_backend("open_client"), self.raise_app_exceptions
+                current_backend("open_client"),
+                self.raise_app_exceptions,
+                grace=0.0 if failed else None,
             )
 
     return LifespanTransport

@@ -94,6 +94,7 @@ class WebSocketSession:
         self._left = False  # the client has gone (closed, or left)
         self._ended = False  # the app's task has ended (its outbox said so)
         self._accepted = False
+        self._heard = False  # the app received websocket.disconnect
 
     @property
     def job(self) -> Job:
@@ -110,10 +111,14 @@ class WebSocketSession:
         try:
             await self._app(self._scope, self._app_receive, self._app_send)
         except BaseException as exc:
-            if isinstance(exc, (self._backend.cancelled, KeyboardInterrupt)):
+            if isinstance(exc, self._backend.cancelled):
                 self._interrupted = not self._left
                 raise
-            if not (self._left and after_disconnect(exc)):
+            # (as for HTTP: Ctrl-C goes to the test; after the client has
+            # gone, what the app raises is not the client's to hear)
+            if isinstance(exc, KeyboardInterrupt) or not (
+                self._left and after_disconnect(exc, self._heard)
+            ):
                 self._error = exc
         finally:
             self._from_app.end()
@@ -122,7 +127,9 @@ class WebSocketSession:
         assert self._to_app is not None
         message: Message | None = await self._to_app.take(math.inf)
         if message is None:  # (the client went without a word: dropped)
-            return {"type": "websocket.disconnect", "code": DROPPED, "reason": ""}
+            message = {"type": "websocket.disconnect", "code": DROPPED, "reason": ""}
+        if message["type"] == "websocket.disconnect":
+            self._heard = True
         return message
 
     async def _app_send(self, message: Message) -> None:
@@ -238,7 +245,8 @@ class WebSocketSession:
                 "outside (the lifespan ended, or its event loop closed)"
             )
         error, self._error = self._error, None
-        return error if raise_app_exceptions else None
+        keep = raise_app_exceptions or isinstance(error, KeyboardInterrupt)
+        return error if keep else None
 
     async def _next(self, doing: str) -> tuple[int, Any]:
         """The app's next message; what its task's end means, raised."""
@@ -263,6 +271,8 @@ class WebSocketSession:
         if error is not None:
             self._apps.live.discard(self)
             raise error
+        if self._rules.denying:
+            raise self._rules.unfinished()
         if not self._accepted:
             # A server refuses a handshake the app returned from: 403.
             raise WebSocketDenied(403, [], b"")
