@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
         "tutorial_client_test",
         "websocket_test",
         "streaming_test",
+        "mcp_test",
         "fixtures_test",
         "migrate_testclient_test",
         "migrate_asgi_lifespan_test",

@@ -9,6 +9,7 @@ import functools
 import math
 import sys
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -772,3 +773,18 @@ async def test_a_failed_lifespan_gives_its_apps_no_grace(backend: Backend) -> No
                     await anext(chunks)
                     await backend.sleep(forever())
     assert backend.now() - began == approx(1)
+
+
+async def test_a_status_of_an_int_enum_is_taken_as_servers_take_it(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start(HTTPStatus.CREATED))  # (as the mcp package sends it)
+        await send(body(b""))
+
+    async with trio_lifespan.open_client(app) as client:
+        response = await client.get("/")
+    assert response.status_code == 201
+    assert type(response.status_code) is int

@@ -4,6 +4,8 @@ ASGI apps, on each backend, on fake time."""
 
 from __future__ import annotations
 
+import enum
+from http import HTTPStatus
 from typing import Any
 
 import httpx_ws
@@ -588,3 +590,33 @@ async def test_sessions_read_from_two_tasks_each_get_one(backend: Backend) -> No
                 await websocket.send_text("a")
                 await websocket.send_text("b")
     assert sorted(got) == ["a!", "b!"]
+
+
+async def test_codes_of_an_int_enum_are_taken_as_servers_take_them(
+    backend: Backend,
+) -> None:
+    class Code(enum.IntEnum):
+        GONE = 4004
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        if scope["path"] == "/deny":
+            await send(
+                {"type": "websocket.http.response.start", "status": HTTPStatus.GONE}
+            )
+            await send({"type": "websocket.http.response.body", "body": b""})
+            return
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": Code.GONE})
+
+    async with trio_lifespan.open_client(app) as client:
+        async with client.websocket_connect("/ws") as websocket:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                await websocket.receive()
+        with pytest.raises(WebSocketDenied) as denied:
+            async with client.websocket_connect("/deny"):
+                raise AssertionError("not accepted")
+    assert (type(closed.value.code), closed.value.code) == (int, 4004)
+    assert (type(denied.value.status_code), denied.value.status_code) == (int, 410)

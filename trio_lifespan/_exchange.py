@@ -10,7 +10,7 @@ h11 keeps HTTP's rules apart from any socket.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 from ._errors import RequestProtocolError, describe_message
 
@@ -49,6 +49,12 @@ def after_disconnect(exc: BaseException, heard: bool) -> bool:
         seen.add(id(one))
         one = one.__cause__ or one.__context__
     return heard
+
+
+def _an_int(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is an int (an ``HTTPStatus`` or another ``IntEnum``
+    too, as servers take them; not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_message(target: str, message: object) -> str:
@@ -161,12 +167,12 @@ class HTTPResponse:
             return END, body
         if kind == "http.response.start" and stage == _AWAITING_START:
             status = fields.get("status")
-            if type(status) is not int or not 100 <= status <= 599:
+            if not _an_int(status) or not 100 <= status <= 599:
                 raise RequestProtocolError(
                     self.target,
                     f"its {kind} has status {status!r}, not an int from 100 to 599",
                 )
-            self.status = status
+            self.status = int(status)
             self.headers = check_headers(self.target, kind, fields.get("headers", ()))
             self._trailers_announced = bool(fields.get("trailers", False))
             self._stage = _IN_BODY
@@ -286,14 +292,14 @@ class WebSocketRules:
         if kind == "websocket.close" and stage in (_CONNECTING, _OPEN):
             code = fields.get("code", 1000)
             reason = fields.get("reason") or ""
-            if type(code) is not int or not isinstance(reason, str):
+            if not _an_int(code) or not isinstance(reason, str):
                 raise RequestProtocolError(
                     self.target,
                     f"its websocket.close has code {code!r} and reason "
                     f"{reason!r}: give an int and a str",
                 )
             self._stage = _CLOSED
-            return CLOSE, (code, reason)
+            return CLOSE, (int(code), reason)
         if kind == "websocket.accept" and stage == _CONNECTING:
             subprotocol = fields.get("subprotocol")
             if subprotocol is not None and not isinstance(subprotocol, str):
@@ -306,14 +312,14 @@ class WebSocketRules:
             return ACCEPT, (subprotocol, headers)
         if kind == "websocket.http.response.start" and stage == _CONNECTING:
             status = fields.get("status")
-            if type(status) is not int or not 100 <= status <= 599:
+            if not _an_int(status) or not 100 <= status <= 599:
                 raise RequestProtocolError(
                     self.target,
                     f"its {kind} has status {status!r}, not an int from 100 to 599",
                 )
             headers = check_headers(self.target, kind, fields.get("headers", ()))
             self._stage = _DENYING
-            return DENIAL_START, (status, headers)
+            return DENIAL_START, (int(status), headers)
         if kind == "websocket.http.response.body" and stage == _DENYING:
             body = _body(self.target, kind, fields)
             more = bool(fields.get("more_body", False))
