@@ -13,6 +13,7 @@ import pytest
 import trio_lifespan
 from trio_lifespan._asyncio_tasks import (  # pyright: ignore[reportPrivateUsage]
     _JOBS,  # pyright: ignore[reportPrivateUsage]
+    Handoff as AsyncioHandoff,
     Job as _AsyncioJob,
     _expire,  # pyright: ignore[reportPrivateUsage]
 )
@@ -134,3 +135,31 @@ def test_a_job_on_a_closed_loop_counts_as_ended() -> None:
     assert repr(EMPTY) == "EMPTY"
     # (pending on a closed loop is the point: asyncio need not say so at exit)
     task._log_destroy_pending = False  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+
+
+async def test_no_time_to_wait_is_a_timeout_at_once(backend: Backend) -> None:
+    handoff = current_backend("test").handoff()
+    with pytest.raises(TimeoutError):
+        await handoff.take(0)
+
+
+def test_a_reader_woken_and_cancelled_passes_its_turn_on() -> None:
+    async def main() -> list[Any]:
+        handoff = AsyncioHandoff(math.inf)
+        got: list[Any] = []
+
+        async def reader() -> None:
+            got.append(await handoff.take(math.inf))
+
+        first = asyncio.get_running_loop().create_task(reader())
+        second = asyncio.get_running_loop().create_task(reader())
+        await asyncio.sleep(0)  # both wait
+        handoff.put_nowait("item")  # wakes the first...
+        first.cancel()  # ...which is cancelled before it runs
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        await second
+        assert first.cancelled()
+        return got
+
+    assert asyncio.run(main()) == ["item"]

@@ -620,3 +620,35 @@ async def test_codes_of_an_int_enum_are_taken_as_servers_take_them(
                 raise AssertionError("not accepted")
     assert (type(closed.value.code), closed.value.code) == (int, 4004)
     assert (type(denied.value.status_code), denied.value.status_code) == (int, 410)
+
+
+async def test_a_crash_ends_a_session_read_in_another_task(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await backend.sleep(2)
+            raise KeyError("pool died")
+        await receive()
+        await send({"type": "websocket.accept"})
+        await backend.sleep(forever())
+
+    errors: list[BaseException] = []
+    client: Any = None
+
+    async def read(websocket: Any) -> None:
+        try:
+            await websocket.receive()
+        except trio_lifespan.LifespanUnavailable as exc:
+            errors.append(exc)
+
+    async with tasks(backend) as start_soon:  # outside the lifespan's body
+        with pytest.raises(KeyError, match="pool died"):
+            async with trio_lifespan.open_client(app) as client:
+                session = client.websocket_connect("/ws")
+                websocket = await session.__aenter__()
+                start_soon(lambda: read(websocket))
+                await backend.sleep(forever())
+        with pytest.raises(trio_lifespan.LifespanUnavailable):
+            client.websocket_connect("/ws")  # (closed by a failed lifespan)
+    assert isinstance(errors[0].__cause__, KeyError)

@@ -445,10 +445,8 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                     item = await exchange.next()
                 except TimeoutError:
                     raise self.transport.timed_out(self.request, exchange) from None
-                if item is None:
+                if item is None:  # ended before the whole response came
                     error = self._ended_with()
-                    if error is None:
-                        break
                     await _before_raising(exchange, error)
                     raise error
                 chunk = item[1]
@@ -456,17 +454,16 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                     return chunk
             raise StopAsyncIteration
 
-        def _ended_with(self) -> BaseException | None:
-            """What to raise now that the app's task has ended, if anything."""
+        def _ended_with(self) -> BaseException:
+            """What to raise now that the app's task has ended before the
+            whole response came."""
             exchange = self.exchange
             error = exchange.failure(self.transport.raise_app_exceptions)
             if error is not None:
                 return error
             if exchange.left and not exchange.reader_closed:
                 return exchange.cut_short()
-            if not exchange.read_all:
-                return self.transport.incomplete(self.request)
-            return None
+            return self.transport.incomplete(self.request)
 
         async def aclose(self) -> None:
             exchange = self.exchange

@@ -271,6 +271,9 @@ class WebSocketSession:
         if error is not None:
             self._apps.live.discard(self)
             raise error
+        failure: BaseException | None = getattr(self._app, "failure", None)
+        if failure is not None:  # (the session ended with the lifespan)
+            raise LifespanUnavailable(failure)
         if self._rules.denying:
             raise self._rules.unfinished()
         if not self._accepted:
