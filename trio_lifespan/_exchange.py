@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard, cast
 
-from ._errors import RequestProtocolError, describe_message
+from ._errors import LifespanUnavailable, RequestProtocolError, describe_message
 
 #: The ASGI version our scopes speak (2.4: ``send()`` after a disconnect
 #: raises an ``OSError``).
@@ -33,6 +33,18 @@ class ClientDisconnected(OSError):
 class CancelledFromOutside(RuntimeError):
     """The app's task was cancelled, and not by the client: its event loop
     closed under it, or its lifespan ended."""
+
+
+def cancelled_under(app: object, target: str) -> BaseException:
+    """What a reader raises whose request's task was cancelled from outside:
+    the lifespan's failure, if that is why."""
+    failure: BaseException | None = getattr(app, "failure", None)
+    if failure is not None:
+        return LifespanUnavailable(failure)
+    return CancelledFromOutside(
+        f"the app's task for {target} was cancelled from outside (the "
+        "lifespan ended, or its event loop closed)"
+    )
 
 
 def after_disconnect(exc: BaseException, heard: bool) -> bool:

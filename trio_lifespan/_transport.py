@@ -36,6 +36,7 @@ from ._exchange import (
     ClientDisconnected,
     HTTPResponse,
     after_disconnect,
+    cancelled_under,
     request_message,
 )
 from ._types import EMPTY, _Empty  # pyright: ignore[reportPrivateUsage]
@@ -267,13 +268,7 @@ class Exchange:
         lifespan's failure if the task was cancelled under it."""
         if self.interrupted:
             self.interrupted = False
-            failure: BaseException | None = getattr(self.app, "failure", None)
-            if failure is not None:
-                return LifespanUnavailable(failure)
-            return CancelledFromOutside(
-                f"the app's task for {self.response.target} was cancelled from "
-                "outside (the lifespan ended, or its event loop closed)"
-            )
+            return cancelled_under(self.app, self.response.target)
         error = self.error
         if error is None or self._raised:
             return None

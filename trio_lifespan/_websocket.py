@@ -22,10 +22,10 @@ from ._exchange import (
     ACCEPT,
     CLOSE,
     DATA,
-    CancelledFromOutside,
     ClientDisconnected,
     WebSocketRules,
     after_disconnect,
+    cancelled_under,
 )
 
 if TYPE_CHECKING:
@@ -237,13 +237,7 @@ class WebSocketSession:
         """What to raise now that the app's task has ended, if anything."""
         if self._interrupted:
             self._interrupted = False
-            failure: BaseException | None = getattr(self._app, "failure", None)
-            if failure is not None:
-                return LifespanUnavailable(failure)
-            return CancelledFromOutside(
-                f"the app's task for {self._rules.target} was cancelled from "
-                "outside (the lifespan ended, or its event loop closed)"
-            )
+            return cancelled_under(self._app, self._rules.target)
         error, self._error = self._error, None
         keep = raise_app_exceptions or isinstance(error, KeyboardInterrupt)
         return error if keep else None
