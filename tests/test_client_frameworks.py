@@ -12,6 +12,7 @@ own: each expectation below says which framework does what, and why.
 # No `from __future__ import annotations`: FastAPI and Litestar read the
 # handlers' annotations at run time.
 import asyncio
+import importlib.metadata
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
@@ -357,6 +358,18 @@ def litestar_site(backend: Backend, propagate: bool = True) -> Site:
         after_exception=[after_exception],
     )
     return site
+
+
+#: Quart propagates a handler's exception under PROPAGATE_EXCEPTIONS from
+#: 0.21 (Python 3.10 gets 0.20, which answers 500 whatever it says).
+QUART_PROPAGATES = tuple(
+    int(part) for part in importlib.metadata.version("quart").split(".")[:2]
+) >= (0, 21)
+
+
+def _needs_quart_that_propagates(framework: str) -> None:
+    if framework.startswith("quart") and not QUART_PROPAGATES:
+        pytest.skip("Quart before 0.21 turns a handler's exception into a 500")
 
 
 def _quart_site(app: Quart, site: Site, propagate: bool) -> Site:
@@ -768,6 +781,7 @@ async def test_httpx_ws_echoes_through_the_client(
 async def test_a_websocket_handlers_exception_is_raised_in_the_test(
     framework: str, backend: Backend
 ) -> None:
+    _needs_quart_that_propagates(framework)
     site = build(framework, backend)
     async with opened(site) as client:
         with pytest.raises(BaseException) as caught:  # noqa: PT011 - exact below
@@ -894,6 +908,7 @@ SENT_BEFORE_RAISING = {
 async def test_an_http_handlers_exception_is_raised_unless_told_otherwise(
     framework: str, backend: Backend
 ) -> None:
+    _needs_quart_that_propagates(framework)
     site = build(framework, backend)
     async with opened(site) as client:
         with pytest.raises(BaseException) as caught:  # noqa: PT011 - exact below
