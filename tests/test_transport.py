@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -788,3 +789,32 @@ async def test_a_status_of_an_int_enum_is_taken_as_servers_take_it(
         response = await client.get("/")
     assert response.status_code == 201
     assert type(response.status_code) is int
+
+
+async def test_the_disconnect_comes_after_the_last_message_is_handed_over(
+    backend: Backend,
+) -> None:
+    # Quart listens for the disconnect while it sends, and cancels its
+    # sending when it hears it: it must not hear it before its last message
+    # has been handed over.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()  # the request
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                await receive()  # http.disconnect
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            await send(start())
+            for part in b"abcd":
+                await send(body(bytes([part]), True))
+            await send(body(b"e"))  # (the handoff is full: this one waits)
+            await anyio.sleep_forever()  # (until the disconnect)
+
+    async with trio_lifespan.open_client(app) as client:
+        async with client.stream("GET", "/") as response:
+            await backend.sleep(1)  # the app waits to hand its last message over
+            assert await response.aread() == b"abcde"

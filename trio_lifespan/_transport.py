@@ -226,10 +226,13 @@ class Exchange:
         what = self.response.sent(message)
         if self.left:
             raise ClientDisconnected(f"the client of {self.response.target} has gone")
-        if what[0] == END:
-            self.gone.set()
         if not await self.outbox.put(what):
             raise ClientDisconnected(f"the client of {self.response.target} has gone")
+        if what[0] == END:
+            # Only now, the whole response handed over: an app that listens
+            # for the disconnect while it sends (Quart) must not hear it
+            # before its last message has gone.
+            self.gone.set()
 
     # The reader's side --------------------------------------------------------
 
