@@ -78,6 +78,7 @@ AUTO = (*ASYNCIO, "-o", "asyncio_mode=auto")
 APP = """
 import asyncio
 import contextlib
+import itertools
 
 import sniffio
 from starlette.applications import Starlette
@@ -89,6 +90,7 @@ import anyio
 EVENTS = []
 RUNNING = []  # a name for each stream and websocket the app is running
 TASKS = []  # the client fixture's: where each setup, then its teardown, ran
+LOOP_NUMBERS = itertools.count()
 
 
 @contextlib.asynccontextmanager
@@ -99,10 +101,14 @@ async def lifespan(app):
 
 
 def here():
-    # The event loop that runs the caller: "trio", or "asyncio <the loop's id>".
+    # The event loop that runs the caller: "trio", or "asyncio <its number>"
+    # (numbered as met: a closed loop's id may be a new one's).
     library = sniffio.current_async_library()
     if library == "asyncio":
-        return f"asyncio {id(asyncio.get_running_loop())}"
+        loop = asyncio.get_running_loop()
+        if not hasattr(loop, "numbered"):
+            loop.numbered = next(LOOP_NUMBERS)
+        return f"asyncio {loop.numbered}"
     return library
 
 
