@@ -163,3 +163,55 @@ def test_a_reader_woken_and_cancelled_passes_its_turn_on() -> None:
         return got
 
     assert asyncio.run(main()) == ["item"]
+
+
+async def test_waiting_readers_and_writers_are_each_woken_in_turn(
+    backend: Backend,
+) -> None:
+    handoff = current_backend("test").handoff()  # holds one
+    taken: list[Any] = []
+    put: list[bool] = []
+
+    async def reader() -> None:
+        taken.append(await handoff.take(math.inf))
+
+    async def writer(item: str) -> None:
+        put.append(await handoff.put(item))
+
+    async with tasks(backend) as start:
+        start(reader)
+        start(reader)
+        await backend.sleep(1)  # both wait for an item
+        handoff.put_nowait("a")
+        handoff.put_nowait("b")
+    assert sorted(taken) == ["a", "b"]
+    assert await handoff.put("c")  # now full
+    async with tasks(backend) as start:
+        start(lambda: writer("d"))
+        start(lambda: writer("e"))
+        await backend.sleep(1)  # both wait for room
+        assert put == []
+        got = [await handoff.take(math.inf) for _ in range(3)]
+    assert got[0] == "c"
+    assert sorted(got[1:]) == ["d", "e"]
+    assert put == [True, True]
+
+
+async def test_a_cancelled_reader_leaves_the_queue(backend: Backend) -> None:
+    handoff = current_backend("test").handoff()
+    taken: list[Any] = []
+
+    async def gives_up() -> None:
+        with backend.move_on_after(1):
+            taken.append(await handoff.take(math.inf))
+
+    async def waits() -> None:
+        taken.append(await handoff.take(math.inf))
+
+    async with tasks(backend) as start:
+        start(gives_up)
+        await backend.sleep(0.5)
+        start(waits)
+        await backend.sleep(1)  # the first has given up
+        handoff.put_nowait("item")  # for the one still waiting
+    assert taken == ["item"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, suppress
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
@@ -50,7 +50,8 @@ from ._protocol import (
     raised_by_the_call,
 )
 from ._state import AppT, LifespanApp, wrap_app
-from ._types import EMPTY, AnyASGIApp, Message
+from ._trio_tasks import Handoff, Job, spawn_job
+from ._types import AnyASGIApp, Message
 
 if TYPE_CHECKING:
     from ._options import Options
@@ -456,88 +457,6 @@ class TrioLifespans:
                 self.scopes[index].cancel()
 
 
-class _Handoff:
-    """Messages from a task to its reader: a memory channel that holds a few
-    (one, for an app's responses: its sends wait while the reader has one)."""
-
-    __slots__ = ("_reader", "_writer")
-
-    def __init__(self, capacity: float) -> None:
-        channel: tuple[trio.MemorySendChannel[Any], trio.MemoryReceiveChannel[Any]]
-        channel = trio.open_memory_channel(capacity)
-        self._writer, self._reader = channel
-
-    async def put(self, item: Any) -> bool:
-        try:  # (room: no schedule point, so a small response is handed over whole)
-            self._writer.send_nowait(item)
-        except trio.WouldBlock:
-            try:
-                await self._writer.send(item)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return False
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-        return True
-
-    def put_nowait(self, item: Any) -> None:
-        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            self._writer.send_nowait(item)
-
-    def end(self) -> None:
-        self._writer.close()
-
-    def take_nowait(self) -> Any:
-        try:
-            return self._reader.receive_nowait()
-        except trio.WouldBlock:
-            return EMPTY
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            return None
-
-    async def take(self, seconds: float) -> Any:
-        item = self.take_nowait()  # (what has come: no timed wait)
-        if item is not EMPTY:
-            return item
-        with trio.move_on_after(seconds):
-            try:
-                return await self._reader.receive()
-            except (trio.EndOfChannel, trio.ClosedResourceError):
-                return None
-        raise TimeoutError
-
-    def leave(self) -> None:
-        self._reader.close()
-
-
-class _Job:
-    """A request's task in the lifespan's nursery, under a scope of its own."""
-
-    __slots__ = ("_waiters", "ended", "scope")
-
-    def __init__(self) -> None:
-        self.scope = trio.CancelScope()
-        self.ended = False
-        self._waiters: trio.Event | None = None  # (made only if one waits)
-
-    def cancel(self) -> None:
-        self.scope.cancel()
-
-    def finished(self) -> None:
-        self.ended = True
-        if self._waiters is not None:
-            self._waiters.set()
-
-    async def wait(self, seconds: float) -> bool:
-        if self.ended:
-            return True
-        if self._waiters is None:
-            self._waiters = trio.Event()
-        with trio.move_on_after(seconds):
-            await self._waiters.wait()
-            return True
-        return False
-
-
 class _Trio:
     """The trio driver, as :func:`._backend.current_backend` hands it out."""
 
@@ -576,26 +495,12 @@ class _Trio:
     def now(self) -> float:
         return trio.current_time()
 
-    def handoff(self, capacity: float = 1, /) -> _Handoff:
-        return _Handoff(capacity)
+    def handoff(self, capacity: float = 1, /) -> Handoff:
+        return Handoff(capacity)
 
-    def spawn(
-        self, app: LifespanApp[Any], fn: Callable[[], Awaitable[None]], /
-    ) -> _Job:
-        job = _Job()
-
-        async def run() -> None:
-            try:
-                with job.scope:
-                    await fn()
-            finally:
-                job.finished()
-
+    def spawn(self, app: LifespanApp[Any], fn: Callable[[], Awaitable[None]], /) -> Job:
         # Set by TrioLifespan on the app it yields: its nursery's start_soon.
-        start_soon: Callable[[Callable[[], Awaitable[None]]], None]
-        start_soon = cast("Any", app).start_soon
-        start_soon(run)
-        return job
+        return spawn_job(cast("Any", app).start_soon, fn)
 
 
 BACKEND = _Trio()

@@ -1,0 +1,174 @@
+"""The trio side of the client's requests: a task per request, a handoff.
+
+What :class:`._trio._Trio` hands the client's transport (``spawn``,
+``handoff``): the request's task in its lifespan's nursery, under a cancel
+scope of its own, and the few messages it holds for its reader. Kept apart
+from the lifespan's driver, which needs none of it.
+
+The handoff parks and wakes tasks itself (``wait_task_rescheduled``) rather
+than through a memory channel: a request makes one, and a memory channel
+costs as much to make as the rest of a request's handoff together (measured:
+4.3 µs a channel, on a request of about 180 µs). The lifespan's own messages
+still go over memory channels (:mod:`._trio`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from trio.lowlevel import (
+    Abort,
+    Task,
+    current_task,
+    enable_ki_protection,
+    reschedule,
+    wait_task_rescheduled,
+)
+
+from ._types import EMPTY
+
+
+class Handoff:
+    """Messages from tasks to readers, a few held at most (an app's sends wait
+    while its reader has not taken what it holds). Any number of tasks may
+    put and take at once (an app that sends from two tasks): each waits in
+    turn, and each is woken.
+
+    Handing over costs no schedule point while there is room (so a small
+    response is handed over whole in the app's first step); waiting is a
+    task parked in a queue, woken by the other side.
+    """
+
+    __slots__ = ("_capacity", "_ended", "_items", "_left", "_putters", "_takers")
+
+    def __init__(self, capacity: float) -> None:
+        self._capacity = capacity
+        self._items: deque[Any] = deque()
+        self._takers: deque[Task] = deque()
+        self._putters: deque[Task] = deque()
+        self._ended = False
+        self._left = False
+
+    @enable_ki_protection
+    async def put(self, item: Any) -> bool:
+        while len(self._items) >= self._capacity and not self._left:  # full: wait
+            await _wait_in(self._putters)
+        if self._left:
+            return False
+        self._items.append(item)
+        _wake_one(self._takers)
+        return True
+
+    @enable_ki_protection
+    def put_nowait(self, item: Any) -> None:
+        if not self._left and not self._ended:
+            self._items.append(item)
+            _wake_one(self._takers)
+
+    @enable_ki_protection
+    def end(self) -> None:
+        self._ended = True
+        _wake_all(self._takers)
+
+    @enable_ki_protection
+    def take_nowait(self) -> Any:
+        if self._items:
+            item = self._items.popleft()
+            _wake_one(self._putters)
+            return item
+        return None if self._ended else EMPTY
+
+    @enable_ki_protection
+    async def take(self, seconds: float) -> Any:
+        if not self._items and not self._ended:
+            with trio.move_on_after(seconds):
+                while not self._items and not self._ended:
+                    await _wait_in(self._takers)
+            if not self._items and not self._ended:
+                raise TimeoutError
+        return self.take_nowait()
+
+    @enable_ki_protection
+    def leave(self) -> None:
+        self._left = True
+        self._ended = True  # (a reader still waiting is done too)
+        self._items.clear()
+        _wake_all(self._putters)
+        _wake_all(self._takers)
+
+
+async def _wait_in(waiters: deque[Task]) -> None:
+    """Park this task in ``waiters`` until another wakes it (or it is
+    cancelled: then it leaves the queue). KI-protected by its callers: a
+    task in the queue is always a parked one."""
+    task = current_task()
+    waiters.append(task)
+
+    def abort(_: Any) -> Abort:
+        waiters.remove(task)
+        return Abort.SUCCEEDED
+
+    await wait_task_rescheduled(abort)
+
+
+def _wake_one(waiters: deque[Task]) -> None:
+    if waiters:
+        reschedule(waiters.popleft())
+
+
+def _wake_all(waiters: deque[Task]) -> None:
+    while waiters:
+        reschedule(waiters.popleft())
+
+
+class Job:
+    """A request's (or a websocket session's) task in the lifespan's nursery,
+    under a cancel scope of its own (which costs about 11 µs of a request's
+    180 on trio 0.35, and lets the one task be cancelled: the app's
+    background work, when its reader is interrupted)."""
+
+    __slots__ = ("_waiters", "ended", "scope")
+
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        self.ended = False
+        self._waiters: trio.Event | None = None  # (made only if one waits)
+
+    def cancel(self) -> None:
+        self.scope.cancel()
+
+    def finished(self) -> None:
+        self.ended = True
+        if self._waiters is not None:
+            self._waiters.set()
+
+    async def wait(self, seconds: float) -> bool:
+        if self.ended:
+            return True
+        if self._waiters is None:
+            self._waiters = trio.Event()
+        with trio.move_on_after(seconds):
+            await self._waiters.wait()
+            return True
+        return False
+
+
+def spawn_job(
+    start_soon: Callable[[Callable[[], Awaitable[None]]], None],
+    fn: Callable[[], Awaitable[None]],
+) -> Job:
+    """Start ``fn()`` with ``start_soon`` (a nursery's), under the job's scope."""
+    job = Job(trio.CancelScope())
+
+    async def run() -> None:
+        try:
+            with job.scope:
+                await fn()
+        finally:
+            job.finished()
+
+    start_soon(run)
+    return job
