@@ -9,8 +9,10 @@ import functools
 import importlib.metadata
 import math
 import sys
+from collections import deque
 from collections.abc import AsyncIterator
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -409,6 +411,19 @@ BROKEN = [
         id="no type",
     ),
     pytest.param(
+        [["http.response.start", 200]],
+        "it sent list ['http.response.start', 200], which is not an ASGI message "
+        "(a "
+        "mapping with a 'type')",
+        id="not a mapping",
+    ),
+    pytest.param(
+        [start(headers=deque([(b"a", b"1"), (b"b",)]))],
+        "its http.response.start has a header (b'b',), not a (name, value) pair "
+        "of bytes",
+        id="header not a pair, in a deque",
+    ),
+    pytest.param(
         [start(), body(b""), {"type": "http.response.trailers", "headers": [()]}],
         "it sent 'http.response.trailers' after the response was complete",
         id="trailers unannounced",
@@ -425,6 +440,22 @@ BROKEN = [
         id="body after the last",
     ),
 ]
+
+
+async def test_any_mapping_any_pairs_and_any_bytes_like_body_will_do(
+    backend: Backend,
+) -> None:
+    # (as servers take them: a mapping that is not a dict, headers in another
+    # iterable than a list, a body in a bytearray or a memoryview)
+    messages = [
+        MappingProxyType(start(headers=deque([(b"x-a", bytearray(b"1"))]))),
+        body(bytearray(b"ab"), more=True),  # type: ignore[arg-type]
+        body(memoryview(b"cd")),  # type: ignore[arg-type]
+    ]
+    async with trio_lifespan.open_client(breaks(messages)) as client:
+        response = await client.get("/")
+    assert response.headers["x-a"] == "1"
+    assert response.content == b"abcd"
 
 
 @pytest.mark.parametrize(("messages", "detail"), BROKEN)

@@ -175,6 +175,7 @@ class OpenClient:
         lifespan = self._lifespan = backend.open_one(self._app, self._options)
         app = await lifespan.__aenter__()
         self._transport.app = app
+        self._transport.backend = backend
         self._client._lifespan = app
         try:
             await self._client.__aenter__()

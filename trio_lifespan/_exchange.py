@@ -71,6 +71,11 @@ def _an_int(value: object) -> TypeGuard[int]:
 
 def check_message(target: str, message: object) -> str:
     """The type of ``message``; a :exc:`RequestProtocolError` if it has none."""
+    fields: Any = message
+    if type(fields) is dict:  # (the common case, without an ABC check)
+        found: object = cast("dict[str, Any]", fields).get("type")
+        if type(found) is str:
+            return found
     sent: object = message  # (as it came, for the error)
     kind = (
         cast("Mapping[str, Any]", message).get("type")
@@ -88,6 +93,11 @@ def check_message(target: str, message: object) -> str:
 
 def check_headers(target: str, kind: str, headers: object) -> list[tuple[bytes, bytes]]:
     """The headers of a message as byte pairs; an error if they are not."""
+    if type(headers) is list or type(headers) is tuple:  # (the common case, fast)
+        try:
+            return [(bytes(name), bytes(value)) for name, value in headers]  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
+        except (TypeError, ValueError):
+            pass  # (the loop below says which pair is wrong)
     pairs: list[tuple[bytes, bytes]] = []
     if not isinstance(headers, Iterable) or isinstance(headers, (str, bytes)):
         raise RequestProtocolError(
@@ -107,6 +117,8 @@ def check_headers(target: str, kind: str, headers: object) -> list[tuple[bytes, 
 
 def _body(target: str, kind: str, message: Mapping[str, Any]) -> bytes:
     body = message.get("body", b"")
+    if type(body) is bytes:
+        return body
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise RequestProtocolError(
             target, f"its {kind} has a body of type {type(body).__name__}, not bytes"

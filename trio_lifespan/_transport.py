@@ -44,7 +44,7 @@ from ._types import EMPTY, _Empty  # pyright: ignore[reportPrivateUsage]
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from ._backend import Backend, Handoff, Job
+    from ._backend import Backend, Event, Handoff, Job
     from ._state import LifespanApp
     from ._types import Message, Scope
 
@@ -136,6 +136,7 @@ class Exchange:
         "job",
         "left",
         "outbox",
+        "over",
         "read_all",
         "read_timeout",
         "reader_closed",
@@ -163,7 +164,8 @@ class Exchange:
         self.outbox: Handoff = backend.handoff(2)
         # Set once the response is complete or the client has gone: then the
         # app's receive() says http.disconnect.
-        self.gone = backend.event()
+        self.gone: Event | None = None  # (made only if the app waits for it)
+        self.over = False
         self.left = False  # the client went before it had read the response
         self.heard = False  # the app received the disconnect that says so
         self.read_all = False  # the reader has had the whole response
@@ -217,7 +219,10 @@ class Exchange:
                 self._request_done = True
                 return request_message(b"", False)
             return request_message(chunk, True)
-        await self.gone.wait()
+        if not self.over:
+            if self.gone is None:
+                self.gone = self.backend.event()
+            await self.gone.wait()
         self.heard = self.left  # (the app knows its client went)
         return dict(DISCONNECT)
 
@@ -232,7 +237,7 @@ class Exchange:
             # Only now, the whole response handed over: an app that listens
             # for the disconnect while it sends (Quart) must not hear it
             # before its last message has gone.
-            self.gone.set()
+            self._over()
 
     # The reader's side --------------------------------------------------------
 
@@ -243,15 +248,19 @@ class Exchange:
         Raises:
             TimeoutError: None came within the read timeout.
         """
-        item: Any = self.outbox.take_nowait()
+        outbox = self.outbox
+        item: Any = outbox.take_nowait()
         if item is EMPTY:
-            # Let the app's task run once: most apps answer in that turn, and
-            # a schedule point costs less than a timed wait (trio runs the
-            # tasks of a turn in either order, so it may need this one).
+            # Let the app's task run: most apps answer in its first step, and
+            # a schedule point costs less than a timed wait. Two: trio runs
+            # the tasks of a turn in either order (this one may go first).
             await self.backend.checkpoint()
-            item = self.outbox.take_nowait()
+            item = outbox.take_nowait()
             if item is EMPTY:
-                item = await self.outbox.take(self.read_timeout)
+                await self.backend.checkpoint()
+                item = outbox.take_nowait()
+                if item is EMPTY:
+                    item = await outbox.take(self.read_timeout)
         if item is not None and item[0] == END:
             self.read_all = True
         found: tuple[int, bytes] | None = item
@@ -306,7 +315,14 @@ class Exchange:
             self.left = True
         self.closed = True
         self.outbox.leave()
-        self.gone.set()
+        self._over()
+
+    def _over(self) -> None:
+        """The response is complete or the client gone: from now on the app's
+        ``receive()`` says ``http.disconnect``."""
+        self.over = True
+        if self.gone is not None:
+            self.gone.set()
 
     async def close(self) -> bool:
         """The reader is done. The app of a complete response gets the read
@@ -351,6 +367,14 @@ async def _before_raising(exchange: Exchange, error: BaseException) -> None:
     the app's own exception comes out, as it does for the rest of the body."""
     if isinstance(error, LifespanUnavailable):
         await exchange.backend.checkpoint()
+
+
+def _upgrades(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request's headers (names lower-cased) ask for a websocket."""
+    for name, value in headers:
+        if name == b"upgrade" and value.lower() == b"websocket":
+            return True
+    return False
 
 
 def url_scope(request: Any) -> dict[str, Any]:
@@ -484,6 +508,8 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             self, *, raise_app_exceptions: bool = True, grace: float = 5.0
         ) -> None:
             self.app: LifespanApp[Any] | None = None
+            # (the lifespan's: set with the app, asked of no one per request)
+            self.backend: Backend = cast("Backend", None)
             self.raise_app_exceptions = raise_app_exceptions
             self.apps = Apps(grace)
 
@@ -522,27 +548,25 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             failure: BaseException | None = cast("Any", app).failure
             if failure is not None:  # (at once: even in a cancelled scope)
                 raise LifespanUnavailable(failure)
-            if (
-                request.url.scheme in ("ws", "wss")
-                or request.headers.get("upgrade", "").lower() == "websocket"
-            ):
+            url = request.url
+            scope = url_scope(request)
+            if url.scheme in ("ws", "wss") or _upgrades(scope["headers"]):
                 return await _upgrade(self, httpx, request)
             timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
             read = timeouts.get("read")
-            url = request.url
-            scope = url_scope(request)
             scope["type"] = "http"
             scope["method"] = request.method
             scope["scheme"] = url.scheme
             scope["extensions"] = {"http.response.trailers": {}}
-            backend = current_backend("open_client")
+            backend = self.backend
+            read_timeout = math.inf if read is None else read
             exchange = Exchange(
                 backend,
                 app,
                 scope,
                 _body_of(request),
                 f"{request.method} {url.raw_path.decode('ascii')}",
-                read_timeout=math.inf if read is None else read,
+                read_timeout=read_timeout,
             )
             self.apps.live.add(exchange)
             try:
