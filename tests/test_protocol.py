@@ -25,6 +25,7 @@ from trio_lifespan import (
     LifespanUnavailable,
 )
 from trio_lifespan._exceptions import members
+from trio_lifespan._group_protocol import LifespansProtocol, StackProtocol
 from trio_lifespan._protocol import (
     ANSWERED,
     BODY,
@@ -40,8 +41,6 @@ from trio_lifespan._protocol import (
     STOP_HOLDERS,
     WITH_STATE,
     LifespanProtocol,
-    LifespansProtocol,
-    StackProtocol,
     Stage,
 )
 

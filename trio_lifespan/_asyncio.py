@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._asyncio_tasks import Handoff as _Handoff, Job as _Job, spawn_job
 from ._exceptions import reraise
+from ._group_protocol import LifespansProtocol
 from ._protocol import (
     ANSWERED,
     BODY,
@@ -38,7 +39,6 @@ from ._protocol import (
     WITH_STATE,
     Do,
     LifespanProtocol,
-    LifespansProtocol,
     cancel_reason,
     lifespan_scope,
     raised_by_the_call,

@@ -423,3 +423,188 @@ def describe_message(message: object) -> str:
     else:
         text = f"{type(message).__name__} {message!r}"
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+# The wording of the lifespan errors that the protocol decides on
+# (:mod:`._protocol`): what each says lives here, with the errors; the
+# protocol says only which one, and with what. Stages are named by their
+# value (``Stage.value``: "startup", "running", ...).
+
+_PROTOCOL_HINT = (
+    "A lifespan app answers each 'lifespan.startup' and 'lifespan.shutdown' with "
+    "exactly one '.complete' or '.failed' message (see the ASGI lifespan spec)."
+)
+
+_ASGI_HINT = (
+    "An ASGI app is an async callable taking (scope, receive, send): "
+    "`async def app(scope, receive, send)`, or an object whose `__call__` is one. "
+    "A WSGI app needs an adapter (a2wsgi, for one); an ASGI 2 app, asgiref's "
+    "guarantee_single_callable()."
+)
+
+_UNSUPPORTED_HINT = (
+    "If the app should support lifespan, make it handle scope['type'] == "
+    "'lifespan' (most frameworks do this for you); to run it anyway, pass "
+    "allow_unsupported=True."
+)
+
+#: When a message came, by the stage it came in.
+_WHEN: dict[str, str] = {
+    "startup": "in reply to 'lifespan.startup'",
+    "startup failed": "in reply to 'lifespan.startup'",
+    "running": "after its startup had completed and before 'lifespan.shutdown' "
+    "was sent",
+    "crashed": "after its startup had completed and before 'lifespan.shutdown' "
+    "was sent",
+    "shutdown": "in reply to 'lifespan.shutdown'",
+    "shutdown failed": "in reply to 'lifespan.shutdown'",
+    "done": "after its shutdown had completed",
+}
+
+#: When the app's lifespan ended, by the stage it ended in.
+_DURING: dict[str, str] = {
+    "startup": "during its startup",
+    "startup failed": "during its startup",
+    "running": "while it was running",
+    "crashed": "while it was running",
+    "shutdown": "during its shutdown",
+    "shutdown failed": "during its shutdown",
+    "done": "after its shutdown had completed",
+    "unsupported": "while it ran without lifespan support",
+}
+
+
+def not_a_message(message: object, expected: tuple[str, ...]) -> LifespanProtocolError:
+    """The app sent something that is not an ASGI message."""
+    return LifespanProtocolError(
+        f"the app sent {describe_message(message)}, which is not an ASGI "
+        "message: a mapping with a string 'type' such as "
+        "{'type': 'lifespan.startup.complete'}. " + _PROTOCOL_HINT,
+        message,
+        expected,
+    )
+
+
+def report_not_text(
+    message: object, text: object, expected: tuple[str, ...]
+) -> LifespanProtocolError:
+    """The app's '.failed' report has a 'message' that is not a string."""
+    return LifespanProtocolError(
+        f"the app sent {describe_message(message)}: its 'message' must "
+        f"be a string, not {type(text).__name__}. " + _PROTOCOL_HINT,
+        message,
+        expected,
+    )
+
+
+def out_of_turn(
+    message: object,
+    kind: str,
+    stage: str,
+    expected: tuple[str, ...],
+    *,
+    reported: bool,
+    lifespan_type: bool,
+) -> LifespanProtocolError:
+    """The app sent ``message`` (of type ``kind``) where it may not: in
+    ``stage``, after its failure report (``reported``), or a type that is
+    not a lifespan message's (``lifespan_type`` false)."""
+    if reported:
+        wanted = "nothing after its '.failed' report (it should return or raise)"
+    elif expected:
+        wanted = " or ".join(repr(t) for t in expected)
+    elif stage == "running":
+        wanted = "no message until 'lifespan.shutdown' is sent"
+    else:
+        wanted = "no further message"
+    known = (
+        ""
+        if lifespan_type
+        else f"{describe_message(kind)} is not a lifespan message type. "
+    )
+    return LifespanProtocolError(
+        f"the app sent {describe_message(message)} {_WHEN[stage]}; "
+        f"expected {wanted}. {known}{_PROTOCOL_HINT}",
+        message,
+        expected,
+    )
+
+
+def returned_before_shutdown() -> LifespanProtocolError:
+    """The app's lifespan returned while it ran, before its shutdown."""
+    return LifespanProtocolError(
+        "the app's lifespan returned after 'lifespan.startup.complete' "
+        "without waiting for 'lifespan.shutdown', so its shutdown never "
+        "ran. A lifespan app keeps calling receive() until "
+        "'lifespan.shutdown' arrives, then replies to it."
+    )
+
+
+def returned_unanswered(name: str, expected: tuple[str, ...]) -> LifespanProtocolError:
+    """The app's lifespan returned during its ``name`` (startup, shutdown)
+    without answering it."""
+    return LifespanProtocolError(
+        f"the app's lifespan returned during its {name} without sending "
+        f"'lifespan.{name}.complete' or 'lifespan.{name}.failed'. " + _PROTOCOL_HINT,
+        None,
+        expected,
+    )
+
+
+def stray_cancellation(exc: BaseException, stage: str) -> LifespanCancelled:
+    """The app's lifespan ended with a cancellation nobody asked for."""
+    stray = LifespanCancelled(
+        f"the app's lifespan ended with {type(exc).__name__}({exc}) "
+        f"{_DURING[stage]}, but nobody cancelled it: something "
+        "inside the app did (a cancel scope or task group in its "
+        "lifespan, after a background task failed; or a future it "
+        "awaited was cancelled). Look at the app's logs for the "
+        "failure it lost. (Or something cancelled the app's task "
+        "from outside: an event loop that is closing, as after a "
+        "server's forced exit, cancels every task.)"
+    )
+    stray.__cause__ = exc
+    return stray
+
+
+def not_callable(exc: BaseException) -> LifespanNotASGIApp:
+    """Calling the app as ``app(scope, receive, send)`` failed."""
+    error = LifespanNotASGIApp(
+        "the app could not be run: calling it as app(scope, receive, send) "
+        f"failed with {type(exc).__name__}: {exc}. {_ASGI_HINT}"
+    )
+    error.__cause__ = exc
+    return error
+
+
+def sent_before_receiving(message: object) -> str:
+    """What shows an app without lifespan support that sent first."""
+    return (
+        f"the app called send({describe_message(message)}) before its "
+        "first receive(): it treats the lifespan scope like a request."
+    )
+
+
+def ended_before_receiving(exc: BaseException | None) -> str:
+    """What shows an app without lifespan support that ended first."""
+    if exc is None:
+        return "the app returned without ever calling receive()"
+    return f"the app raised {type(exc).__name__}({exc}) before its first receive()"
+
+
+def not_supported(detail: str, cause: BaseException | None) -> LifespanNotSupported:
+    """The app does not take part in the lifespan protocol: ``detail`` shows it."""
+    error = LifespanNotSupported(
+        f"{detail} So the app does not support the ASGI lifespan protocol. "
+        + _UNSUPPORTED_HINT
+    )
+    error.__cause__ = cause
+    return error
+
+
+def also_raised(exc: BaseException) -> str:
+    """The note for what the app raised as it was stopped, after its error."""
+    return (
+        "trio_lifespan: while it was being stopped, the app's lifespan "
+        f"also raised {type(exc).__name__}: {exc}"
+    )

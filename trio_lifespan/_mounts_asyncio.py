@@ -1,7 +1,7 @@
 """The mounted apps' group on asyncio: ``open_lifespans``' group, shut down as a stack.
 
 :class:`AsyncioStack` is :class:`._asyncio.AsyncioLifespans` driving
-:class:`._protocol.StackProtocol`, as :mod:`._mounts_trio` describes: holders
+:class:`._group_protocol.StackProtocol`, as :mod:`._mounts_trio` describes: holders
 whose app started park; a failure cancels only the holders still starting;
 leaving waits for those, then gives each parked holder its turn, in the
 protocol's shutdown order, and waits until its app has shut down.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._asyncio import AsyncioLifespans, _wait_all
 from ._exceptions import name_the_app
-from ._protocol import StackProtocol
+from ._group_protocol import StackProtocol
 
 if TYPE_CHECKING:
     from ._options import Options

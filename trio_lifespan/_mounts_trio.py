@@ -1,7 +1,7 @@
 """The mounted apps' group on trio: ``open_lifespans``' group, shut down as a stack.
 
 :class:`TrioStack` is :class:`._trio.TrioLifespans` (the startups run
-concurrently) driving :class:`._protocol.StackProtocol`, which decides what
+concurrently) driving :class:`._group_protocol.StackProtocol`, which decides what
 differs: a holder whose app has started *parks* and waits for its turn, and
 a failure stops only the holders still starting. Leaving stops those first,
 then walks the parked holders in the protocol's shutdown order, giving each
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ._exceptions import name_the_app
-from ._protocol import StackProtocol
+from ._group_protocol import StackProtocol
 from ._trio import TrioLifespans
 
 if TYPE_CHECKING:

@@ -28,6 +28,7 @@ from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
 from ._compat import mark_ki_protected
 from ._exceptions import reraise
+from ._group_protocol import LifespansProtocol
 from ._protocol import (
     ANSWERED,
     BODY,
@@ -44,7 +45,6 @@ from ._protocol import (
     WITH_STATE,
     Do,
     LifespanProtocol,
-    LifespansProtocol,
     cancel_reason,
     lifespan_scope,
     raised_by_the_call,
