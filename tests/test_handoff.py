@@ -215,3 +215,22 @@ async def test_a_cancelled_reader_leaves_the_queue(backend: Backend) -> None:
         await backend.sleep(1)  # the first has given up
         handoff.put_nowait("item")  # for the one still waiting
     assert taken == ["item"]
+
+
+def test_no_loop_of_the_library_running_is_no_loop_here() -> None:
+    # (what the pytest plugin's holder compares: a step run under another
+    # library, or none, is not on the lifespan's loop)
+    from trio_lifespan._asyncio import BACKEND as ASYNCIO  # noqa: PLC0415
+    from trio_lifespan._trio import BACKEND as TRIO  # noqa: PLC0415
+
+    assert ASYNCIO.loop_here() is None
+    assert TRIO.loop_here() is None
+
+    async def under_trio() -> tuple[object, object]:
+        return ASYNCIO.loop_here(), TRIO.loop_here()
+
+    import trio  # noqa: PLC0415
+
+    on_asyncio, on_trio = trio.run(under_trio)
+    assert on_asyncio is None
+    assert on_trio is not None

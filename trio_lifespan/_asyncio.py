@@ -154,6 +154,58 @@ async def _after_a_turn(coro: Coroutine[Any, Any, None]) -> None:
     await coro
 
 
+class _Background:
+    """A task of the running loop, which no task group of the caller's holds."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        async def run() -> None:
+            await fn()
+
+        self.task = start_task(asyncio.get_running_loop(), run())
+        self.task.set_name(name)
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+
+def _loop_here() -> object | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # "no running event loop"
+        return None
+
+
+async def _wait_shielded(wait: Callable[[], Awaitable[object]]) -> None:
+    await asyncio.shield(wait())
+
+
+async def _watch(
+    step: Awaitable[T],
+    watchers: set[Callable[[], None]],
+    failure: Callable[[], BaseException],
+) -> T:
+    """See ``Backend.watch``: the watcher cancels this task (as the body of
+    a lifespan is), and takes its request back after."""
+    __tracebackhide__ = True
+    canceller = _BodyCanceller(_current_task())
+
+    def watcher() -> None:
+        canceller.cancel(failure())
+
+    watchers.add(watcher)
+    try:
+        return await step
+    except asyncio.CancelledError:
+        if not canceller.ended():  # not ours alone: the test's own
+            raise
+        raise failure() from None
+    finally:
+        watchers.discard(watcher)
+        canceller.ended()
+
+
 def _current_task() -> asyncio.Task[Any]:
     task = asyncio.current_task()
     assert task is not None, "trio_lifespan runs inside an asyncio task"
@@ -617,6 +669,15 @@ class _Asyncio:
 
     def spawn(self, app: object, fn: Callable[[], Awaitable[None]], /) -> _Job:
         return spawn_job(fn)
+
+    def start_background(
+        self, fn: Callable[[], Awaitable[None]], name: str, /
+    ) -> _Background:
+        return _Background(fn, name)
+
+    loop_here = staticmethod(_loop_here)
+    wait_shielded = staticmethod(_wait_shielded)
+    watch = staticmethod(_watch)
 
 
 BACKEND = _Asyncio()

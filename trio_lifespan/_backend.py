@@ -71,6 +71,12 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             """Wait for it to end; whether it did within ``seconds``."""
             ...
 
+    class Background(Protocol):
+        """A task started by :meth:`Backend.start_background`."""
+
+        def cancel(self) -> None:
+            """Cancel it."""
+
     class Backend(Protocol):
         """What a driver module offers for its async library.
 
@@ -132,6 +138,40 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             """Start ``fn()`` in a task of its own, beside the caller: on trio
             in the nursery of ``app``'s lifespan, on asyncio on the running
             loop. ``fn`` must not raise (its errors are its own to hand on)."""
+            ...
+
+        # What the pytest plugin's holder needs: a task that no task of the
+        # caller's holds, the loop's identity, and a watched test.
+
+        def start_background(
+            self, fn: Callable[[], Awaitable[None]], name: str, /
+        ) -> Background:
+            """Start ``fn()`` in a task that neither the caller's task nor a
+            nursery of its holds (trio: a system task; asyncio: a task of the
+            running loop): set up in one task, it may be stopped from
+            another. ``fn`` must not raise."""
+            ...
+
+        def loop_here(self) -> object | None:
+            """What the running event loop is (trio's token, asyncio's loop),
+            to compare; ``None`` where this library's loop is not running."""
+            ...
+
+        async def wait_shielded(self, wait: Callable[[], Awaitable[object]], /) -> None:
+            """Await ``wait()`` (an event's), shielded from cancellation
+            (whatever ends it is bounded by time limits of its own)."""
+
+        async def watch(
+            self,
+            step: Awaitable[T],
+            watchers: set[Callable[[], None]],
+            failure: Callable[[], BaseException],
+            /,
+        ) -> T:
+            """Await ``step`` in this task, where a call of the function this
+            puts in ``watchers`` (while it runs) cancels it: then raise
+            ``failure()`` in its place. (A test, watched by a lifespan that
+            may fail under it.)"""
             ...
 
 

@@ -19,12 +19,11 @@ what every session loads).
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import inspect
 import types
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -155,52 +154,12 @@ async def _watched_step(
     try:
         if not watchable:
             return await step
-        if holder.library == "trio":
-            return await _watch_trio(holder, step)
-        return await _watch_asyncio(holder, step)
+        return await holder.backend.watch(step, holder.watchers, holder.failure)
     except BaseException as exc:
+        if exc is holder.error:  # (the lifespan failed under the step)
+            holder.reported = True
         holder.seen_by_a_test(exc)
         raise
-
-
-async def _watch_trio(holder: Holder, test: Awaitable[Any]) -> Any:
-    __tracebackhide__ = True
-    import trio  # noqa: PLC0415
-
-    with trio.CancelScope() as scope:
-        holder.watchers.add(scope.cancel)
-        try:
-            return await test
-        finally:
-            holder.watchers.discard(scope.cancel)
-    holder.raise_failure()  # only a failed lifespan cancels the scope
-    raise AssertionError("unreachable")
-
-
-async def _watch_asyncio(holder: Holder, test: Awaitable[Any]) -> Any:
-    __tracebackhide__ = True
-    import asyncio  # noqa: PLC0415
-
-    from ._asyncio import _BodyCanceller  # noqa: PLC0415
-
-    task = asyncio.current_task()
-    assert task is not None
-    canceller = _BodyCanceller(task)
-
-    def watcher() -> None:
-        canceller.cancel(holder.failure())
-
-    holder.watchers.add(watcher)
-    try:
-        return await test
-    except asyncio.CancelledError:
-        if not canceller.ended():  # not ours alone: the test's own
-            raise
-        holder.raise_failure()
-        raise AssertionError("unreachable") from None
-    finally:
-        holder.watchers.discard(watcher)
-        canceller.ended()
 
 
 def _chained(exc: BaseException) -> list[BaseException]:
@@ -271,32 +230,14 @@ class Holder:
     async def start(self) -> None:
         """Start the task and wait for the app's startup; raise its failure."""
         __tracebackhide__ = True
-        import sniffio  # noqa: PLC0415
-
         from ._backend import current_backend  # noqa: PLC0415
 
-        self.library = sniffio.current_async_library()
-        backend = self._backend = current_backend("lifespan_app")
+        backend = self.backend = current_backend("lifespan_app")
         self._settled = backend.event()
         self._done = backend.event()
         self._stopping = backend.event()
-        if self.library == "trio":
-            import trio  # noqa: PLC0415
-
-            self._loop: object = trio.lowlevel.current_trio_token()
-            self._scope = trio.CancelScope()
-            trio.lowlevel.spawn_system_task(
-                self._run_trio,
-                name="trio_lifespan holder",
-                context=contextvars.copy_context(),
-            )
-        else:
-            import asyncio  # noqa: PLC0415
-
-            from ._asyncio import start_task  # noqa: PLC0415
-
-            loop = self._loop = asyncio.get_running_loop()
-            self._task = start_task(loop, self._run())
+        self._loop = backend.loop_here()
+        self._task = backend.start_background(self._run, "trio_lifespan holder")
         await self._wait_for(self._settled)
         if self.error is not None:
             self.reported = True
@@ -370,19 +311,8 @@ class Holder:
         did not choose (its fixtures' loop option: then it runs as with the
         project's own fixtures, unwatched)."""
         __tracebackhide__ = True
-        here: object = None  # under another library (anyio's trio, say)
-        try:
-            if self.library == "trio":
-                import trio  # noqa: PLC0415
-
-                trio.lowlevel.current_task()  # in a task of trio's, not its host's
-                here = trio.lowlevel.current_trio_token()
-            else:
-                import asyncio  # noqa: PLC0415
-
-                here = asyncio.get_running_loop()
-        except RuntimeError:  # "must be called from async context", "no running loop"
-            pass
+        # (None under another library: anyio's trio, say)
+        here = self.backend.loop_here()
         same = here is self._loop
         if not same and (
             here is None or not self.plugin.loops_differ_by_choice(self.settings.scope)
@@ -419,11 +349,6 @@ class Holder:
         assert self.error is not None
         return self.error
 
-    def raise_failure(self) -> NoReturn:
-        """Raise the lifespan's error, in the test it failed."""
-        self.reported = True
-        raise self.failure()
-
     async def _wait_for(self, event: Event) -> None:
         """Wait for ``event``; if the wait is interrupted (a cancellation, a
         Ctrl-C), stop the task and wait until it is gone, then go on."""
@@ -435,26 +360,11 @@ class Holder:
             raise
 
     def _abort(self) -> None:
-        if self.library == "trio":
-            self._scope.cancel()
-        else:
-            self._task.cancel()
+        self._task.cancel()
 
     async def _wait_done(self) -> None:
         """Wait for the task, shielded: it is bounded by the lifespan's timeouts."""
-        if self.library == "trio":
-            import trio  # noqa: PLC0415
-
-            with trio.CancelScope(shield=True):
-                await self._done.wait()
-        else:
-            import asyncio  # noqa: PLC0415
-
-            await asyncio.shield(self._done.wait())
-
-    async def _run_trio(self) -> None:
-        with self._scope:
-            await self._run()
+        await self.backend.wait_shielded(self._done.wait)
 
     async def _run(self) -> None:
         """The task: hold the lifespan until told to stop, or until it fails."""
@@ -475,7 +385,7 @@ class Holder:
                 )
             except ModuleNotFoundError as exc:
                 self._client_error = exc
-                opened = self._backend.open_one(app, options)
+                opened = self.backend.open_one(app, options)
             async with opened as held:
                 if self._client_error is None:  # the client, then its app
                     self._client = cast("LifespanClient[Any]", held)

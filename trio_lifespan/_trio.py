@@ -50,7 +50,15 @@ from ._protocol import (
     raised_by_the_call,
 )
 from ._state import AppT, LifespanApp, wrap_app
-from ._trio_tasks import Handoff, Job, spawn_job
+from ._trio_tasks import (
+    Background,
+    Handoff,
+    Job,
+    loop_here,
+    spawn_job,
+    wait_shielded,
+    watch,
+)
 from ._types import AnyASGIApp, Message
 
 if TYPE_CHECKING:
@@ -501,6 +509,15 @@ class _Trio:
     def spawn(self, app: LifespanApp[Any], fn: Callable[[], Awaitable[None]], /) -> Job:
         # Set by TrioLifespan on the app it yields: its nursery's start_soon.
         return spawn_job(cast("Any", app).start_soon, fn)
+
+    def start_background(
+        self, fn: Callable[[], Awaitable[None]], name: str, /
+    ) -> Background:
+        return Background(fn, name)
+
+    loop_here = staticmethod(loop_here)
+    wait_shielded = staticmethod(wait_shielded)
+    watch = staticmethod(watch)
 
 
 BACKEND = _Trio()

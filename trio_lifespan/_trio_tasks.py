@@ -14,9 +14,10 @@ still go over memory channels (:mod:`._trio`).
 
 from __future__ import annotations
 
+import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 from trio.lowlevel import (
@@ -29,6 +30,8 @@ from trio.lowlevel import (
 )
 
 from ._types import EMPTY
+
+T = TypeVar("T")
 
 
 class Handoff:
@@ -172,3 +175,54 @@ def spawn_job(
 
     start_soon(run)
     return job
+
+
+class Background:
+    """A system task, under a cancel scope of its own (a system task must
+    never raise: the caller's ``fn`` keeps its errors)."""
+
+    __slots__ = ("scope",)
+
+    def __init__(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        self.scope = trio.CancelScope()
+
+        async def run() -> None:
+            with self.scope:
+                await fn()
+
+        trio.lowlevel.spawn_system_task(
+            run, name=name, context=contextvars.copy_context()
+        )
+
+    def cancel(self) -> None:
+        self.scope.cancel()
+
+
+def loop_here() -> object | None:
+    """trio's token, in a task of trio's (not its host's, in guest mode)."""
+    try:
+        trio.lowlevel.current_task()
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:  # "must be called from async context"
+        return None
+
+
+async def wait_shielded(wait: Callable[[], Awaitable[object]]) -> None:
+    with trio.CancelScope(shield=True):
+        await wait()
+
+
+async def watch(
+    step: Awaitable[T],
+    watchers: set[Callable[[], None]],
+    failure: Callable[[], BaseException],
+) -> T:
+    """See ``Backend.watch``: the watcher cancels a scope around the step."""
+    __tracebackhide__ = True
+    with trio.CancelScope() as scope:
+        watchers.add(scope.cancel)
+        try:
+            return await step
+        finally:
+            watchers.discard(scope.cancel)
+    raise failure()  # only the watcher cancels the scope
