@@ -122,7 +122,51 @@ async def floor(app: Starlette) -> AsyncGenerator[httpx.AsyncClient]:
 
 @asynccontextmanager
 async def ours(app: Starlette) -> AsyncGenerator[httpx.AsyncClient]:
-    async with open_client(app) as client:
+    """``open_client`` on httpx: the same client pipeline as the peers'."""
+    async with open_client(app, httpx="httpx") as client:
+        yield client
+
+
+def _httpx2() -> Any:
+    """httpx2, if installed (Python 3.11 and later), else None."""
+    try:
+        return importlib.import_module("httpx2")
+    except ModuleNotFoundError:
+        return None
+
+
+HTTPX2: Any = _httpx2()
+
+
+@asynccontextmanager
+async def ours_httpx2(app: Starlette) -> AsyncGenerator[Any]:
+    """``open_client`` on httpx2 (what it picks where both are installed)."""
+    async with open_client(app, httpx="httpx2") as client:
+        yield client
+
+
+@asynccontextmanager
+async def hand_written_httpx2(app: Starlette) -> AsyncGenerator[Any]:
+    """asgi-lifespan and httpx2's ASGI transport: the like-for-like peer."""
+    async with LifespanManager(app) as manager:
+        transport = HTTPX2.ASGITransport(app=manager.app)
+        async with HTTPX2.AsyncClient(transport=transport, base_url=BASE) as client:
+            yield client
+
+
+@asynccontextmanager
+async def floor_httpx2(app: Starlette) -> AsyncGenerator[Any]:
+    """httpx2's own pipeline, over a transport that calls no app."""
+
+    async def answer(request: Any) -> Any:
+        if request.method == "POST":
+            await request.aread()
+            return HTTPX2.Response(201, content=request.content)
+        return HTTPX2.Response(200, content=b"ready")
+
+    async with HTTPX2.AsyncClient(
+        transport=HTTPX2.MockTransport(answer), base_url=BASE
+    ) as client:
         yield client
 
 
@@ -142,6 +186,17 @@ def openers(library: str) -> dict[str, Opener]:
     if library == "asyncio":
         found["async-asgi-testclient"] = async_asgi
     return found
+
+
+def httpx2_openers() -> dict[str, Opener]:
+    """The same request on httpx2's pipeline (none without httpx2)."""
+    if HTTPX2 is None:
+        return {}
+    return {
+        "floor (httpx2)": floor_httpx2,
+        "trio_lifespan (httpx2)": ours_httpx2,
+        "asgi_lifespan+httpx2": hand_written_httpx2,
+    }
 
 
 async def request_seconds(opener: Opener, calls: int, method: str) -> float:
@@ -263,10 +318,9 @@ def interleaved(
     names: tuple[str, ...] | None = None,
 ) -> dict[str, float]:
     """Median of ``rounds`` interleaved measurements for each contender."""
+    pool = openers(library) if names is None else openers(library) | httpx2_openers()
     contenders = {
-        name: opener
-        for name, opener in openers(library).items()
-        if names is None or name in names
+        name: opener for name, opener in pool.items() if names is None or name in names
     }
     found: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
@@ -303,6 +357,19 @@ def client_rows(quick: bool) -> list[str]:
                 f"{library} {method}: no slower than asgi-lifespan + httpx: "
                 f"{ratio:.2f}x"
             )
+            if HTTPX2 is not None:
+                values = interleaved(
+                    library, rounds, per_request, tuple(httpx2_openers())
+                )
+                label = f"{library}: a Starlette {method} on httpx2"
+                print(show(label, values, "floor (httpx2)"))
+                ratio = (
+                    values["trio_lifespan (httpx2)"] / values["asgi_lifespan+httpx2"]
+                )
+                targets.append(
+                    f"{library} {method} on httpx2: no slower than asgi-lifespan "
+                    f"+ httpx2: {ratio:.2f}x"
+                )
 
         def open_close(opener: Opener) -> Measured:
             return lambda: open_close_seconds(opener, cycles)
