@@ -24,7 +24,7 @@ from trio_lifespan import (
     open_lifespans,
     serve_lifespan,
 )
-from trio_lifespan._asyncio import start_task
+from trio_lifespan._asyncio_tasks import start_task
 from trio_lifespan._types import ASGIApp, Receive, Scope, Send
 
 from .apps import GoodApp, http_request, run_python

@@ -14,17 +14,29 @@ from __future__ import annotations
 
 import asyncio
 import math
-import signal
-import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from ._asyncio_tasks import Handoff as _Handoff, Job as _Job, spawn_job
-from ._exceptions import reraise
-from ._group_protocol import LifespansProtocol
+from ._asyncio_tasks import (
+    Background,
+    BodyCanceller,
+    Handoff as _Handoff,
+    Job as _Job,
+    ctrl_c_pressed,
+    current_task,
+    is_ctrl_c,
+    loop_here,
+    spawn_job,
+    start_task,
+    wait_all,
+    wait_shielded,
+    watch,
+)
+from ._exceptions import name_the_app, reraise
+from ._group_protocol import LifespansProtocol, StackProtocol
 from ._protocol import (
     ANSWERED,
     BODY,
@@ -39,7 +51,6 @@ from ._protocol import (
     WITH_STATE,
     Do,
     LifespanProtocol,
-    cancel_reason,
     lifespan_scope,
     raised_by_the_call,
 )
@@ -50,180 +61,6 @@ if TYPE_CHECKING:
     from ._options import Options
 
 T = TypeVar("T")
-
-
-def _withdraw_cancel(task: asyncio.Task[Any]) -> bool:
-    """Withdraw one cancellation request of ours; whether others remain.
-
-    Python 3.10 cannot tell requests apart, so there ours is the only one.
-    """
-    if sys.version_info >= (3, 11):
-        return task.uncancel() > 0
-    return False  # pragma: no cover - py310 tox environment
-
-
-class _BodyCanceller:
-    """Cancels the ``async with`` body (the host task) and takes it back after.
-
-    The body runs in the caller's task; asyncio can only interrupt it by
-    cancelling that task. Our request is withdrawn when the body ends, so the
-    caller's own cancellations (``asyncio.timeout``, task groups) still count
-    right.
-    """
-
-    __slots__ = ("host", "requested")
-
-    def __init__(self, host: asyncio.Task[Any]) -> None:
-        self.host = host
-        self.requested = False
-
-    def cancel(self, error: BaseException) -> None:
-        """Cancel the body because of ``error``, which the cancellation names.
-
-        Called once: the caller stops counting the body as running.
-        """
-        self.requested = True
-        self.host.cancel(cancel_reason(error))
-
-    def ended(self) -> bool:
-        """The body ended: take our request back; whether a cancellation of
-        the body can only have been ours (no other request is pending)."""
-        if not self.requested:
-            return False
-        self.requested = False
-        return not _withdraw_cancel(self.host)
-
-
-def _ctrl_c_pressed() -> bool:
-    """Whether Ctrl-C is what cancels this task: ``asyncio.run`` turns one
-    into a cancellation of its main task, and raises KeyboardInterrupt when
-    that task ends cancelled.
-
-    Only in that task, while that cancellation is pending: a task it runs
-    (in a TaskGroup, say) is cancelled by its parent, whose group would drop
-    the cancellation and what it carries, and a Ctrl-C the program handled
-    (and uncancelled) is over. Read on the error path only, from the runner
-    that handles SIGINT.
-    """
-    handler = signal.getsignal(signal.SIGINT)
-    runner = getattr(getattr(handler, "func", None), "__self__", None)
-    runner_type: type[object] | None = getattr(asyncio, "Runner", None)
-    if (
-        runner_type is None
-        or not isinstance(runner, runner_type)
-        or getattr(runner, "_interrupt_count", 0) == 0
-    ):
-        return False
-    main_task = getattr(handler, "keywords", {}).get("main_task")
-    task = asyncio.current_task()
-    if task is None or task is not main_task:
-        return False
-    if sys.version_info >= (3, 11):  # (asyncio.Runner is 3.11+: always)
-        return task.cancelling() > 0
-    return False  # pragma: no cover - py310 tox environment
-
-
-def _is_ctrl_c(exc: BaseException) -> bool:
-    """Whether ``exc``, which interrupted us, is a Ctrl-C (see above)."""
-    return isinstance(exc, asyncio.CancelledError) and _ctrl_c_pressed()
-
-
-def start_task(
-    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
-) -> asyncio.Task[None]:
-    """A task of ours, made by the loop's task factory, that starts at the
-    loop's next turn.
-
-    Our tasks report to their caller from their first step, so it must not
-    run inside the call, as an eager task factory (Python 3.12's
-    ``asyncio.eager_task_factory``) would run it. With a task factory set
-    (eager or not: a tracing one, say, which should see our tasks too), the
-    coroutine waits one turn first.
-    """
-    if loop.get_task_factory() is None:
-        return loop.create_task(coro)
-    task = loop.create_task(_after_a_turn(coro))
-    # Cancelled before it began, the coroutine never runs: closed, it does
-    # not warn that it was never awaited. (Closing a finished one: nothing.)
-    task.add_done_callback(lambda _: coro.close())
-    return task
-
-
-async def _after_a_turn(coro: Coroutine[Any, Any, None]) -> None:
-    await asyncio.sleep(0)
-    await coro
-
-
-class _Background:
-    """A task of the running loop, which no task group of the caller's holds."""
-
-    __slots__ = ("task",)
-
-    def __init__(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
-        async def run() -> None:
-            await fn()
-
-        self.task = start_task(asyncio.get_running_loop(), run())
-        self.task.set_name(name)
-
-    def cancel(self) -> None:
-        self.task.cancel()
-
-
-def _loop_here() -> object | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # "no running event loop"
-        return None
-
-
-async def _wait_shielded(wait: Callable[[], Awaitable[object]]) -> None:
-    await asyncio.shield(wait())
-
-
-async def _watch(
-    step: Awaitable[T],
-    watchers: set[Callable[[], None]],
-    failure: Callable[[], BaseException],
-) -> T:
-    """See ``Backend.watch``: the watcher cancels this task (as the body of
-    a lifespan is), and takes its request back after."""
-    __tracebackhide__ = True
-    canceller = _BodyCanceller(_current_task())
-
-    def watcher() -> None:
-        canceller.cancel(failure())
-
-    watchers.add(watcher)
-    try:
-        return await step
-    except asyncio.CancelledError:
-        if not canceller.ended():  # not ours alone: the test's own
-            raise
-        raise failure() from None
-    finally:
-        watchers.discard(watcher)
-        canceller.ended()
-
-
-def _current_task() -> asyncio.Task[Any]:
-    task = asyncio.current_task()
-    assert task is not None, "trio_lifespan runs inside an asyncio task"
-    return task
-
-
-async def _wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
-    """Wait until every task is done, even through cancellations.
-
-    Returns the first cancellation that arrived meanwhile, to raise later.
-    """
-    interrupted: BaseException | None = None
-    while pending := [task for task in tasks if not task.done()]:
-        try:
-            await asyncio.wait(pending)
-        except asyncio.CancelledError as exc:  # cancelled again: finish first
-            interrupted = interrupted or exc
-    return interrupted
 
 
 class AsyncioLifespan:
@@ -260,7 +97,7 @@ class AsyncioLifespan:
         )
         self.state: dict[str, Any] = {}
         self.loop = asyncio.get_running_loop()
-        self.body = _BodyCanceller(_current_task())
+        self.body = BodyCanceller(current_task())
         # The app's inbox: the messages it has not taken yet, and the future
         # of an app waiting on it (an asyncio.Queue costs more). An app that
         # cancels its own receive() still gets every message, in order.
@@ -287,7 +124,7 @@ class AsyncioLifespan:
         try:
             await self.deliver_and_wait(message, self.options.startup_timeout)
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(protocol.interrupted(exc, ctrl_c=_is_ctrl_c(exc)))
+            self.apply(protocol.interrupted(exc, ctrl_c=is_ctrl_c(exc)))
         do = protocol.startup_over()
         if do & BODY:
             wrapped, self.fail_requests = wrap_app(
@@ -310,7 +147,7 @@ class AsyncioLifespan:
         self.protocol.body_ended(
             exc,
             ours=self.body.ended(),
-            ctrl_c=exc is not None and _is_ctrl_c(exc),
+            ctrl_c=exc is not None and is_ctrl_c(exc),
         )
         await self.shut_down()
         return await self.finish(exc)
@@ -338,7 +175,7 @@ class AsyncioLifespan:
             else:
                 self.apply(do)
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(protocol.interrupted(exc, ctrl_c=_is_ctrl_c(exc)))
+            self.apply(protocol.interrupted(exc, ctrl_c=is_ctrl_c(exc)))
 
     async def finish(self, exc: BaseException | None) -> bool:
         """Wait until the app's task is gone, then raise what matters."""
@@ -348,9 +185,9 @@ class AsyncioLifespan:
         task = self.app_task
         assert task is not None
         if not task.done():  # no task of ours outlives us
-            interrupted = await _wait_all([task])
+            interrupted = await wait_all([task])
             if interrupted is not None:
-                protocol.interrupted_finishing(interrupted, wins=_ctrl_c_pressed())
+                protocol.interrupted_finishing(interrupted, wins=ctrl_c_pressed())
         error = protocol.outcome()
         if error is not None and error is not exc:
             reraise(error)
@@ -418,7 +255,7 @@ class AsyncioLifespan:
                 try:
                     await self.answer
                 except asyncio.CancelledError:
-                    if not graceful or _ctrl_c_pressed():
+                    if not graceful or ctrl_c_pressed():
                         raise
                     # Any other cancellation gives way: the shutdown is
                     # graceful because the body raised or was cancelled, and
@@ -500,7 +337,7 @@ class AsyncioLifespan:
         # asyncio cancels once; an app that swallowed it and came back to us
         # is cancelled again, the way a trio cancel scope stays cancelled.
         self.app_cancelled = True
-        _current_task().cancel()
+        current_task().cancel()
         await self.loop.create_future()
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -524,7 +361,7 @@ class AsyncioLifespans:
             else protocol
         )
         self.loop = asyncio.get_running_loop()
-        self.body = _BodyCanceller(_current_task())
+        self.body = BodyCanceller(current_task())
         self.wrapped: list[LifespanApp[Any] | None] = [None] * count
         self.ready: asyncio.Future[None] = self.loop.create_future()
         self.shutting_down = asyncio.Event()  # the body is over: shut down
@@ -544,7 +381,7 @@ class AsyncioLifespans:
             else:
                 await asyncio.sleep(0)  # no apps: entry still yields
         except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(protocol.interrupted(exc, ctrl_c=_is_ctrl_c(exc)))
+            self.apply(protocol.interrupted(exc, ctrl_c=is_ctrl_c(exc)))
         if protocol.startup_over() & BODY:
             return tuple(w for w in self.wrapped if w is not None)
         await self.finish(None)
@@ -560,7 +397,7 @@ class AsyncioLifespans:
         self.protocol.body_ended(
             exc,
             ours=self.body.ended(),
-            ctrl_c=exc is not None and _is_ctrl_c(exc),
+            ctrl_c=exc is not None and is_ctrl_c(exc),
         )
         return await self.finish(exc)
 
@@ -571,7 +408,7 @@ class AsyncioLifespans:
         interrupted = await self._holders_gone()
         if interrupted is not None:
             self.apply(
-                self.protocol.interrupted_finishing(interrupted, wins=_ctrl_c_pressed())
+                self.protocol.interrupted_finishing(interrupted, wins=ctrl_c_pressed())
             )
         error = self.protocol.outcome()
         if error is not None and error is not exc:
@@ -582,7 +419,7 @@ class AsyncioLifespans:
         """Wait until every holder has returned; the first cancellation that
         arrived meanwhile, if any."""
         if self.apps:
-            return await _wait_all(self.tasks)
+            return await wait_all(self.tasks)
         try:
             await asyncio.sleep(0)  # no apps: exit still yields
         except asyncio.CancelledError as cancelled:
@@ -621,6 +458,58 @@ class AsyncioLifespans:
                 self.tasks[index].cancel()
 
 
+class AsyncioStack(AsyncioLifespans):
+    """Several lifespans started at once and shut down as a stack, on asyncio:
+    :class:`._trio.TrioStack`'s walk, over asyncio's tasks (holders whose app
+    started park; a failure cancels only the holders still starting;
+    leaving waits for those, then gives each parked holder its turn)."""
+
+    def __init__(
+        self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str]
+    ) -> None:
+        #: The group's protocol (``self.protocol`` too), with its stack's part.
+        self.stack = StackProtocol(len(apps), asyncio.CancelledError)
+        super().__init__(apps, options, self.stack)
+        #: How errors name each app (``apps[1] (Starlette)``).
+        self.names = names
+        #: Set when a holder's turn to shut its app down has come.
+        self.turns = [asyncio.Event() for _ in apps]
+
+    # A holder cancelled before its app started never parks: asyncio
+    # delivers the cancellation at the wait for the startup's answer, even
+    # one that has come, and the driver then shuts the app down itself.
+
+    def turn(self, index: int) -> asyncio.Event:
+        """Holder ``index`` shuts its app down when the walk gives it its turn."""
+        return self.turns[index]
+
+    def failed(self, index: int, exc: BaseException) -> None:
+        """The error names its app, then the protocol judges it."""
+        name_the_app(exc, self.names[index])
+        super().failed(index, exc)
+
+    async def _holders_gone(self) -> BaseException | None:
+        """Wait for the holders that never parked, then shut the parked ones
+        down one at a time, in the protocol's order.
+
+        As in ``open_lifespans``, a cancellation meanwhile does not cut the
+        shutdowns short (each is bounded by its timeout); it is returned, to
+        be raised after.
+        """
+        if not self.apps:
+            return await super()._holders_gone()
+        tasks = self.tasks
+        parked = self.stack.parked
+        interrupted = await wait_all(
+            [task for index, task in enumerate(tasks) if not parked[index]]
+        )
+        for index in self.stack.shutdown_order():
+            self.turns[index].set()
+            cancelled = await wait_all([tasks[index]])
+            interrupted = interrupted or cancelled
+        return interrupted
+
+
 class _Asyncio:
     """The asyncio driver, as :func:`._backend.current_backend` hands it out."""
 
@@ -633,6 +522,11 @@ class _Asyncio:
         self, apps: Sequence[AnyASGIApp], options: Options, /
     ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
         return AsyncioLifespans(apps, options)
+
+    def open_stack(
+        self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str], /
+    ) -> AsyncioStack:
+        return AsyncioStack(apps, options, names)
 
     async def sleep_forever(self) -> NoReturn:
         await asyncio.get_running_loop().create_future()
@@ -672,12 +566,12 @@ class _Asyncio:
 
     def start_background(
         self, fn: Callable[[], Awaitable[None]], name: str, /
-    ) -> _Background:
-        return _Background(fn, name)
+    ) -> Background:
+        return Background(fn, name)
 
-    loop_here = staticmethod(_loop_here)
-    wait_shielded = staticmethod(_wait_shielded)
-    watch = staticmethod(_watch)
+    loop_here = staticmethod(loop_here)
+    wait_shielded = staticmethod(wait_shielded)
+    watch = staticmethod(watch)
 
 
 BACKEND = _Asyncio()

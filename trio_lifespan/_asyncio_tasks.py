@@ -1,9 +1,12 @@
-"""The asyncio side of the client's requests: a task per request, a handoff.
+"""The asyncio side's tasks: how the shim starts, waits for and cancels them.
 
-What :class:`._asyncio._Asyncio` hands the client's transport (``spawn``,
-``handoff``): the request's task on the caller's loop, and the few messages
-it holds for its reader, with a timer for the read timeout. Kept apart from
-the lifespan's driver, which needs none of it.
+The lifespan's driver (:mod:`._asyncio`) starts its tasks here (``start_task``:
+never eagerly), cancels the ``async with`` body and takes the request back
+(``BodyCanceller``), tells a Ctrl-C from a cancellation (``is_ctrl_c``), and
+waits for tasks through cancellations (``wait_all``). The client's transport
+gets its request tasks and their handoff (``spawn_job``, ``Handoff``), and the
+pytest plugin its background task and watched test (``Background``,
+``watch``), through :class:`._asyncio._Asyncio`.
 """
 
 from __future__ import annotations
@@ -11,11 +14,190 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import signal
+import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
+from ._protocol import cancel_reason
 from ._types import EMPTY
+
+T = TypeVar("T")
+
+
+def _withdraw_cancel(task: asyncio.Task[Any]) -> bool:
+    """Withdraw one cancellation request of ours; whether others remain.
+
+    Python 3.10 cannot tell requests apart, so there ours is the only one.
+    """
+    if sys.version_info >= (3, 11):
+        return task.uncancel() > 0
+    return False  # pragma: no cover - py310 tox environment
+
+
+class BodyCanceller:
+    """Cancels the ``async with`` body (the host task) and takes it back after.
+
+    The body runs in the caller's task; asyncio can only interrupt it by
+    cancelling that task. Our request is withdrawn when the body ends, so the
+    caller's own cancellations (``asyncio.timeout``, task groups) still count
+    right.
+    """
+
+    __slots__ = ("host", "requested")
+
+    def __init__(self, host: asyncio.Task[Any]) -> None:
+        self.host = host
+        self.requested = False
+
+    def cancel(self, error: BaseException) -> None:
+        """Cancel the body because of ``error``, which the cancellation names.
+
+        Called once: the caller stops counting the body as running.
+        """
+        self.requested = True
+        self.host.cancel(cancel_reason(error))
+
+    def ended(self) -> bool:
+        """The body ended: take our request back; whether a cancellation of
+        the body can only have been ours (no other request is pending)."""
+        if not self.requested:
+            return False
+        self.requested = False
+        return not _withdraw_cancel(self.host)
+
+
+def ctrl_c_pressed() -> bool:
+    """Whether Ctrl-C is what cancels this task: ``asyncio.run`` turns one
+    into a cancellation of its main task, and raises KeyboardInterrupt when
+    that task ends cancelled.
+
+    Only in that task, while that cancellation is pending: a task it runs
+    (in a TaskGroup, say) is cancelled by its parent, whose group would drop
+    the cancellation and what it carries, and a Ctrl-C the program handled
+    (and uncancelled) is over. Read on the error path only, from the runner
+    that handles SIGINT.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    runner = getattr(getattr(handler, "func", None), "__self__", None)
+    runner_type: type[object] | None = getattr(asyncio, "Runner", None)
+    if (
+        runner_type is None
+        or not isinstance(runner, runner_type)
+        or getattr(runner, "_interrupt_count", 0) == 0
+    ):
+        return False
+    main_task = getattr(handler, "keywords", {}).get("main_task")
+    task = asyncio.current_task()
+    if task is None or task is not main_task:
+        return False
+    if sys.version_info >= (3, 11):  # (asyncio.Runner is 3.11+: always)
+        return task.cancelling() > 0
+    return False  # pragma: no cover - py310 tox environment
+
+
+def is_ctrl_c(exc: BaseException) -> bool:
+    """Whether ``exc``, which interrupted us, is a Ctrl-C (see above)."""
+    return isinstance(exc, asyncio.CancelledError) and ctrl_c_pressed()
+
+
+def start_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """A task of ours, made by the loop's task factory, that starts at the
+    loop's next turn.
+
+    Our tasks report to their caller from their first step, so it must not
+    run inside the call, as an eager task factory (Python 3.12's
+    ``asyncio.eager_task_factory``) would run it. With a task factory set
+    (eager or not: a tracing one, say, which should see our tasks too), the
+    coroutine waits one turn first.
+    """
+    if loop.get_task_factory() is None:
+        return loop.create_task(coro)
+    task = loop.create_task(_after_a_turn(coro))
+    # Cancelled before it began, the coroutine never runs: closed, it does
+    # not warn that it was never awaited. (Closing a finished one: nothing.)
+    task.add_done_callback(lambda _: coro.close())
+    return task
+
+
+async def _after_a_turn(coro: Coroutine[Any, Any, None]) -> None:
+    await asyncio.sleep(0)
+    await coro
+
+
+class Background:
+    """A task of the running loop, which no task group of the caller's holds."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        async def run() -> None:
+            await fn()
+
+        self.task = start_task(asyncio.get_running_loop(), run())
+        self.task.set_name(name)
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+
+def loop_here() -> object | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # "no running event loop"
+        return None
+
+
+async def wait_shielded(wait: Callable[[], Awaitable[object]]) -> None:
+    await asyncio.shield(wait())
+
+
+async def watch(
+    step: Awaitable[T],
+    watchers: set[Callable[[], None]],
+    failure: Callable[[], BaseException],
+) -> T:
+    """See ``Backend.watch``: the watcher cancels this task (as the body of
+    a lifespan is), and takes its request back after."""
+    __tracebackhide__ = True
+    canceller = BodyCanceller(current_task())
+
+    def watcher() -> None:
+        canceller.cancel(failure())
+
+    watchers.add(watcher)
+    try:
+        return await step
+    except asyncio.CancelledError:
+        if not canceller.ended():  # not ours alone: the test's own
+            raise
+        raise failure() from None
+    finally:
+        watchers.discard(watcher)
+        canceller.ended()
+
+
+def current_task() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None, "trio_lifespan runs inside an asyncio task"
+    return task
+
+
+async def wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
+    """Wait until every task is done, even through cancellations.
+
+    Returns the first cancellation that arrived meanwhile, to raise later.
+    """
+    interrupted: BaseException | None = None
+    while pending := [task for task in tasks if not task.done()]:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError as exc:  # cancelled again: finish first
+            interrupted = interrupted or exc
+    return interrupted
 
 
 def spawn_job(fn: Callable[[], Awaitable[None]]) -> Job:

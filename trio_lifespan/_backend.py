@@ -17,6 +17,9 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
 
     T = TypeVar("T")
 
+    from types import TracebackType
+
+    from ._group_protocol import StackProtocol
     from ._options import Options
     from ._state import AppT, LifespanApp
     from ._types import AnyASGIApp
@@ -77,6 +80,24 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
         def cancel(self) -> None:
             """Cancel it."""
 
+    class Stack(Protocol):
+        """The mounted apps' group (:meth:`Backend.open_stack`)."""
+
+        @property
+        def stack(self) -> StackProtocol:
+            """What decides for it."""
+            ...
+
+        async def __aenter__(self) -> tuple[LifespanApp[Any], ...]: ...
+
+        async def __aexit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+            /,
+        ) -> bool: ...
+
     class Backend(Protocol):
         """What a driver module offers for its async library.
 
@@ -99,6 +120,13 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             self, apps: Sequence[AnyASGIApp], options: Options, /
         ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
             """Run several apps' lifespans around a block."""
+            ...
+
+        def open_stack(
+            self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str], /
+        ) -> Stack:
+            """Run mounted apps' lifespans around a block: started together,
+            shut down as a stack (``names`` name each app in its errors)."""
             ...
 
         async def sleep_forever(self) -> NoReturn:

@@ -12,9 +12,9 @@ shapes:
 
 Under both is one stack (:class:`_Stack`): the sub-apps' group, started
 concurrently and shut down in reverse order of startup completion (the
-driver's group, :mod:`._mounts_trio` or :mod:`._mounts_asyncio`, chosen on
-entry); inside it, once they have all started, the parent's own lifespan,
-run as one more app by the driver, so it is bounded and judged the same way;
+driver's, ``Backend.open_stack``: ``TrioStack`` or ``AsyncioStack``); inside
+it, once they have all started, the parent's own lifespan, run as one more
+app by the driver, so it is bounded and judged the same way;
 inside that, the server's serving. Every app's lifespan state is merged into
 one dict, which requests see.
 """
@@ -28,8 +28,6 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-import sniffio
-
 from ._backend import current_backend
 from ._compat import ki_protected
 from ._errors import LifespanStateConflict, LifespanUnavailable
@@ -39,12 +37,9 @@ from ._options import Options, check_app, check_options
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from ._mounts_asyncio import AsyncioStack
-    from ._mounts_trio import TrioStack
+    from ._backend import Stack
     from ._state import LifespanApp
     from ._types import AnyASGIApp, ASGIApp, Receive, Scope, Send
-
-    Stack: TypeAlias = TrioStack | AsyncioStack
 
     #: A framework's lifespan: called with the app, it returns an async
     #: context manager that may yield the state to add (Starlette's shape).
@@ -114,18 +109,6 @@ def _merge(
         state[key] = value
 
 
-def _group(apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str]) -> Stack:
-    """The sub-apps' group for the running library (``current_backend``
-    has checked that it is one we support)."""
-    if sniffio.current_async_library() == "trio":
-        from ._mounts_trio import TrioStack  # noqa: PLC0415 - trio only when used
-
-        return TrioStack(apps, options, names)
-    from ._mounts_asyncio import AsyncioStack  # noqa: PLC0415
-
-    return AsyncioStack(apps, options, names)
-
-
 class _Stack:
     """Run the sub-apps' lifespans, then ``last``'s (an app and its name),
     around a block; yield every app's state merged.
@@ -159,7 +142,7 @@ class _Stack:
     async def __aenter__(self) -> dict[str, Any]:
         __tracebackhide__ = True
         backend = current_backend(self._caller)
-        group = self._group = _group(self._apps, self._options, self._names)
+        group = self._group = backend.open_stack(self._apps, self._options, self._names)
         started = await group.__aenter__()
         state: dict[str, Any] = {}
         owners: dict[str, str] = {}
