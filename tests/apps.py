@@ -9,6 +9,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
+
 from trio_lifespan._types import Message, Receive, Scope, Send
 
 from .backends import Backend
@@ -16,6 +18,17 @@ from .backends import Backend
 ROOT = Path(__file__).resolve().parent.parent
 #: The docs' example files.
 EXAMPLES = ROOT / "docs" / "examples"
+
+
+class Boom(Exception):
+    """An app's own error."""
+
+
+def client(app: object) -> httpx.AsyncClient:
+    """httpx's own ASGI transport around ``app``: requests with no lifespan
+    of ours (the app given is one ``open_lifespan`` yielded)."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 def load_example(name: str) -> ModuleType:

@@ -27,16 +27,12 @@ from trio_lifespan import (
 )
 from trio_lifespan._types import Message, Receive, Scope, Send
 
-from .apps import GoodApp, http_request
+from .apps import Boom, GoodApp, http_request
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 from .backends import Backend, forever
 from .typed import approx
-
-
-class Boom(Exception):
-    """An app's own error."""
 
 
 def notes(exc: BaseException) -> list[str]:

@@ -78,6 +78,7 @@ import trio_lifespan
 from trio_lifespan import LifespanClient, WebSocketDenied, WebSocketDisconnect
 
 from . import frameworks
+from .apps import Boom
 from .backends import BACKENDS, Backend
 from .typed import approx, closing
 
@@ -97,10 +98,6 @@ CHUNKS = [f"chunk {number:02d}\n".encode() for number in range(20)]
 PARTS = [b"part one;", b"part two;", b"part three."]
 #: The subprotocols the echo test offers: the app takes the first.
 OFFERED = ["chat.v2", "chat.v1"]
-
-
-class Boom(Exception):
-    """What the handlers raise."""
 
 
 @dataclass

@@ -36,16 +36,12 @@ from trio_lifespan import (
 from trio_lifespan._exceptions import members
 from trio_lifespan._types import Message, Receive, Scope, Send
 
-from .apps import GoodApp, http_request
+from .apps import Boom, GoodApp, http_request
 from .backends import Backend, forever
 from .typed import approx
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
-
-
-class Boom(Exception):
-    """An app's own error."""
 
 
 class CrashingApp:

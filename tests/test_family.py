@@ -20,9 +20,9 @@ from trio_lifespan import (
 )
 from trio_lifespan._types import Receive, Scope, Send
 
-from .apps import GoodApp, http_request
+from .apps import Boom, GoodApp, http_request
 from .backends import Backend, forever
-from .test_behaviour import Boom, notes, reporting_app, returns_at_once, slow_app
+from .test_behaviour import notes, reporting_app, returns_at_once, slow_app
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import outcome
 import pytest
 import trio
@@ -45,6 +44,7 @@ from trio_lifespan import (
     open_lifespan,
 )
 
+from .apps import client
 from .backends import Backend, forever
 from .frameworks import (
     CASES,
@@ -88,11 +88,6 @@ CRASH_REACHES_LIFESPAN = {"starlette", "fastapi", "litestar"}
 
 def build(framework: str, misbehave: Misbehave) -> Built:
     return FRAMEWORKS[framework][0](None, misbehave)
-
-
-def client(app: object) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 def assert_reported(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import anyio
-import httpx
 import pytest
 
 from trio_lifespan import (
@@ -21,6 +20,7 @@ from trio_lifespan import (
     open_lifespan,
 )
 
+from .apps import client
 from .frameworks import (
     FRAMEWORKS,
     STATE_VALUE,
@@ -58,11 +58,6 @@ SHUTDOWN_ERROR = {
     "falcon": LifespanShutdownFailed,
     "blacksheep": HookFailed,
 }
-
-
-def client(app: object) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 @pytest.mark.anyio

@@ -21,7 +21,6 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -52,9 +51,9 @@ from trio_lifespan import (
 )
 from trio_lifespan._types import Message, Receive, Scope, Send
 
-from .apps import ROOT, http_request, load_example, run_python
+from .apps import ROOT, Boom, client, http_request, load_example, run_python
 from .backends import Backend, TrioBackend, forever
-from .test_behaviour import Boom, notes, reporting_app, returns_at_once
+from .test_behaviour import notes, reporting_app, returns_at_once
 from .test_family import crashing_app
 from .typed import approx
 
@@ -765,7 +764,7 @@ async def test_with_lifespans_reports_a_failed_startup_with_its_traceback(
     assert report["type"] == "lifespan.startup.failed"
     assert report["message"].startswith("Traceback (most recent call last):\n")
     assert report["message"].endswith(
-        "tests.test_behaviour.Boom: the sub-app's database is unreachable\n"
+        "tests.apps.Boom: the sub-app's database is unreachable\n"
         "trio_lifespan: from sub_apps[1] (failing_startup.<locals>.app)\n"
     )
     assert log == [("a started", 0), ("a stopping", 1), ("a stopped", 2)]
@@ -893,11 +892,6 @@ def test_on_asyncio_neither_entry_point_imports_trio() -> None:
 # Real frameworks, in process ------------------------------------------------------
 
 GUARD = 20  # seconds: far above what any of these takes
-
-
-def client(app: object) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 def starlette_sub(events: list[str]) -> Starlette:

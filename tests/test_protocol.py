@@ -44,16 +44,14 @@ from trio_lifespan._protocol import (
     Stage,
 )
 
+from .apps import Boom
+
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 
 class Cancelled(BaseException):
     """The event loop's cancellation, as far as the protocol knows."""
-
-
-class Boom(Exception):
-    """An app's own error."""
 
 
 STARTUP_COMPLETE = "lifespan.startup.complete"
