@@ -25,6 +25,10 @@ from trio_lifespan._cli._check import Response
 from . import cli_apps
 from .test_cli import check, run_command
 
+#: The tests that run the installed command in a subprocess: whole processes,
+#: run with the integration tier (the rest run the check in-process).
+whole_process = pytest.mark.integration
+
 ASYNCIO_AUTO = "auto: the app does not use trio, and asyncio is uvicorn's default"
 
 
@@ -39,6 +43,7 @@ def document(*args: str, status: int) -> dict[str, Any]:
 # --backend auto ------------------------------------------------------------------
 
 
+@whole_process
 def test_an_asyncio_fastapi_app_passes_with_no_flag() -> None:
     done = run_command("check", "tests.deploy_asyncio:app", "--get", "/health")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -57,6 +62,7 @@ def test_an_asyncio_fastapi_app_passes_with_no_flag() -> None:
     ],
     ids=["quart-trio", "starlette awaiting trio"],
 )
+@whole_process
 def test_a_trio_app_passes_with_no_flag(app: str, path: str) -> None:
     done = run_command("check", app, "--get", path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -97,6 +103,7 @@ WRONG = [
 ]
 
 
+@whole_process
 @pytest.mark.parametrize(("app", "forced", "needs", "said"), WRONG)
 def test_a_forced_wrong_backend_is_reported_as_that(
     app: str, forced: str, needs: str, said: str
@@ -273,6 +280,7 @@ def test_the_app_may_follow_a_request_in_process() -> None:
     assert out.startswith("checking tests.cli_apps:good on trio (auto: ")
 
 
+@whole_process
 def test_a_readiness_route_says_why_it_failed() -> None:
     args = ["tests.deploy_asyncio:not_ready", "--get", "/health", "--get", "/ready"]
     done = run_command("check", *args)
@@ -395,6 +403,7 @@ def test_request_options_misused_are_usage_errors(
     assert capsys.readouterr().err.endswith(f"error: {message}\n")
 
 
+@whole_process
 def test_the_app_may_follow_a_request() -> None:
     done = run_command("check", "--request", "GET", "/", "tests.cli_apps:good")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -572,6 +581,7 @@ def json_of(*args: str) -> dict[str, Any]:
     return parsed
 
 
+@whole_process
 def test_json_stdout_is_one_document_whatever_the_app_writes_to_fd_1() -> None:
     done = run_command("check", "tests.cli_apps:writes_to_fd1", "--get", "/", "--json")
     assert done.returncode == 0, done.stderr
