@@ -693,6 +693,16 @@ def test_asyncio_an_empty_group_cancelled_on_exit_is_cancelled() -> None:
     _run_asyncio(main)
 
 
+def test_trio_an_empty_group_cancelled_on_exit_is_cancelled() -> None:
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            async with open_lifespans():
+                scope.cancel()  # (lands at the exit's checkpoint)
+        assert scope.cancelled_caught
+
+    trio.run(main)
+
+
 def test_functions_marked_before_trio_loads_are_protected_once_it_does(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._asyncio_tasks import (
+    AsyncioHolders,
     Background,
     BodyCanceller,
     Handoff as _Handoff,
@@ -35,19 +36,17 @@ from ._asyncio_tasks import (
     wait_shielded,
     watch,
 )
-from ._exceptions import name_the_app, reraise
-from ._group_protocol import LifespansProtocol, StackProtocol
+from ._exceptions import reraise
+from ._group import LifespanGroup, LifespanStack
 from ._protocol import (
     ANSWERED,
     BODY,
     CHECKPOINT,
     GRACEFUL,
     PARK,
-    READY,
     REFUSE,
     STOP_APP,
     STOP_BODY,
-    STOP_HOLDERS,
     WITH_STATE,
     Do,
     LifespanProtocol,
@@ -342,174 +341,6 @@ class AsyncioLifespan:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class AsyncioLifespans:
-    """Several lifespans, each held open by a task of its own, on asyncio."""
-
-    def __init__(
-        self,
-        apps: Sequence[AnyASGIApp],
-        options: Options,
-        protocol: LifespansProtocol | None = None,
-    ) -> None:
-        count = len(apps)
-        self.apps = apps
-        self.options = options
-        #: What decides; a stack of mounted apps passes its own.
-        self.protocol = (
-            LifespansProtocol(count, asyncio.CancelledError)
-            if protocol is None
-            else protocol
-        )
-        self.loop = asyncio.get_running_loop()
-        self.body = BodyCanceller(current_task())
-        self.wrapped: list[LifespanApp[Any] | None] = [None] * count
-        self.ready: asyncio.Future[None] = self.loop.create_future()
-        self.shutting_down = asyncio.Event()  # the body is over: shut down
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def __aenter__(self) -> tuple[LifespanApp[Any], ...]:
-        __tracebackhide__ = True
-        protocol = self.protocol
-        loop = self.loop
-        self.tasks = [
-            start_task(loop, self.hold(i, app)) for i, app in enumerate(self.apps)
-        ]
-        self.apply(protocol.begin())
-        try:
-            if self.apps:
-                await self.ready
-            else:
-                await asyncio.sleep(0)  # no apps: entry still yields
-        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(protocol.interrupted(exc, ctrl_c=is_ctrl_c(exc)))
-        if protocol.startup_over() & BODY:
-            return tuple(w for w in self.wrapped if w is not None)
-        await self.finish(None)
-        raise AssertionError("a failed startup always has an error")  # pragma: no cover
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        __tracebackhide__ = True
-        self.protocol.body_ended(
-            exc,
-            ours=self.body.ended(),
-            ctrl_c=exc is not None and is_ctrl_c(exc),
-        )
-        return await self.finish(exc)
-
-    async def finish(self, exc: BaseException | None) -> bool:
-        """Shut every app down, wait for the holders, raise what matters."""
-        __tracebackhide__ = True
-        self.shutting_down.set()
-        interrupted = await self._holders_gone()
-        if interrupted is not None:
-            self.apply(
-                self.protocol.interrupted_finishing(interrupted, wins=ctrl_c_pressed())
-            )
-        error = self.protocol.outcome()
-        if error is not None and error is not exc:
-            reraise(error)
-        return False
-
-    async def _holders_gone(self) -> BaseException | None:
-        """Wait until every holder has returned; the first cancellation that
-        arrived meanwhile, if any."""
-        if self.apps:
-            return await wait_all(self.tasks)
-        try:
-            await asyncio.sleep(0)  # no apps: exit still yields
-        except asyncio.CancelledError as cancelled:
-            return cancelled
-        return None
-
-    async def hold(self, index: int, app: AnyASGIApp) -> None:
-        try:
-            async with AsyncioLifespan(app, self.options) as wrapped:
-                self.wrapped[index] = wrapped
-                self.apply(self.protocol.app_started(index))
-                await self.turn(index).wait()
-        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.failed(index, exc)
-
-    def turn(self, index: int) -> asyncio.Event:
-        """What holder ``index`` waits for to shut its app down: the body's end."""
-        return self.shutting_down
-
-    def failed(self, index: int, exc: BaseException) -> None:
-        """Holder ``index``'s lifespan raised ``exc``: the protocol judges it."""
-        self.apply(
-            self.protocol.holder_failed(exc, shutting_down=self.shutting_down.is_set())
-        )
-
-    def apply(self, do: Do) -> None:
-        """Do what the group's protocol decided."""
-        if do & READY and not self.ready.done():
-            self.ready.set_result(None)
-        if do & STOP_BODY:
-            self.body.cancel(self.protocol.errors[-1])
-        if do & STOP_HOLDERS:
-            # Cancelling a finished task, or the failing holder itself on its
-            # way out, does nothing.
-            for index in self.protocol.holders_to_stop():
-                self.tasks[index].cancel()
-
-
-class AsyncioStack(AsyncioLifespans):
-    """Several lifespans started at once and shut down as a stack, on asyncio:
-    :class:`._trio.TrioStack`'s walk, over asyncio's tasks (holders whose app
-    started park; a failure cancels only the holders still starting;
-    leaving waits for those, then gives each parked holder its turn)."""
-
-    def __init__(
-        self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str]
-    ) -> None:
-        #: The group's protocol (``self.protocol`` too), with its stack's part.
-        self.stack = StackProtocol(len(apps), asyncio.CancelledError)
-        super().__init__(apps, options, self.stack)
-        #: How errors name each app (``apps[1] (Starlette)``).
-        self.names = names
-        #: Set when a holder's turn to shut its app down has come.
-        self.turns = [asyncio.Event() for _ in apps]
-
-    # A holder cancelled before its app started never parks: asyncio
-    # delivers the cancellation at the wait for the startup's answer, even
-    # one that has come, and the driver then shuts the app down itself.
-
-    def turn(self, index: int) -> asyncio.Event:
-        """Holder ``index`` shuts its app down when the walk gives it its turn."""
-        return self.turns[index]
-
-    def failed(self, index: int, exc: BaseException) -> None:
-        """The error names its app, then the protocol judges it."""
-        name_the_app(exc, self.names[index])
-        super().failed(index, exc)
-
-    async def _holders_gone(self) -> BaseException | None:
-        """Wait for the holders that never parked, then shut the parked ones
-        down one at a time, in the protocol's order.
-
-        As in ``open_lifespans``, a cancellation meanwhile does not cut the
-        shutdowns short (each is bounded by its timeout); it is returned, to
-        be raised after.
-        """
-        if not self.apps:
-            return await super()._holders_gone()
-        tasks = self.tasks
-        parked = self.stack.parked
-        interrupted = await wait_all(
-            [task for index, task in enumerate(tasks) if not parked[index]]
-        )
-        for index in self.stack.shutdown_order():
-            self.turns[index].set()
-            cancelled = await wait_all([tasks[index]])
-            interrupted = interrupted or cancelled
-        return interrupted
-
-
 class _Asyncio:
     """The asyncio driver, as :func:`._backend.current_backend` hands it out."""
 
@@ -521,12 +352,15 @@ class _Asyncio:
     def open_many(
         self, apps: Sequence[AnyASGIApp], options: Options, /
     ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
-        return AsyncioLifespans(apps, options)
+        return LifespanGroup(self, apps, options)
 
     def open_stack(
         self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str], /
-    ) -> AsyncioStack:
-        return AsyncioStack(apps, options, names)
+    ) -> LifespanStack:
+        return LifespanStack(self, apps, options, names)
+
+    def holders(self, count: int, /) -> AsyncioHolders:
+        return AsyncioHolders(count)
 
     async def sleep_forever(self) -> NoReturn:
         await asyncio.get_running_loop().create_future()

@@ -17,7 +17,7 @@ import math
 import signal
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from ._protocol import cancel_reason
@@ -349,3 +349,73 @@ class Job:
             timeout = None if seconds == math.inf else seconds
             await asyncio.wait({task}, timeout=timeout)
         return task.done()
+
+
+class AsyncioHolders:
+    """The group's moves on asyncio (``_group.LifespanGroup``): each holder a
+    task of its own (an outer cancellation does not reach it), the body
+    cancelled through its task (and the request taken back), waits that go
+    on through cancellations (the first is kept, for the protocol)."""
+
+    __slots__ = ("body", "count", "loop", "ready_future", "tasks")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.loop = asyncio.get_running_loop()
+        self.ready_future: asyncio.Future[None] = self.loop.create_future()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.body: BodyCanceller | None = None
+
+    async def enter(self) -> None:
+        self.body = BodyCanceller(current_task())
+
+    def start(
+        self,
+        index: int,
+        hold: Callable[[int, Any], Coroutine[Any, Any, None]],
+        app: Any,
+    ) -> None:
+        self.tasks.append(start_task(self.loop, hold(index, app)))
+
+    def stop(self, index: int) -> None:
+        self.tasks[index].cancel()
+
+    def stop_body(self, error: BaseException) -> None:
+        assert self.body is not None
+        self.body.cancel(error)
+
+    def ready(self) -> None:
+        if not self.ready_future.done():
+            self.ready_future.set_result(None)
+
+    async def wait_ready(self) -> None:
+        if self.count:
+            await self.ready_future
+        else:
+            await asyncio.sleep(0)  # no apps: entry still yields
+
+    def body_was_ours(self) -> bool:
+        assert self.body is not None
+        return self.body.ended()
+
+    def is_ctrl_c(self, exc: BaseException) -> bool:
+        return is_ctrl_c(exc)
+
+    def interruption_wins(self) -> bool:
+        return ctrl_c_pressed()
+
+    def cut_short(self, interrupted: BaseException) -> bool:
+        return False  # (a cancellation does not cut the shutdowns short)
+
+    async def wait_for(self, indices: Iterable[int]) -> BaseException | None:
+        return await wait_all([self.tasks[index] for index in indices])
+
+    async def checkpoint(self) -> BaseException | None:
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError as cancelled:
+            return cancelled
+        return None
+
+    async def exit(self) -> BaseException | None:
+        return None  # (nothing holds the holders: wait_for waited for them)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import sniffio
 
 if TYPE_CHECKING:  # types only: a Protocol class costs import time
-    from collections.abc import Awaitable, Callable, Coroutine, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
     from contextlib import AbstractAsyncContextManager
     from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -32,6 +32,10 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
 
         async def wait(self) -> object:
             """Wait until it is set."""
+
+        def is_set(self) -> bool:
+            """Whether it is set."""
+            ...
 
     class Handoff(Protocol):
         """Messages from a task to one reader, in order, a few held at most."""
@@ -80,6 +84,66 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
         def cancel(self) -> None:
             """Cancel it."""
 
+    class Holders(Protocol):
+        """The moves of a group of lifespans (:class:`._group.LifespanGroup`)
+        that differ between the libraries: ``count`` holders, each a task."""
+
+        async def enter(self) -> None:
+            """The group is entered: the body runs in this task from now on."""
+
+        def start(
+            self,
+            index: int,
+            hold: Callable[[int, Any], Coroutine[Any, Any, None]],
+            app: Any,
+            /,
+        ) -> None:
+            """Start holder ``index``: a task running ``hold(index, app)``
+            (which does not raise)."""
+
+        def stop(self, index: int, /) -> None:
+            """Cancel holder ``index`` (nothing, once it has returned)."""
+
+        def stop_body(self, error: BaseException, /) -> None:
+            """Cancel the body, because of ``error``."""
+
+        def ready(self) -> None:
+            """Every app has started, or one failed: the entry goes on."""
+
+        async def wait_ready(self) -> None:
+            """Wait until :meth:`ready` (a checkpoint at least)."""
+
+        def body_was_ours(self) -> bool:
+            """Whether a cancellation the body raised can only be ours."""
+            ...
+
+        def is_ctrl_c(self, exc: BaseException, /) -> bool:
+            """Whether ``exc``, which interrupted us, is a Ctrl-C."""
+            ...
+
+        def interruption_wins(self) -> bool:
+            """Whether what interrupts the wait at the end wins over the
+            body's exception (trio: it can only be a Ctrl-C)."""
+            ...
+
+        def cut_short(self, interrupted: BaseException, /) -> bool:
+            """Whether ``interrupted`` ends the stack's walk of shutdowns."""
+            ...
+
+        async def wait_for(self, indices: Iterable[int], /) -> BaseException | None:
+            """Wait until these holders have returned, shielded from
+            cancellation; what interrupted the wait, if anything."""
+            ...
+
+        async def checkpoint(self) -> BaseException | None:
+            """Yield once (a group of no apps); what interrupted that."""
+            ...
+
+        async def exit(self) -> BaseException | None:
+            """Leave what holds the holders (it waits for each); what
+            interrupted that."""
+            ...
+
     class Stack(Protocol):
         """The mounted apps' group (:meth:`Backend.open_stack`)."""
 
@@ -120,6 +184,10 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             self, apps: Sequence[AnyASGIApp], options: Options, /
         ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
             """Run several apps' lifespans around a block."""
+            ...
+
+        def holders(self, count: int, /) -> Holders:
+            """The moves of a group of ``count`` lifespans, for this library."""
             ...
 
         def open_stack(

@@ -12,7 +12,7 @@ shapes:
 
 Under both is one stack (:class:`_Stack`): the sub-apps' group, started
 concurrently and shut down in reverse order of startup completion (the
-driver's, ``Backend.open_stack``: ``TrioStack`` or ``AsyncioStack``); inside
+driver's, ``Backend.open_stack``: a ``_group.LifespanStack``); inside
 it, once they have all started, the parent's own lifespan, run as one more
 app by the driver, so it is bounded and judged the same way;
 inside that, the server's serving. Every app's lifespan state is merged into

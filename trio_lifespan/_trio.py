@@ -27,8 +27,8 @@ import trio
 from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
 from ._compat import mark_ki_protected
-from ._exceptions import name_the_app, reraise
-from ._group_protocol import LifespansProtocol, StackProtocol
+from ._exceptions import reraise
+from ._group import LifespanGroup, LifespanStack
 from ._protocol import (
     ANSWERED,
     BODY,
@@ -37,11 +37,9 @@ from ._protocol import (
     END_DEADLINE,
     GRACEFUL,
     PARK,
-    READY,
     REFUSE,
     STOP_APP,
     STOP_BODY,
-    STOP_HOLDERS,
     WITH_STATE,
     Do,
     LifespanProtocol,
@@ -54,6 +52,7 @@ from ._trio_tasks import (
     Background,
     Handoff,
     Job,
+    TrioHolders,
     loop_here,
     spawn_job,
     wait_shielded,
@@ -337,206 +336,6 @@ async def _sleep_forever() -> NoReturn:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class TrioLifespans:
-    """Several lifespans, each held open by a task of its own, on trio.
-
-    The body runs inside a nursery entered by hand (as for one app); each
-    holder is shielded, so only this group cancels it, and an outer
-    cancellation still gets every app's graceful shutdown.
-    """
-
-    def __init__(
-        self,
-        apps: Sequence[AnyASGIApp],
-        options: Options,
-        protocol: LifespansProtocol | None = None,
-    ) -> None:
-        count = len(apps)
-        self.apps = apps
-        self.options = options
-        #: What decides; a stack of mounted apps passes its own.
-        self.protocol = (
-            LifespansProtocol(count, trio.Cancelled) if protocol is None else protocol
-        )
-        self.wrapped: list[LifespanApp[Any] | None] = [None] * count
-        self.holding = count  # holders still running
-        self.ready = trio.Event()  # every app started, or one failed
-        self.shutting_down = trio.Event()  # the body is over: shut down
-        self.gone = trio.Event()  # every holder has returned
-        self.scopes = [trio.CancelScope(shield=True) for _ in range(count)]
-        self.nursery_manager = trio.open_nursery()
-        self.body_scope: trio.CancelScope | None = None
-
-    @enable_ki_protection
-    async def __aenter__(self) -> tuple[LifespanApp[Any], ...]:
-        __tracebackhide__ = True
-        protocol = self.protocol
-        nursery = await self.nursery_manager.__aenter__()
-        self.body_scope = nursery.cancel_scope
-        for index, app in enumerate(self.apps):
-            nursery.start_soon(self.hold, index, app)
-        self.apply(protocol.begin())
-        try:
-            await self.ready.wait()
-        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.apply(protocol.interrupted(exc))
-        if protocol.startup_over() & BODY:
-            return tuple(w for w in self.wrapped if w is not None)
-        await self.finish(None)
-        raise AssertionError("a failed startup always has an error")  # pragma: no cover
-
-    @enable_ki_protection
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        __tracebackhide__ = True
-        self.protocol.body_ended(exc, ours=True)
-        return await self.finish(exc)
-
-    @enable_ki_protection
-    async def finish(self, exc: BaseException | None) -> bool:
-        """Shut every app down, wait for the holders, raise what matters."""
-        __tracebackhide__ = True
-        self.shutting_down.set()
-        for wait in (self._holders_gone, self._exit_nursery):
-            try:
-                await wait()
-            except BaseException as interrupted:  # noqa: BLE001 - the protocol judges it
-                # Ctrl-C (or, with no apps, a cancellation): stop waiting
-                # for graceful shutdowns, but still for every task.
-                self.apply(self.protocol.interrupted_finishing(interrupted, wins=True))
-        error = self.protocol.outcome()
-        if error is not None and error is not exc:
-            reraise(error)
-        return False
-
-    async def _holders_gone(self) -> None:
-        if self.apps:
-            # Shielded: every app gets its graceful shutdown (each bounded by
-            # its timeout) whatever cancels us; only a Ctrl-C cuts it short.
-            with trio.CancelScope(shield=True):
-                await self.gone.wait()
-        else:
-            await trio.lowlevel.checkpoint()  # no apps: exit still checkpoints
-
-    async def _exit_nursery(self) -> None:
-        await self.nursery_manager.__aexit__(None, None, None)
-
-    @enable_ki_protection
-    async def hold(self, index: int, app: AnyASGIApp) -> None:
-        try:
-            with self.scopes[index]:
-                async with TrioLifespan(app, self.options) as wrapped:
-                    self.wrapped[index] = wrapped
-                    self.apply(self.protocol.app_started(index))
-                    await self.turn(index).wait()
-        except BaseException as exc:  # noqa: BLE001 - the protocol judges it
-            self.failed(index, exc)
-        self.holder_done(index)
-
-    def turn(self, index: int) -> trio.Event:
-        """What holder ``index`` waits for to shut its app down: the body's end."""
-        return self.shutting_down
-
-    def failed(self, index: int, exc: BaseException) -> None:
-        """Holder ``index``'s lifespan raised ``exc``: the protocol judges it."""
-        self.apply(
-            self.protocol.holder_failed(exc, shutting_down=self.shutting_down.is_set())
-        )
-
-    def holder_done(self, index: int) -> None:
-        """Holder ``index`` has returned."""
-        self.holding -= 1
-        if not self.holding:
-            self.gone.set()
-
-    def apply(self, do: Do) -> None:
-        """Do what the group's protocol decided."""
-        if do & READY:
-            self.ready.set()
-        if do & STOP_BODY:
-            assert self.body_scope is not None
-            self.body_scope.cancel(reason=cancel_reason(self.protocol.errors[-1]))
-        if do & STOP_HOLDERS:
-            for index in self.protocol.holders_to_stop():
-                self.scopes[index].cancel()
-
-
-class TrioStack(TrioLifespans):
-    """Several lifespans started at once and shut down as a stack, on trio:
-    the mounted apps' group (``lifespan_of``, ``with_lifespans``).
-
-    :class:`TrioLifespans` (the startups run concurrently) driving
-    :class:`._group_protocol.StackProtocol`, which decides what differs: a
-    holder whose app has started *parks* and waits for its turn, and a
-    failure stops only the holders still starting. Leaving stops those
-    first, then walks the parked holders in the protocol's shutdown order,
-    giving each its turn and waiting until its app has shut down.
-    """
-
-    def __init__(
-        self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str]
-    ) -> None:
-        #: The group's protocol (``self.protocol`` too), with its stack's part.
-        self.stack = StackProtocol(len(apps), trio.Cancelled)
-        super().__init__(apps, options, self.stack)
-        #: How errors name each app (``apps[1] (Starlette)``).
-        self.names = names
-        count = len(apps)
-        #: Set when a holder's turn to shut its app down has come.
-        self.turns = [trio.Event() for _ in range(count)]
-        #: Set when a holder has returned.
-        self.finished = [trio.Event() for _ in range(count)]
-
-    # A holder parks (the protocol's app_started) even if something failed
-    # as its startup completed and cancelled it: its wait for its turn is then
-    # cancelled and its app shut down gracefully at once, and the walk, which
-    # reaches the last parked first, waits for that before any other shutdown.
-
-    def turn(self, index: int) -> trio.Event:
-        """Holder ``index`` shuts its app down when the walk gives it its turn."""
-        return self.turns[index]
-
-    def failed(self, index: int, exc: BaseException) -> None:
-        """The error names its app, then the protocol judges it."""
-        name_the_app(exc, self.names[index])
-        super().failed(index, exc)
-
-    def holder_done(self, index: int) -> None:
-        super().holder_done(index)
-        self.finished[index].set()
-
-    async def _holders_gone(self) -> None:
-        """The holders that never parked end first (they were stopped), then
-        the parked ones, one at a time, in the protocol's order."""
-        if not self.apps:
-            await trio.lowlevel.checkpoint()  # no apps: exit still checkpoints
-            return
-        try:
-            # Shielded, as in open_lifespans: every app gets its shutdown
-            # (each bounded by its timeout); only a Ctrl-C cuts the walk short.
-            with trio.CancelScope(shield=True):
-                for index, parked in enumerate(self.stack.parked):
-                    if not parked:
-                        await self.finished[index].wait()
-                for index in self.stack.shutdown_order():
-                    self.turns[index].set()
-                    await self.finished[index].wait()
-        except BaseException:
-            # Ctrl-C: no more waiting in turn, nor for graceful shutdowns, as
-            # in open_lifespans: every app still parked is sent its shutdown
-            # at once, every holder is stopped (which cuts the waits for the
-            # answers short), and the nursery's exit waits for them all.
-            for turn in self.turns:
-                turn.set()
-            for scope in self.scopes:
-                scope.cancel()
-            raise
-
-
 class _Trio:
     """The trio driver, as :func:`._backend.current_backend` hands it out."""
 
@@ -548,12 +347,15 @@ class _Trio:
     def open_many(
         self, apps: Sequence[AnyASGIApp], options: Options, /
     ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
-        return TrioLifespans(apps, options)
+        return LifespanGroup(self, apps, options)
 
     def open_stack(
         self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str], /
-    ) -> TrioStack:
-        return TrioStack(apps, options, names)
+    ) -> LifespanStack:
+        return LifespanStack(self, apps, options, names)
+
+    def holders(self, count: int, /) -> TrioHolders:
+        return TrioHolders(count)
 
     async def sleep_forever(self) -> NoReturn:
         await _sleep_forever()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextvars
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import trio
@@ -29,6 +29,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
+from ._protocol import cancel_reason
 from ._types import EMPTY
 
 T = TypeVar("T")
@@ -226,3 +227,108 @@ async def watch(
         finally:
             watchers.discard(scope.cancel)
     raise failure()  # only the watcher cancels the scope
+
+
+class TrioHolders:
+    """The group's moves on trio (``_group.LifespanGroup``): a nursery entered
+    by hand (its scope cancels the body), each holder a task of it under a
+    shielded scope of its own, waits shielded from cancellation (only a
+    Ctrl-C cuts them short)."""
+
+    __slots__ = (
+        "body_scope",
+        "finished",
+        "nursery",
+        "nursery_manager",
+        "ready_event",
+        "scopes",
+    )
+
+    def __init__(self, count: int) -> None:
+        self.scopes = [trio.CancelScope(shield=True) for _ in range(count)]
+        self.finished = [trio.Event() for _ in range(count)]  # each holder returned
+        self.ready_event = trio.Event()  # every app started, or one failed
+        self.nursery_manager = trio.open_nursery()
+        self.nursery: trio.Nursery | None = None
+        self.body_scope: trio.CancelScope | None = None
+
+    @enable_ki_protection
+    async def enter(self) -> None:
+        nursery = self.nursery = await self.nursery_manager.__aenter__()
+        self.body_scope = nursery.cancel_scope
+
+    def start(
+        self, index: int, hold: Callable[[int, Any], Awaitable[None]], app: Any
+    ) -> None:
+        assert self.nursery is not None
+        self.nursery.start_soon(self._run, index, hold, app)
+
+    @enable_ki_protection
+    async def _run(
+        self, index: int, hold: Callable[[int, Any], Awaitable[None]], app: Any
+    ) -> None:
+        try:
+            with self.scopes[index]:
+                await hold(index, app)
+        finally:
+            self.finished[index].set()
+
+    def stop(self, index: int) -> None:
+        self.scopes[index].cancel()
+
+    def stop_body(self, error: BaseException) -> None:
+        assert self.body_scope is not None
+        self.body_scope.cancel(reason=cancel_reason(error))
+
+    def ready(self) -> None:
+        self.ready_event.set()
+
+    async def wait_ready(self) -> None:
+        await self.ready_event.wait()
+
+    def body_was_ours(self) -> bool:
+        return True  # (a Cancelled of the nursery's own is ours: the app failed)
+
+    def is_ctrl_c(self, exc: BaseException) -> bool:
+        return False  # (trio raises a KeyboardInterrupt for one)
+
+    def interruption_wins(self) -> bool:
+        return True  # (only a Ctrl-C reaches a shielded wait)
+
+    def cut_short(self, interrupted: BaseException) -> bool:
+        return True
+
+    async def wait_for(self, indices: Iterable[int]) -> BaseException | None:
+        return await _caught(lambda: self._wait_shielded(indices))
+
+    async def _wait_shielded(self, indices: Iterable[int]) -> None:
+        # Shielded: every app gets its graceful shutdown (each bounded by its
+        # timeout) whatever cancels us; only a Ctrl-C cuts it short. A
+        # checkpoint at least, not one per holder that has returned already.
+        with trio.CancelScope(shield=True):
+            waited = False
+            for index in indices:
+                finished = self.finished[index]
+                if not finished.is_set():
+                    await finished.wait()
+                    waited = True
+            if not waited:
+                await trio.lowlevel.checkpoint()
+
+    async def checkpoint(self) -> BaseException | None:
+        return await _caught(trio.lowlevel.checkpoint)
+
+    @enable_ki_protection
+    async def exit(self) -> BaseException | None:
+        """Exit the nursery (it waits for every holder, stopped or not)."""
+        return await _caught(lambda: self.nursery_manager.__aexit__(None, None, None))
+
+
+@enable_ki_protection
+async def _caught(wait: Callable[[], Awaitable[object]]) -> BaseException | None:
+    """Await ``wait()``; what interrupted it (the group's protocol judges it)."""
+    try:
+        await wait()
+    except BaseException as exc:  # noqa: BLE001 - handed to the protocol
+        return exc
+    return None
