@@ -534,10 +534,17 @@ def test_a_stream_closed_in_a_test_on_a_loop_of_its_own_does_not_hold_the_client
     # pytest-asyncio before 1.0 closes a test's loop without cancelling its
     # tasks: the app's task there never runs again, so it never ends. The
     # client forgets it: its exit neither waits shutdown_timeout for it nor
-    # fails (it used to wait, then raise "Event loop is closed").
+    # fails (it used to wait, then raise "Event loop is closed"). Forgotten,
+    # the task is either still pending at the shutdown, or already destroyed
+    # by Python's collector (which closes the app's coroutine): which one
+    # depends on when the collector runs (CI saw both).
     result.assert_outcomes(passed=1)
     assert not recorder.phases, result.stdout.str()
-    assert recorder.events == ["startup", "shutdown, still running: ['stream ']"]
+    assert recorder.events[0] == "startup", recorder.events
+    assert recorder.events[1:] in (
+        ["shutdown, still running: ['stream ']"],
+        ["shutdown, still running: []"],
+    ), recorder.events
     assert result.duration < 1, "the exit waited for a task on a closed loop"
 
 
