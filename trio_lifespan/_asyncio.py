@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -37,7 +37,7 @@ from ._asyncio_tasks import (
     watch,
 )
 from ._exceptions import reraise
-from ._group import LifespanGroup, LifespanStack
+from ._group import Groups
 from ._protocol import (
     ANSWERED,
     BODY,
@@ -341,23 +341,13 @@ class AsyncioLifespan:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _Asyncio:
+class _Asyncio(Groups):
     """The asyncio driver, as :func:`._backend.current_backend` hands it out."""
 
     def open_one(
         self, app: AppT, options: Options, /
     ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
         return AsyncioLifespan(app, options)
-
-    def open_many(
-        self, apps: Sequence[AnyASGIApp], options: Options, /
-    ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
-        return LifespanGroup(self, apps, options)
-
-    def open_stack(
-        self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str], /
-    ) -> LifespanStack:
-        return LifespanStack(self, apps, options, names)
 
     def holders(self, count: int, /) -> AsyncioHolders:
         return AsyncioHolders(count)

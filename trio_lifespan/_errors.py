@@ -1,8 +1,13 @@
-"""The errors trio_lifespan raises: one base class, one subclass per situation.
+"""The errors trio_lifespan raises: one base class, one subclass per situation,
+and the wording of each.
 
 Each error keeps the data it is about in ``args`` (so it pickles and compares
-like a builtin exception) and builds its text in ``__str__``: what happened,
-then what to do about it.
+like a builtin exception), and its text says what happened, then what to do
+about it. Most build that text in ``__str__`` from their data; those the
+protocol decides on where the text depends on the moment (what the app sent,
+and when; how it ended) are made by the functions at the end of this module,
+which the protocol calls: it says which error, and with what, and every word
+of it is here.
 """
 
 from __future__ import annotations

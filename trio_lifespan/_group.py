@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._compat import ki_protected
 from ._exceptions import name_the_app, reraise
@@ -232,3 +232,19 @@ class LifespanStack(LifespanGroup):
                 turn.set()
                 holders.stop(index)
         return interrupted
+
+
+class Groups:
+    """What each driver offers for groups, written once: the groups are the
+    same on both libraries (the moves that differ are the driver's
+    ``holders``)."""
+
+    def open_many(
+        self, apps: Sequence[AnyASGIApp], options: Options, /
+    ) -> LifespanGroup:
+        return LifespanGroup(cast("Backend", self), apps, options)
+
+    def open_stack(
+        self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str], /
+    ) -> LifespanStack:
+        return LifespanStack(cast("Backend", self), apps, options, names)

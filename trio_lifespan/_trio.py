@@ -17,7 +17,7 @@ runs unprotected, as under a server.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
@@ -28,7 +28,7 @@ from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
 from ._compat import mark_ki_protected
 from ._exceptions import reraise
-from ._group import LifespanGroup, LifespanStack
+from ._group import Groups
 from ._protocol import (
     ANSWERED,
     BODY,
@@ -336,23 +336,13 @@ async def _sleep_forever() -> NoReturn:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _Trio:
+class _Trio(Groups):
     """The trio driver, as :func:`._backend.current_backend` hands it out."""
 
     def open_one(
         self, app: AppT, options: Options, /
     ) -> AbstractAsyncContextManager[LifespanApp[AppT]]:
         return TrioLifespan(app, options)
-
-    def open_many(
-        self, apps: Sequence[AnyASGIApp], options: Options, /
-    ) -> AbstractAsyncContextManager[tuple[LifespanApp[Any], ...]]:
-        return LifespanGroup(self, apps, options)
-
-    def open_stack(
-        self, apps: Sequence[AnyASGIApp], options: Options, names: Sequence[str], /
-    ) -> LifespanStack:
-        return LifespanStack(self, apps, options, names)
 
     def holders(self, count: int, /) -> TrioHolders:
         return TrioHolders(count)
