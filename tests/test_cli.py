@@ -767,6 +767,7 @@ def test_ctrl_c_is_one_line_and_status_130(
         assert out.splitlines() == ["checking trio_lifespan._demo:app on trio"]
 
 
+@pytest.mark.integration  # (the installed command, in real time)
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
 @pytest.mark.parametrize("backend", ["trio", "asyncio"])
 def test_ctrl_c_in_the_real_command(backend: str) -> None:

@@ -272,6 +272,7 @@ async def test_on_trio() -> None:
     assert app.where == here  # the test's own trio run and thread
 
 
+@pytest.mark.integration  # (a child process, watched for a second of real time)
 def test_testclient_with_the_trio_backend_in_a_trio_test_never_returns() -> None:
     out = hangs(
         """
@@ -291,6 +292,7 @@ def test_testclient_with_the_trio_backend_in_a_trio_test_never_returns() -> None
     assert "entered\n" not in out
 
 
+@pytest.mark.integration  # (a child process, watched for a second of real time)
 def test_testclient_after_startup_failed_runs_the_block_then_hangs() -> None:
     hangs(
         """
@@ -327,6 +329,7 @@ async def never_starts(scope: Scope, receive: Receive, send: Send) -> None:
     await anyio.sleep_forever()
 
 
+@pytest.mark.integration  # (a child process, watched for a second of real time)
 def test_testclient_has_no_startup_timeout_and_waits_for_ever() -> None:
     assert not any(
         "timeout" in name for name in inspect.signature(TestClient).parameters
