@@ -234,3 +234,23 @@ def test_no_loop_of_the_library_running_is_no_loop_here() -> None:
     on_asyncio, on_trio = trio.run(under_trio)
     assert on_asyncio is None
     assert on_trio is not None
+
+
+async def test_nothing_is_handed_over_after_the_end(backend: Backend) -> None:
+    # (an app's background task that sends after the app's call returned is
+    # told the client has gone, and its message never reaches the reader)
+    handoff = current_backend("test").handoff()
+    assert await handoff.put("a")
+    results: list[bool] = []
+
+    async def writer() -> None:
+        results.append(await handoff.put("b"))  # full: waits
+
+    async with tasks(backend) as start:
+        start(writer)
+        await backend.sleep(1)
+        handoff.end()  # (the writer waiting is told, too)
+    assert results == [False]
+    assert not await handoff.put("late")
+    assert await handoff.take(math.inf) == "a"
+    assert await handoff.take(math.inf) is None

@@ -238,9 +238,11 @@ class Handoff:
         self._left = False
 
     async def put(self, item: Any) -> bool:
-        while len(self._items) >= self._capacity and not self._left:  # full: wait
+        while len(self._items) >= self._capacity and not (
+            self._left or self._ended
+        ):  # full: wait
             await _wait_in(self._putters, math.inf)
-        if self._left:
+        if self._left or self._ended:  # (a send after the app's call returned)
             return False
         self._items.append(item)
         _wake_one(self._takers)
@@ -254,6 +256,7 @@ class Handoff:
     def end(self) -> None:
         self._ended = True
         _wake_all(self._takers)
+        _wake_all(self._putters)  # (a send still waiting gets False)
 
     def take_nowait(self) -> Any:
         if self._items:

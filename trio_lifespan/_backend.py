@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
 
         async def put(self, item: Any) -> bool:
             """Hand ``item`` over (waits while it holds as many as it may);
-            ``False`` once the reader has left."""
+            ``False`` once the reader has left, or after :meth:`end`."""
             ...
 
         def put_nowait(self, item: Any) -> None:

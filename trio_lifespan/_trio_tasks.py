@@ -58,9 +58,11 @@ class Handoff:
 
     @enable_ki_protection
     async def put(self, item: Any) -> bool:
-        while len(self._items) >= self._capacity and not self._left:  # full: wait
+        while len(self._items) >= self._capacity and not (
+            self._left or self._ended
+        ):  # full: wait
             await _wait_in(self._putters)
-        if self._left:
+        if self._left or self._ended:  # (a send after the app's call returned)
             return False
         self._items.append(item)
         _wake_one(self._takers)
@@ -76,6 +78,7 @@ class Handoff:
     def end(self) -> None:
         self._ended = True
         _wake_all(self._takers)
+        _wake_all(self._putters)  # (a send still waiting gets False)
 
     @enable_ki_protection
     def take_nowait(self) -> Any:
