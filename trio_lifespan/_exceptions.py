@@ -17,6 +17,23 @@ def members(group: BaseExceptionGroup[BaseException]) -> tuple[BaseException, ..
     return group.exceptions
 
 
+def chained(exc: BaseException) -> list[BaseException]:
+    """``exc``, the members of every group in it, and every exception they
+    chain to (cause, context), each once (by identity: exceptions may compare
+    equal), depth first from ``exc``."""
+    seen: dict[int, BaseException] = {}
+    todo = [exc]
+    while todo:
+        one = todo.pop()
+        if id(one) in seen:
+            continue
+        seen[id(one)] = one
+        if isinstance(one, BaseExceptionGroup):
+            todo += members(one)  # pyright: ignore[reportUnknownArgumentType]
+        todo += [e for e in (one.__cause__, one.__context__) if e is not None]
+    return list(seen.values())
+
+
 def unwrap_single(exc: BaseException | None) -> BaseException | None:
     """The one exception inside a group of one (at any depth), or ``exc``.
 

@@ -162,26 +162,6 @@ async def _watched_step(
         raise
 
 
-def _chained(exc: BaseException) -> list[BaseException]:
-    """``exc``, the exceptions in it if it is a group, and those they chain
-    to (cause, context), each once."""
-    from ._compat import BaseExceptionGroup  # noqa: PLC0415
-
-    found: list[BaseException] = []
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        each = todo.pop()
-        if id(each) in seen:
-            continue
-        seen.add(id(each))
-        found.append(each)
-        if isinstance(each, BaseExceptionGroup):
-            todo.extend(each.exceptions)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
-        todo.extend(e for e in (each.__cause__, each.__context__) if e is not None)
-    return found
-
-
 class Holder:
     """One lifespan (and its client), held in a task of its own.
 
@@ -339,8 +319,9 @@ class Holder:
         test has reported it, so the teardown does not report it again.
         """
         from ._errors import LifespanUnavailable  # noqa: PLC0415
+        from ._exceptions import chained  # noqa: PLC0415
 
-        for each in _chained(exc):
+        for each in chained(exc):
             if isinstance(each, LifespanUnavailable):
                 self.named.append(each.error)
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from .._backend import backend_named
-from .._compat import BaseExceptionGroup
 from .._errors import (
     LifespanCrashed,
     LifespanError,
@@ -24,7 +23,7 @@ from .._errors import (
     LifespanTimeout,
     LifespanUnavailable,
 )
-from .._exceptions import members
+from .._exceptions import chained
 from .._open import open_lifespan
 from ._exits import (
     EXIT_BAD_STATUS,
@@ -452,27 +451,12 @@ _SAYS_IT_NEEDS = {
 }
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc``, its causes and contexts, and a group's members, each once."""
-    seen: dict[int, BaseException] = {}  # by identity: exceptions may compare equal
-    todo = [exc]
-    while todo:
-        one = todo.pop()
-        if id(one) in seen:
-            continue
-        seen[id(one)] = one
-        if isinstance(one, BaseExceptionGroup):
-            todo += members(one)  # pyright: ignore[reportUnknownArgumentType]
-        todo += [e for e in (one.__cause__, one.__context__) if e is not None]
-    return list(seen.values())
-
-
 def wrong_backend(exc: BaseException, running: str) -> tuple[str, BaseException] | None:
     """The library ``exc`` says the app needs, if not ``running``, and the
     exception that says it (``exc`` or one in its chain); else ``None``."""
     other = "asyncio" if running == "trio" else "trio"
     # The app's own error first: ours quote it (LifespanNotSupported does).
-    for one in sorted(_chain(exc), key=lambda one: isinstance(one, LifespanError)):
+    for one in sorted(chained(exc), key=lambda one: isinstance(one, LifespanError)):
         if any(text in str(one) for text in _SAYS_IT_NEEDS[other]):
             return other, one
     return None
