@@ -652,3 +652,24 @@ async def test_a_crash_ends_a_session_read_in_another_task(backend: Backend) -> 
         with pytest.raises(trio_lifespan.LifespanUnavailable):
             client.websocket_connect("/ws")  # (closed by a failed lifespan)
     assert isinstance(errors[0].__cause__, KeyError)
+
+
+async def test_the_scope_says_ws_or_wss_as_the_url_does(backend: Backend) -> None:
+    # (``websocket_connect`` and httpx-ws build the same scope: one helper)
+    schemes: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        schemes.append(scope["scheme"])
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    async with trio_lifespan.open_client(app) as client:
+        for url in ("/ws", "https://testserver/ws", "wss://testserver/ws"):
+            async with client.websocket_connect(url):
+                pass
+        async with httpx_ws.aconnect_ws("wss://testserver/ws", client):
+            pass
+    assert schemes == ["ws", "wss", "wss", "wss"]

@@ -9,7 +9,6 @@ client classes of httpx and httpx2 from them; this module imports neither.
 from __future__ import annotations
 
 import base64
-import math
 import os
 from collections.abc import Sequence
 from types import TracebackType
@@ -20,7 +19,7 @@ from ._compat import ki_protected
 from ._errors import LifespanUnavailable
 from ._open import entered_twice, exited_twice, never_entered
 from ._state import AppT_co
-from ._transport import url_scope
+from ._transport import read_timeout, websocket_scope
 from ._websocket import WebSocketSession
 
 if TYPE_CHECKING:
@@ -97,10 +96,7 @@ class ClientMixin(Generic[AppT_co]):
                 "`async with open_client(app) as client:`"
             )
         request = client.build_request("GET", url, headers=headers)
-        scope = url_scope(request)
-        scope["type"] = "websocket"
-        scope["scheme"] = "wss" if request.url.scheme == "https" else "ws"
-        scope["subprotocols"] = list(subprotocols)
+        scope = websocket_scope(request, list(subprotocols))
         scope["headers"] += [
             (b"connection", b"upgrade"),
             (b"upgrade", b"websocket"),
@@ -110,13 +106,11 @@ class ClientMixin(Generic[AppT_co]):
         if subprotocols:
             offered = ", ".join(subprotocols).encode()
             scope["headers"].append((b"sec-websocket-protocol", offered))
-        scope["extensions"] = {"websocket.http.response": {}}
-        read = client.timeout.read
         return WebSocketSession(
             app,
             scope,
             transport.apps,
-            read_timeout=math.inf if read is None else read,
+            read_timeout=read_timeout(client.timeout.read),
             raise_app_exceptions=transport.raise_app_exceptions,
         )
 

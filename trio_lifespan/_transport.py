@@ -377,6 +377,22 @@ def _upgrades(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
+def read_timeout(read: float | None) -> float:
+    """The seconds each wait for the app's next message may take (httpx's
+    ``None``: no limit)."""
+    return math.inf if read is None else read
+
+
+def websocket_scope(request: Any, subprotocols: list[str]) -> dict[str, Any]:
+    """The scope of a websocket session for an httpx (or httpx2) request."""
+    scope = url_scope(request)
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if request.url.scheme in ("https", "wss") else "ws"
+    scope["subprotocols"] = subprotocols
+    scope["extensions"] = {"websocket.http.response": {}}
+    return scope
+
+
 def url_scope(request: Any) -> dict[str, Any]:
     """The parts of an ASGI scope that an httpx (or httpx2) request gives:
     the path as servers hand it (``path`` decoded, ``raw_path`` as sent),
@@ -559,14 +575,13 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             scope["scheme"] = url.scheme
             scope["extensions"] = {"http.response.trailers": {}}
             backend = self.backend
-            read_timeout = math.inf if read is None else read
             exchange = Exchange(
                 backend,
                 app,
                 scope,
                 _body_of(request),
                 f"{request.method} {url.raw_path.decode('ascii')}",
-                read_timeout=read_timeout,
+                read_timeout=read_timeout(read),
             )
             self.apps.live.add(exchange)
             try:

@@ -11,7 +11,6 @@ wsproto). ``client.websocket_connect`` needs none of it.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import wsproto
@@ -29,21 +28,17 @@ async def upgrade(transport: Any, httpx: ModuleType, request: Any) -> Any:
     """Connect a websocket session for an upgrade ``request``; the 101
     response with its ``network_stream``, or the app's refusal as a
     response (httpx-ws raises ``WebSocketUpgradeError`` with it)."""
-    from ._transport import url_scope  # noqa: PLC0415 - (it imports us lazily)
+    from ._transport import read_timeout, websocket_scope  # noqa: PLC0415 - (it imports us lazily)
 
-    scope = url_scope(request)
-    scope["type"] = "websocket"
-    scope["scheme"] = "wss" if request.url.scheme in ("https", "wss") else "ws"
     offered = request.headers.get("sec-websocket-protocol", "")
-    scope["subprotocols"] = [p.strip() for p in offered.split(",") if p.strip()]
-    scope["extensions"] = {"websocket.http.response": {}}
+    subprotocols = [p.strip() for p in offered.split(",") if p.strip()]
+    scope = websocket_scope(request, subprotocols)
     timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-    read = timeouts.get("read")
     session = WebSocketSession(
         transport.app,
         scope,
         transport.apps,
-        read_timeout=math.inf if read is None else read,
+        read_timeout=read_timeout(timeouts.get("read")),
         raise_app_exceptions=transport.raise_app_exceptions,
     )
     try:
