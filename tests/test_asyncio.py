@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import sys
 import textwrap
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -24,7 +25,7 @@ from trio_lifespan import (
     open_lifespans,
     serve_lifespan,
 )
-from trio_lifespan._asyncio_tasks import start_task
+from trio_lifespan._asyncio_tasks import HereJob, current_task, start_task
 from trio_lifespan._types import ASGIApp, Receive, Scope, Send
 
 from .apps import GoodApp, http_request, run_python
@@ -372,3 +373,80 @@ def test_a_task_of_ours_cancelled_before_it_began_never_runs() -> None:
 
     ASYNCIO.run(main, {})  # (and no "never awaited" warning: the run is -W error)
     assert ran == []
+
+
+# A request's app called in its reader's task (_asyncio_tasks.HereJob) -------------
+
+
+def test_a_call_here_is_cancelled_once_and_never_after_it_ended() -> None:
+    async def main() -> None:
+        job = HereJob(math.inf)
+        woken: list[str] = []
+
+        async def call() -> None:
+            try:
+                await asyncio.sleep(math.inf)
+            except asyncio.CancelledError:
+                woken.append("cancelled")
+                raise
+
+        async def cancel_twice() -> None:
+            await asyncio.sleep(1)
+            job.cancel()
+            job.cancel()  # (the second is nothing)
+
+        canceller = asyncio.get_running_loop().create_task(cancel_twice())
+        await job.run(call)  # (our cancellation, taken back: nothing raised)
+        await canceller
+        assert woken == ["cancelled"]
+        if sys.version_info >= (3, 11):
+            assert current_task().cancelling() == 0
+        job.cancel()  # ended: this task has moved on, and is not cancelled
+        await asyncio.sleep(0)
+        assert await job.wait(1) is True
+
+    ASYNCIO.run(main, {})
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="uncancel() is 3.11+")
+def test_the_callers_own_cancellation_during_ours_comes_out() -> None:
+    async def main() -> None:
+        job = HereJob(1.0)
+        reader = current_task()
+
+        async def call() -> None:
+            try:
+                await asyncio.sleep(math.inf)  # the read timeout ends this
+            except asyncio.CancelledError:
+                reader.cancel()  # (the caller's own, meanwhile)
+                await asyncio.sleep(0.5)  # its clean-up, cut short
+
+        with pytest.raises(asyncio.CancelledError):
+            await job.run(call)
+        assert job.timed_out
+        if sys.version_info >= (3, 11):
+            assert reader.uncancel() == 0  # (only the caller's was left)
+
+    ASYNCIO.run(main, {})
+
+
+def test_a_call_here_on_a_closed_loop_is_neither_cancelled_nor_waited_for() -> None:
+    made: list[HereJob] = []
+
+    async def hold() -> None:
+        job = HereJob(math.inf)
+        made.append(job)
+        await job.run(lambda: asyncio.sleep(math.inf))
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(hold())
+    loop.run_until_complete(asyncio.sleep(0))  # (the call waits)
+    loop.close()  # (as pytest-asyncio closes a test's loop under a session client)
+
+    async def later() -> bool:
+        made[0].cancel()
+        return await made[0].wait(1)
+
+    assert asyncio.run(later()) is False
+    assert not task.done()
+    task._log_destroy_pending = False  # type: ignore[attr-defined]  # (left on purpose)

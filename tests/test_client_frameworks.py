@@ -978,7 +978,7 @@ async def test_an_http_handlers_exception_is_the_frameworks_500(
 
 
 @pytest.mark.parametrize(("framework", "backend"), cases("starlette"))
-async def test_background_work_outlasting_the_grace_is_cancelled_by_the_exit(
+async def test_background_work_outlasting_the_read_timeout_is_cancelled_there(
     framework: str, backend: Backend
 ) -> None:
     site = build(framework, backend)
@@ -986,8 +986,25 @@ async def test_background_work_outlasting_the_grace_is_cancelled_by_the_exit(
         began = backend.now()
         response = await client.get("/later")
         assert response.text == "accepted"
+        # A response read whole is its caller's call: the background work has
+        # the read timeout, then is cancelled, and nothing of it outlives it.
+        assert backend.now() - began == approx(1)
+        assert site.background == ["cancelled"]
+    assert backend.now() - began == approx(1)
+
+
+@pytest.mark.parametrize(("framework", "backend"), cases("starlette"))
+async def test_background_work_of_a_stream_outlasting_the_grace_is_cancelled_by_the_exit(
+    framework: str, backend: Backend
+) -> None:
+    site = build(framework, backend)
+    async with opened(site, timeout=1, shutdown_timeout=2) as client:
+        began = backend.now()
+        async with client.stream("GET", "/later") as response:
+            assert await response.aread() == b"accepted"
         # The read timeout given to the background work, then the response.
         assert backend.now() - began == approx(1)
+        assert site.background == []  # (it goes on, past the response)
     # The grace, then the work is cancelled, as for a response closed early.
     assert backend.now() - began == approx(3)
     assert site.background == ["cancelled"]

@@ -11,6 +11,7 @@ import math
 import sys
 from collections import deque
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +27,9 @@ from trio_lifespan._types import Message, Receive, Scope, Send
 
 from .backends import Backend, forever, tasks
 from .typed import approx, closing
+
+#: A context variable of the test's, to see whose context an app runs in.
+WHO: ContextVar[str] = ContextVar("WHO", default="nobody")
 
 # httpx's own iterators (aiter_lines over aiter_text over aiter_bytes...)
 # leave the inner ones to the garbage collector when a test stops reading
@@ -54,6 +58,23 @@ def start(status: int = 200, **more: Any) -> Message:
 
 def body(data: bytes, more: bool = False) -> Message:
     return {"type": "http.response.body", "body": data, "more_body": more}
+
+
+#: Each way a response is read: whole (``client.get``: the app is called in the
+#: reader's task) or streamed (``client.stream``: the app runs in a task of its
+#: own). What a reader sees is the same either way.
+READS = pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+
+
+async def fetch(
+    client: httpx.AsyncClient, method: str, url: str, streamed: bool, **more: Any
+) -> httpx.Response:
+    """``client.request(...)``, or the same read through ``client.stream``."""
+    if not streamed:
+        return await client.request(method, url, **more)
+    async with client.stream(method, url, **more) as response:
+        await response.aread()
+    return response
 
 
 # Responses stream -----------------------------------------------------------------
@@ -126,12 +147,15 @@ async def test_a_handler_deaf_to_the_disconnect_ends_by_the_clients_exit(
     assert ended == ["cancelled"]
 
 
+@READS
 async def test_the_read_timeout_bounds_each_wait_not_the_response(
-    backend: Backend,
+    backend: Backend, streamed: bool
 ) -> None:
     async def slow(scope: Scope, receive: Receive, send: Send) -> None:
         if await lifespan(scope, receive, send):
             return
+        if scope["path"] == "/silent":
+            await backend.sleep(forever())
         await send(start())
         gap = 0.25 if scope["path"] == "/steady" else 2
         for _ in range(8):
@@ -141,17 +165,26 @@ async def test_the_read_timeout_bounds_each_wait_not_the_response(
 
     async with trio_lifespan.open_client(slow, timeout=1) as client:
         began = backend.now()
-        response = await client.get("/steady")  # 2 s in all, a chunk each 0.25 s
+        # 2 s in all, a chunk each 0.25 s
+        response = await fetch(client, "GET", "/steady", streamed)
         assert response.content == b"........"
         assert backend.now() - began == approx(2)
         with pytest.raises(httpx.ReadTimeout) as caught:
-            await client.get("/stalls")
+            await fetch(client, "GET", "/stalls", streamed)
         assert str(caught.value) == (
             "the app sent nothing more of its response to GET "
             "http://testserver/stalls within the client's read timeout (1 s): "
             "pass timeout= to open_client, or to the request, for a longer one "
             "(None for no limit)"
         )
+        began = backend.now()
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            await fetch(client, "GET", "/silent", streamed)
+        assert str(caught.value).startswith(
+            "the app did not answer GET http://testserver/silent within the "
+            "client's read timeout (1 s)"
+        )
+        assert backend.now() - began == approx(1)
 
 
 async def test_the_app_is_a_few_messages_ahead_of_the_reader_at_most(
@@ -269,23 +302,32 @@ async def test_trailers_arrive_after_the_body(backend: Backend) -> None:
         ]
 
 
-async def test_a_head_response_has_no_body(backend: Backend) -> None:
+@READS
+async def test_a_head_response_has_no_body(backend: Backend, streamed: bool) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if await lifespan(scope, receive, send):
             return
         await send(start(headers=[(b"content-length", b"5")]))
-        await send(body(b"hello"))
+        if scope["path"] == "/one":  # (one message: all of it comes at once)
+            await send(body(b"hello"))
+            return
+        await send(body(b"hel", more=True))
+        await send(body(b"lo"))
 
     async with trio_lifespan.open_client(app) as client:
-        response = await client.head("/")
-        assert (response.status_code, response.content) == (200, b"")
+        for path in ("/", "/one"):
+            response = await fetch(client, "HEAD", path, streamed)
+            assert (response.status_code, response.content) == (200, b"")
+            response = await fetch(client, "GET", path, streamed)
+            assert (response.status_code, response.content) == (200, b"hello")
 
 
 # The app's work after its response, and its exceptions --------------------------------
 
 
+@READS
 async def test_background_work_is_done_when_the_request_returns(
-    backend: Backend,
+    backend: Backend, streamed: bool
 ) -> None:
     done: list[str] = []
 
@@ -294,22 +336,27 @@ async def test_background_work_is_done_when_the_request_returns(
             return
         await send(start())
         await send(body(b"accepted"))
+        if scope["path"] == "/fails-at-once":
+            raise ValueError("the queue is full")
         await backend.sleep(2)  # a background task, as Starlette runs them
         done.append("sent the email")
         if scope["path"] == "/fails-later":
             raise ValueError("the email bounced")
 
     async with trio_lifespan.open_client(app) as client:
-        assert (await client.post("/")).content == b"accepted"
+        assert (await fetch(client, "POST", "/", streamed)).content == b"accepted"
         assert done == ["sent the email"]
         with pytest.raises(ValueError, match=r"^the email bounced$"):
-            await client.post("/fails-later")
+            await fetch(client, "POST", "/fails-later", streamed)
         assert done == ["sent the email", "sent the email"]
+        with pytest.raises(ValueError, match=r"^the queue is full$"):
+            await fetch(client, "POST", "/fails-at-once", streamed)
 
 
+@READS
 @pytest.mark.parametrize("raise_app_exceptions", [True, False])
 async def test_the_apps_exception_or_what_a_server_sends(
-    backend: Backend, raise_app_exceptions: bool
+    backend: Backend, raise_app_exceptions: bool, streamed: bool
 ) -> None:
     boom = KeyError("boom")
 
@@ -327,14 +374,14 @@ async def test_the_apps_exception_or_what_a_server_sends(
         for path in ("/before", "/midway"):
             if raise_app_exceptions:
                 with pytest.raises(KeyError) as caught:
-                    await client.get(path)
+                    await fetch(client, "GET", path, streamed)
                 assert caught.value is boom
             elif path == "/before":
-                response = await client.get(path)
+                response = await fetch(client, "GET", path, streamed)
                 assert (response.status_code, response.content) == (500, b"")
             else:  # a response cut short: as a server's client sees it
                 with pytest.raises(httpx.RemoteProtocolError) as cut:
-                    await client.get(path)
+                    await fetch(client, "GET", path, streamed)
                 assert str(cut.value) == (
                     "the app's response to GET http://testserver/midway ended "
                     "before it was complete: a server would drop the connection "
@@ -512,7 +559,7 @@ async def _in_a_task(backend: Backend, fn: Any) -> None:
         await asyncio.get_running_loop().create_task(fn())
 
 
-async def test_a_cancelled_request_tells_the_app_and_ends_by_the_exit(
+async def test_a_cancelled_streamed_request_tells_the_app_and_ends_by_the_exit(
     backend: Backend,
 ) -> None:
     heard: list[Message] = []
@@ -525,9 +572,36 @@ async def test_a_cancelled_request_tells_the_app_and_ends_by_the_exit(
 
     async with trio_lifespan.open_client(slow, timeout=None) as client:
         with backend.move_on_after(1):
-            await client.get("/")
+            async with client.stream("GET", "/"):
+                raise AssertionError("no response comes")  # pragma: no cover
         await backend.sleep(0.5)
         assert heard == [{"type": "http.disconnect"}]  # (not cancelled: told)
+
+
+async def test_a_cancelled_whole_request_cancels_its_app_with_it(
+    backend: Backend,
+) -> None:
+    events: list[str] = []
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        try:
+            await receive()  # (nothing more comes)
+        except backend.cancelled:
+            events.append("app cancelled")
+            raise
+
+    async with trio_lifespan.open_client(slow, timeout=None) as client:
+        with backend.move_on_after(1):
+            try:
+                await client.get("/")
+            finally:
+                events.append("reader cancelled")
+        transport: Any = client._transport  # pyright: ignore[reportPrivateUsage]
+        assert transport.apps.live == set()  # (nothing of it left running)
+    assert events == ["app cancelled", "reader cancelled"]
 
 
 async def test_after_the_exit_the_transport_has_nothing_running(
@@ -564,6 +638,7 @@ async def test_an_error_after_the_client_left_comes_out_at_its_exit(
         await send(start())
         await send(body(b"a", more=True))
         await receive()  # http.disconnect
+        await backend.sleep(0.5)  # (the response is closed by then)
         raise ValueError("cleaning up failed")  # not the disconnect's doing
 
     with pytest.raises(ValueError, match=r"^cleaning up failed$"):
@@ -612,8 +687,9 @@ async def test_a_response_closed_after_the_exit(backend: Backend) -> None:
     assert response.is_closed
 
 
+@READS
 async def test_waiting_for_the_apps_background_work_can_be_cancelled(
-    backend: Backend,
+    backend: Backend, streamed: bool
 ) -> None:
     ended: list[str] = []
 
@@ -629,7 +705,7 @@ async def test_waiting_for_the_apps_background_work_can_be_cancelled(
 
     async with trio_lifespan.open_client(app, timeout=None) as client:
         with backend.move_on_after(1):
-            await client.get("/")
+            await fetch(client, "GET", "/", streamed)
         await backend.sleep(1)
         assert ended == ["cancelled"]
 
@@ -654,6 +730,109 @@ async def test_a_request_task_cancelled_from_outside_is_said_so(
         "the app's task for GET / was cancelled from outside (the lifespan "
         "ended, or its event loop closed)"
     )
+
+
+async def test_an_app_called_whole_runs_in_a_context_of_its_own(
+    backend: Backend,
+) -> None:
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        seen.append(WHO.get())
+        WHO.set("the app")
+        await backend.sleep(1)  # (its later steps too)
+        seen.append(WHO.get())
+        await send(start())
+        await send(body(b""))
+
+    async with trio_lifespan.open_client(app) as client:
+        WHO.set("the test")
+        await client.get("/")
+        assert WHO.get() == "the test"  # (what the app set stays its own)
+    assert seen == ["the test", "the app"]
+
+
+async def test_an_apps_own_timeout_in_a_whole_call_is_its_own(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        with backend.move_on_after(0.5):
+            await backend.sleep(forever())  # (its own wait, given up)
+        await send(start())
+        await send(body(b"late"))
+        with backend.move_on_after(0.5):  # (and its last step: given up, it returns)
+            await backend.sleep(forever())
+
+    async with trio_lifespan.open_client(app, timeout=1) as client:
+        began = backend.now()
+        assert (await client.get("/")).content == b"late"
+        assert backend.now() - began == approx(1)
+
+
+@pytest.mark.parametrize("deaf", [False, True], ids=["ends-when-told", "deaf"])
+async def test_a_whole_call_in_another_task_is_ended_by_the_clients_exit(
+    backend: Backend, deaf: bool
+) -> None:
+    heard: list[Message] = []
+    errors: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        if deaf:
+            await backend.sleep(forever())
+        heard.append(await receive())  # the client went
+        await send(start())  # (raises: it has gone; not an error of the app's)
+
+    async def read(client: httpx.AsyncClient) -> None:
+        try:
+            await client.get("/")
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    async with tasks(backend) as start_soon:  # outside the client's body
+        async with trio_lifespan.open_client(
+            app, timeout=None, shutdown_timeout=2
+        ) as client:
+            start_soon(lambda: read(client))
+            await backend.sleep(1)
+            began = backend.now()
+    assert backend.now() - began == approx(2 if deaf else 0)  # (deaf: the grace)
+    assert heard == ([] if deaf else [{"type": "http.disconnect"}])
+    assert [str(error) for error in errors] == [
+        "the client was closed while the response to GET / was being read: read "
+        "it inside the client's `async with`"
+    ]
+
+
+async def test_a_crash_ends_a_whole_call_in_another_task(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await backend.sleep(2)
+            raise KeyError("pool died")
+        await backend.sleep(forever())
+
+    errors: list[BaseException] = []
+
+    async def read(client: httpx.AsyncClient) -> None:
+        try:
+            await client.get("/")
+        except trio_lifespan.LifespanUnavailable as exc:
+            errors.append(exc)
+
+    async with tasks(backend) as start_soon:  # outside the lifespan's body
+        with pytest.raises(KeyError, match="pool died"):
+            async with trio_lifespan.open_client(app, timeout=None) as client:
+                start_soon(lambda: read(client))
+                await backend.sleep(forever())
+    assert isinstance(errors[0].__cause__, KeyError)
 
 
 async def test_a_crash_ends_a_response_read_in_another_task(backend: Backend) -> None:

@@ -25,6 +25,7 @@ from ._asyncio_tasks import (
     Background,
     BodyCanceller,
     Handoff as _Handoff,
+    HereJob,
     Job as _Job,
     ctrl_c_pressed,
     current_task,
@@ -384,6 +385,9 @@ class _Asyncio(Groups):
 
     def handoff(self, capacity: float = 1, /) -> _Handoff:
         return _Handoff(capacity)
+
+    def here(self, timeout: float, /) -> HereJob:
+        return HereJob(timeout)
 
     def spawn(self, app: object, fn: Callable[[], Awaitable[None]], /) -> _Job:
         return spawn_job(fn)

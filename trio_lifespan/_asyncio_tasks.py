@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import math
 import signal
 import sys
@@ -20,6 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
+from ._backend import stepped
 from ._protocol import cancel_reason
 from ._types import EMPTY
 
@@ -380,6 +382,119 @@ class Job:
             timeout = None if seconds == math.inf else seconds
             await asyncio.wait({task}, timeout=timeout)
         return task.done()
+
+
+class HereJob:
+    """A request's app called in its reader's own task, for a response read
+    whole: no task to start, no turn of the loop for an app that answers in
+    one step (most do).
+
+    The app's steps run in a copy of the reader's context. Its read timeout
+    is a timer, set once the app first waits and pushed back at each message
+    it sends; when it fires, or the client's exit ends the call, the reader's
+    task is cancelled (the app is what it is running), and the cancellation
+    is taken back when the call ends, as ``asyncio.timeout`` does: one of
+    the caller's own still comes out.
+    """
+
+    __slots__ = (
+        "_handle",
+        "_loop",
+        "_waiter",
+        "deadline",
+        "ended",
+        "task",
+        "timeout",
+        "waited",
+        "why",
+    )
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.waited = False
+        self.ended = False
+        self.why: str | None = None  # "timeout" or "cancel", once we cancelled
+        self.task = current_task()  # (made in the task that runs it)
+        self.deadline = math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Future[None] | None = None  # (made if one waits)
+
+    async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Await ``fn()`` here, stepped in a context of its own."""
+        task = self.task
+        before = 0
+        if sys.version_info >= (3, 11):
+            before = task.cancelling()
+        try:
+            await stepped(contextvars.copy_context(), fn(), self)
+        except asyncio.CancelledError:
+            if not self._taken_back(task, before):
+                raise
+        else:
+            self._taken_back(task, before)
+        finally:
+            self.ended = True
+            if self._handle is not None:
+                self._handle.cancel()
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+
+    def _taken_back(self, task: asyncio.Task[Any], before: int) -> bool:
+        """Withdraw our cancellation, if we made one; whether it was the
+        only one made since the call began."""
+        if self.why is None:
+            return False
+        if sys.version_info >= (3, 11):
+            return task.uncancel() <= before
+        return True  # pragma: no cover - py310 tox environment
+
+    def first_wait(self) -> None:
+        self.waited = True
+        if self.timeout != math.inf:
+            loop = self._loop = asyncio.get_running_loop()
+            self.deadline = loop.time() + self.timeout
+            self._handle = loop.call_at(self.deadline, self._expire)
+
+    def heard(self) -> None:
+        """A message came from the app: the read timeout starts again."""
+        if self._loop is not None:
+            self.deadline = self._loop.time() + self.timeout
+
+    def _expire(self) -> None:
+        assert self._loop is not None
+        if self._loop.time() < self.deadline:  # (pushed back since)
+            self._handle = self._loop.call_at(self.deadline, self._expire)
+            return
+        self._handle = None
+        self._stop("timeout")
+
+    def _stop(self, why: str) -> None:
+        # Never once it has ended (its task has moved on), never twice, never
+        # on a loop that has closed (its task will not run again).
+        task = self.task
+        if self.ended or self.why is not None or task.get_loop().is_closed():
+            return
+        self.why = why
+        task.cancel()
+
+    def cancel(self) -> None:
+        self._stop("cancel")
+
+    async def wait(self, seconds: float) -> bool:
+        loop = asyncio.get_running_loop()
+        if self.ended or self.task.get_loop() is not loop:
+            return self.ended  # (one on another loop cannot be waited for here)
+        if self._waiter is None:
+            self._waiter = loop.create_future()
+        timeout = None if seconds == math.inf else seconds
+        await asyncio.wait({self._waiter}, timeout=timeout)
+        return self.ended
+
+    @property
+    def timed_out(self) -> bool:
+        """Whether the read timeout cut the call short."""
+        return self.why == "timeout"
 
 
 class AsyncioHolders:

@@ -6,13 +6,22 @@ an asyncio program never imports trio. The drivers import nothing from here.
 
 from __future__ import annotations
 
+import types
 from typing import TYPE_CHECKING
 
 import sniffio
 
 if TYPE_CHECKING:  # types only: a Protocol class costs import time
-    from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+    from collections.abc import (
+        Awaitable,
+        Callable,
+        Coroutine,
+        Generator,
+        Iterable,
+        Sequence,
+    )
     from contextlib import AbstractAsyncContextManager
+    from contextvars import Context
     from typing import Any, NoReturn, Protocol, TypeVar
 
     T = TypeVar("T")
@@ -76,6 +85,24 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
 
         async def wait(self, seconds: float) -> bool:
             """Wait for it to end; whether it did within ``seconds``."""
+            ...
+
+    class HereJob(Job, Protocol):
+        """An app's call run in the caller's own task (:meth:`Backend.here`)."""
+
+        async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+            """Await ``fn()`` here (it must not raise but to be cancelled), in
+            a context of its own, bounded by the timeout."""
+
+        def first_wait(self) -> None:
+            """The call waits for the first time: its timeout starts."""
+
+        def heard(self) -> None:
+            """A message came from the call: its timeout starts again."""
+
+        @property
+        def timed_out(self) -> bool:
+            """Whether the timeout cut the call short."""
             ...
 
     class Background(Protocol):
@@ -236,6 +263,11 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             loop. ``fn`` must not raise (its errors are its own to hand on)."""
             ...
 
+        def here(self, timeout: float, /) -> HereJob:
+            """A job to run a call in the caller's own task, its waits bounded
+            by ``timeout`` from the call's last message."""
+            ...
+
         # What the pytest plugin's holder needs: a task that no task of the
         # caller's holds, the loop's identity, and a watched test.
 
@@ -269,6 +301,34 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             ``failure()`` in its place. (A test, watched by a lifespan that
             may fail under it.)"""
             ...
+
+
+@types.coroutine
+def stepped(
+    context: Context, coro: Coroutine[Any, Any, None], job: HereJob
+) -> Generator[Any, Any, None]:
+    """Await ``coro`` in this task, each of its steps run in ``context`` (what
+    it sets stays its own, as in a task of its own); tell ``job`` when it
+    first waits. What it yields goes to the event loop as this task's, and
+    what the loop sends or throws back goes to it. Either library's."""
+    run = context.run
+    try:
+        trap = run(coro.send, None)
+    except StopIteration:
+        return  # (answered in one step: the common case)
+    job.first_wait()
+    while True:
+        step: Callable[[Any], Any]
+        try:
+            value = yield trap
+        except BaseException as exc:  # noqa: BLE001 - the coroutine's to handle
+            step, value = coro.throw, exc
+        else:
+            step = coro.send
+        try:
+            trap = run(step, value)
+        except StopIteration:
+            return
 
 
 SUPPORTED_LIBRARIES = ("trio", "asyncio")

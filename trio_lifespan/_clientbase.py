@@ -19,7 +19,7 @@ from ._compat import ki_protected
 from ._errors import LifespanUnavailable
 from ._open import entered_twice, exited_twice, never_entered
 from ._state import AppT_co
-from ._transport import read_timeout, websocket_scope
+from ._transport import WHOLE, read_timeout, websocket_scope
 from ._websocket import WebSocketSession
 
 if TYPE_CHECKING:
@@ -124,7 +124,11 @@ class ClientMixin(Generic[AppT_co]):
             failure: BaseException | None = getattr(lifespan, "failure", None)
             if failure is not None:
                 raise LifespanUnavailable(failure)
-        return await super().send(request, **kwargs)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+        token = WHOLE.set(not kwargs.get("stream", False))
+        try:
+            return await super().send(request, **kwargs)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+        finally:
+            WHOLE.reset(token)
 
 
 class OpenClient:

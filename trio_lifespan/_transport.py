@@ -1,20 +1,27 @@
-"""``open_client``'s transport: each request an ASGI call in a task of its own.
+"""``open_client``'s transport: each request an ASGI call, read whole or streamed.
 
 httpx's own ASGI transport runs the app to its end inside the request and
 hands back the whole body: an endless response never returns, and the read
-timeout bounds the whole exchange. Here the app runs in a task beside the
-caller (on trio in the lifespan's nursery, on asyncio on the caller's loop),
-its messages come through a handoff that holds one at a time, and the
-response is returned as soon as it starts, its body streamed as the app sends
-it. The read timeout bounds each wait for the app's next message, as a
-server's socket would. Nothing is tied to the client's ``async with``: a
-client opened in one task can be used and closed in another.
+timeout bounds nothing. Here a request is read one of two ways, as the
+client's ``send`` says (httpx's ``stream=``):
 
-A response read to its end waits for the app to return (its background tasks
-run before ``client.get()`` returns, as with httpx's transport). One closed
-early tells the app the client went (``http.disconnect``; ``send()`` raises
-an ``OSError``) and leaves it to end by itself: the client's exit gives every
-app still running ``shutdown_timeout`` to end, then cancels it.
+- Whole (``client.get()`` and the like: :class:`Whole`): the app is called in
+  the reader's own task, as httpx's transport calls it (no task to start, so
+  no slower), but stepped in a context of its own, each wait bounded by the
+  read timeout, and cancelled with its caller: nothing of it outlives the
+  call. Its background tasks run before ``client.get()`` returns.
+- Streamed (``client.stream()``: :class:`Streamed`): the app runs in a task
+  beside the caller (on trio in the lifespan's nursery, on asyncio on the
+  caller's loop), its messages come through a handoff that holds a few, and
+  the response is returned as soon as it starts, its body streamed as the
+  app sends it. One closed early tells the app the client went
+  (``http.disconnect``; ``send()`` raises an ``OSError``) and leaves it to end
+  by itself: the client's exit gives every app still running
+  ``shutdown_timeout`` to end, then cancels it.
+
+The read timeout bounds each wait for the app's next message, as a server's
+socket would. Nothing is tied to the client's ``async with``: a client opened
+in one task can be used and closed in another.
 
 The rules of the messages are :mod:`._exchange`'s; this module is their I/O,
 for httpx and httpx2 alike (the classes are made for the module given).
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._backend import current_backend
@@ -47,6 +55,10 @@ if TYPE_CHECKING:
     from ._backend import Backend, Event, Handoff, Job
     from ._state import LifespanApp
     from ._types import Message, Scope
+
+#: Whether the request being sent will be read whole (httpx's ``stream=False``),
+#: as the client's ``send`` says: then its app is called in the reader's task.
+WHOLE: ContextVar[bool] = ContextVar("trio_lifespan_whole", default=False)
 
 #: The request's client address, as servers put it in the scope.
 CLIENT = ("127.0.0.1", 123)
@@ -112,12 +124,17 @@ class Apps:
 
 
 class Exchange:
-    """One request in flight: the app's task, and the messages between.
+    """One request in flight: the app's call, and the messages between.
+
+    The rules both kinds of request share: what the app's ``receive()``
+    says, what its errors mean, what the reader raises. :class:`Streamed`
+    runs the app in a task of its own and hands its messages over as they
+    come; :class:`Whole` runs it in the reader's task, to its end.
 
     Attributes:
         response: The response's rules and what came of it so far.
         error: What the app raised (or the protocol error it made), once its
-            task has ended.
+            call has ended.
     """
 
     __slots__ = (
@@ -135,7 +152,6 @@ class Exchange:
         "interrupted",
         "job",
         "left",
-        "outbox",
         "over",
         "read_all",
         "read_timeout",
@@ -159,9 +175,6 @@ class Exchange:
         self.scope = scope
         self.response = HTTPResponse(target)
         self.read_timeout = read_timeout
-        # Two held: a whole small response (its start and its body) is handed
-        # over without the app waiting for the reader.
-        self.outbox: Handoff = backend.handoff(2)
         # Set once the response is complete or the client has gone: then the
         # app's receive() says http.disconnect.
         self.gone: Event | None = None  # (made only if the app waits for it)
@@ -171,8 +184,8 @@ class Exchange:
         self.read_all = False  # the reader has had the whole response
         self.reader_closed = False  # the reader closed the response itself
         self.closed = False  # the reader is done
-        self.ended = False  # the app's task has ended
-        self.interrupted = False  # the task was cancelled, not by us
+        self.ended = False  # the app's call has ended
+        self.interrupted = False  # its task was cancelled, not by us
         self.error: BaseException | None = None
         self._raised = False
         # The request's body: bytes, when the client was given them whole
@@ -180,7 +193,7 @@ class Exchange:
         self._whole_body = body if isinstance(body, bytes) else None
         self._body: AsyncIterator[bytes] = body  # type: ignore[assignment]
         self._request_done = False
-        self.job: Job = backend.spawn(app, self._run)
+        self.job: Job  # (the app's call: each kind sets it)
 
     # The app's side -----------------------------------------------------------
 
@@ -203,7 +216,10 @@ class Exchange:
                 self.error = self.response.unfinished()
         finally:
             self.ended = True
-            self.outbox.end()
+            self._ended()
+
+    def _ended(self) -> None:
+        """The app's call has ended: no more messages."""
 
     async def receive(self) -> Message:
         """The app's ``receive``: the request's body, chunk by chunk, then
@@ -228,6 +244,126 @@ class Exchange:
 
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then handed to the reader."""
+        raise NotImplementedError  # pragma: no cover - each kind has its own
+
+    # The reader's side --------------------------------------------------------
+
+    def failure(self, raise_app_exceptions: bool) -> BaseException | None:
+        """What the reader raises now that the app's call has ended, if
+        anything: the app's error (once, if ``raise_app_exceptions``), or the
+        lifespan's failure if its task was cancelled under it."""
+        if self.interrupted:
+            self.interrupted = False
+            return cancelled_under(self.app, self.response.target)
+        error = self.error
+        if error is None or self._raised:
+            return None
+        if not raise_app_exceptions and not isinstance(
+            error, (LifespanUnavailable, KeyboardInterrupt)
+        ):
+            return None  # (as a server would: a 500, or a response cut short)
+        self._raised = True
+        return error
+
+    def cut_short(self) -> BaseException:
+        """What a reader gets whose response ended, unread, because the client
+        closed under it (the lifespan's failure, if that is why)."""
+        failure: BaseException | None = getattr(self.app, "failure", None)
+        if failure is not None:
+            return LifespanUnavailable(failure)
+        return RuntimeError(
+            f"the client was closed while the response to {self.response.target} "
+            "was being read: read it inside the client's `async with`"
+        )
+
+    def leave(self) -> None:
+        """The client has gone: the app hears ``http.disconnect``, and its
+        sends raise."""
+        if not self.read_all:
+            self.left = True
+        self.closed = True
+        self._over()
+
+    def _over(self) -> None:
+        """The response is complete or the client gone: from now on the app's
+        ``receive()`` says ``http.disconnect``."""
+        self.over = True
+        if self.gone is not None:
+            self.gone.set()
+
+
+class Whole(Exchange):
+    """A request whose response is read whole (httpx's ``stream=False``: every
+    request but ``client.stream()``): its app is called in the reader's task
+    (on trio, :class:`._trio_tasks.HereJob`), as a server's would be called
+    for a client that waits for the whole answer, and nothing of it outlives
+    the request. Its messages are kept until it returns.
+
+    A reader cancelled (or timed out) cancels the app it is running, as
+    cancelling any call does; only a streamed response (:class:`Streamed`)
+    outlives its caller, and hears the client go instead.
+    """
+
+    __slots__ = ("got", "here")
+
+    def __init__(
+        self,
+        backend: Backend,
+        app: LifespanApp[Any],
+        scope: Scope,
+        body: AsyncIterator[bytes] | bytes,
+        target: str,
+        *,
+        read_timeout: float,
+    ) -> None:
+        super().__init__(backend, app, scope, body, target, read_timeout=read_timeout)
+        self.job = self.here = backend.here(read_timeout)
+        self.got: list[tuple[int, bytes]] = []  # what the app sent
+
+    async def run(self) -> None:
+        """Call the app here, to its end."""
+        await self.here.run(self._run)
+
+    async def send(self, message: Message) -> None:
+        """The app's ``send``: checked, then kept for the reader."""
+        what = self.response.sent(message)
+        if self.left:
+            raise ClientDisconnected(f"the client of {self.response.target} has gone")
+        self.got.append(what)
+        self.here.heard()
+        if what[0] == END:
+            self.read_all = True
+            self._over()
+
+
+class Streamed(Exchange):
+    """A request whose response is streamed (``client.stream()``): its app
+    runs in a task of its own, its messages handed to the reader as they
+    come, so that a response without end can be read as it comes."""
+
+    __slots__ = ("outbox",)
+
+    def __init__(
+        self,
+        backend: Backend,
+        app: LifespanApp[Any],
+        scope: Scope,
+        body: AsyncIterator[bytes] | bytes,
+        target: str,
+        *,
+        read_timeout: float,
+    ) -> None:
+        super().__init__(backend, app, scope, body, target, read_timeout=read_timeout)
+        # Two held: a whole small response (its start and its body) is handed
+        # over without the app waiting for the reader.
+        self.outbox: Handoff = backend.handoff(2)
+        self.job = backend.spawn(app, self._run)
+
+    def _ended(self) -> None:
+        self.outbox.end()
+
+    async def send(self, message: Message) -> None:
+        """The app's ``send``: checked, then handed to the reader."""
         what = self.response.sent(message)
         if self.left:
             raise ClientDisconnected(f"the client of {self.response.target} has gone")
@@ -238,8 +374,6 @@ class Exchange:
             # for the disconnect while it sends (Quart) must not hear it
             # before its last message has gone.
             self._over()
-
-    # The reader's side --------------------------------------------------------
 
     async def next(self) -> tuple[int, bytes] | None:
         """The app's next message as ``(what, body)``; ``None`` once its task
@@ -274,55 +408,15 @@ class Exchange:
             self.read_all = True
         return item
 
-    def failure(self, raise_app_exceptions: bool) -> BaseException | None:
-        """What the reader raises now that the app's task has ended, if
-        anything: the app's error (once, if ``raise_app_exceptions``), or the
-        lifespan's failure if the task was cancelled under it."""
-        if self.interrupted:
-            self.interrupted = False
-            return cancelled_under(self.app, self.response.target)
-        error = self.error
-        if error is None or self._raised:
-            return None
-        if not raise_app_exceptions and not isinstance(
-            error, (LifespanUnavailable, KeyboardInterrupt)
-        ):
-            return None  # (as a server would: a 500, or a response cut short)
-        self._raised = True
-        return error
-
-    def cut_short(self) -> BaseException:
-        """What a reader gets whose response ended, unread, because the client
-        closed under it (the lifespan's failure, if that is why)."""
-        failure: BaseException | None = getattr(self.app, "failure", None)
-        if failure is not None:
-            return LifespanUnavailable(failure)
-        return RuntimeError(
-            f"the client was closed while the response to {self.response.target} "
-            "was being read: read it inside the client's `async with`"
-        )
+    def leave(self) -> None:
+        super().leave()
+        self.outbox.leave()
 
     def stop(self) -> None:
         """The client goes at once: the app is told, and cancelled."""
         self.leave()
         self.left = True
         self.job.cancel()
-
-    def leave(self) -> None:
-        """The client has gone: the app hears ``http.disconnect``, and its
-        sends raise."""
-        if not self.read_all:
-            self.left = True
-        self.closed = True
-        self.outbox.leave()
-        self._over()
-
-    def _over(self) -> None:
-        """The response is complete or the client gone: from now on the app's
-        ``receive()`` says ``http.disconnect``."""
-        self.over = True
-        if self.gone is not None:
-            self.gone.set()
 
     async def close(self) -> bool:
         """The reader is done. The app of a complete response gets the read
@@ -456,7 +550,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
 
         def __init__(
             self,
-            exchange: Exchange,
+            exchange: Streamed,
             request: Any,
             transport: LifespanTransport,
             chunks: list[bytes],
@@ -575,14 +669,61 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             scope["scheme"] = url.scheme
             scope["extensions"] = {"http.response.trailers": {}}
             backend = self.backend
-            exchange = Exchange(
-                backend,
-                app,
-                scope,
-                _body_of(request),
-                f"{request.method} {url.raw_path.decode('ascii')}",
-                read_timeout=read_timeout(read),
+            body = _body_of(request)
+            target = f"{request.method} {url.raw_path.decode('ascii')}"
+            timeout = read_timeout(read)
+            if WHOLE.get():
+                whole = Whole(backend, app, scope, body, target, read_timeout=timeout)
+                return await self._whole(whole, request)
+            exchange = Streamed(backend, app, scope, body, target, read_timeout=timeout)
+            return await self._streamed(exchange, request)
+
+        async def _whole(self, exchange: Whole, request: Any) -> Any:
+            """Call the app here, and answer with all it sent."""
+            live = self.apps.live
+            live.add(exchange)  # (a client closed in another task ends it)
+            try:
+                await exchange.run()
+            finally:
+                live.discard(exchange)
+                exchange.closed = True
+            response = exchange.response
+            if exchange.here.timed_out:
+                if not response.complete:
+                    raise self.timed_out(request, exchange)
+                # Its work after the response outlasted the read timeout, and
+                # was cut there: nothing of a call outlives it.
+                exchange.interrupted = False
+            error = exchange.failure(self.raise_app_exceptions)
+            if error is not None:
+                await _before_raising(exchange, error)
+                raise error
+            if exchange.left:  # the client was closed under it
+                raise exchange.cut_short()
+            got = exchange.got
+            if not got:  # the app returned without a response
+                return httpx.Response(500, headers=[], request=request)
+            if not response.complete:
+                raise self.incomplete(request)
+            content = (
+                b""
+                if request.method == "HEAD"
+                else got[1][1]
+                if len(got) == 2  # (the common case: a start, one body)
+                else b"".join([chunk for _, chunk in got])
             )
+            return httpx.Response(
+                response.status,
+                headers=response.headers,
+                # (a stream, as httpx's own transport gives: content= would
+                # add a content-length the app did not send)
+                stream=httpx.ByteStream(content),
+                extensions={"trailers": response.trailers},
+            )
+
+        async def _streamed(self, exchange: Streamed, request: Any) -> Any:
+            """Start the app's task, and answer as soon as the response
+            starts, its body streamed as the app sends it."""
             self.apps.live.add(exchange)
             try:
                 item = await exchange.next()
@@ -616,8 +757,6 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 return httpx.Response(
                     response.status,
                     headers=response.headers,
-                    # (a stream, as httpx's own transport gives: content= would
-                    # add a content-length the app did not send)
                     stream=httpx.ByteStream(content),
                     extensions={"trailers": response.trailers},
                 )

@@ -51,6 +51,7 @@ from ._state import AppT, LifespanApp, wrap_app
 from ._trio_tasks import (
     Background,
     Handoff,
+    HereJob,
     Job,
     TrioHolders,
     loop_here,
@@ -378,6 +379,9 @@ class _Trio(Groups):
     def spawn(self, app: LifespanApp[Any], fn: Callable[[], Awaitable[None]], /) -> Job:
         # Set by TrioLifespan on the app it yields: its nursery's start_soon.
         return spawn_job(cast("Any", app).start_soon, fn)
+
+    def here(self, timeout: float, /) -> HereJob:
+        return HereJob(timeout)
 
     def start_background(
         self, fn: Callable[[], Awaitable[None]], name: str, /
