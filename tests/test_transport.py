@@ -442,6 +442,18 @@ BROKEN = [
         id="header not a pair",
     ),
     pytest.param(
+        [start(headers=[(b"content-length", 5)])],
+        "its http.response.start has a header (b'content-length', 5), not a "
+        "(name, value) pair of bytes",
+        id="header value an int",  # (not bytes(5): five zero bytes)
+    ),
+    pytest.param(
+        [start(headers=[[b"a", b"1"], (b"b", "2")])],
+        "its http.response.start has a header (b'b', '2'), not a (name, value) "
+        "pair of bytes",
+        id="header value text",
+    ),
+    pytest.param(
         [start(headers="a: b")],
         "its http.response.start has headers 'a: b', not a list of pairs",
         id="headers as text",

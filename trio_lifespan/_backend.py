@@ -90,6 +90,11 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
     class HereJob(Job, Protocol):
         """An app's call run in the caller's own task (:meth:`Backend.here`)."""
 
+        @property
+        def waited(self) -> bool:
+            """Whether the call has waited yet (its timeout is running)."""
+            ...
+
         async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
             """Await ``fn()`` here (it must not raise but to be cancelled), in
             a context of its own, bounded by the timeout."""
@@ -98,7 +103,8 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             """The call waits for the first time: its timeout starts."""
 
         def heard(self) -> None:
-            """A message came from the call: its timeout starts again."""
+            """A message came from the call, once it has waited: its timeout
+            starts again."""
 
         @property
         def timed_out(self) -> bool:

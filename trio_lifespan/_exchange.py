@@ -93,33 +93,50 @@ def check_message(target: str, message: object) -> str:
 
 def check_headers(target: str, kind: str, headers: object) -> list[tuple[bytes, bytes]]:
     """The headers of a message as byte pairs; an error if they are not."""
-    if type(headers) is list or type(headers) is tuple:  # (the common case, fast)
-        try:
-            return [(bytes(name), bytes(value)) for name, value in headers]  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
-        except (TypeError, ValueError):
-            pass  # (the loop below says which pair is wrong)
+    given: Any = headers
+    pair: Any
+    if type(given) is list or type(given) is tuple:
+        for pair in cast("list[Any]", given):
+            if (
+                type(pair) is not tuple
+                or len(pair) != 2  # pyright: ignore[reportUnknownArgumentType]
+                or type(pair[0]) is not bytes  # pyright: ignore[reportUnknownArgumentType]
+                or type(pair[1]) is not bytes  # pyright: ignore[reportUnknownArgumentType]
+            ):
+                break  # (converted, or told what is wrong, below)
+        else:  # pairs of bytes already: the common case, checked, not converted
+            return list(cast("list[tuple[bytes, bytes]]", given))
     pairs: list[tuple[bytes, bytes]] = []
-    if not isinstance(headers, Iterable) or isinstance(headers, (str, bytes)):
+    if not isinstance(given, Iterable) or isinstance(given, (str, bytes)):
         raise RequestProtocolError(
-            target, f"its {kind} has headers {headers!r}, not a list of pairs"
+            target, f"its {kind} has headers {given!r}, not a list of pairs"
         )
-    for pair in headers:  # pyright: ignore[reportUnknownVariableType]
+    name: Any
+    value: Any
+    for pair in given:
         try:
-            name, value = pair  # pyright: ignore[reportUnknownVariableType]
-            pairs.append((bytes(name), bytes(value)))  # pyright: ignore[reportUnknownArgumentType]
+            name, value = pair
         except (TypeError, ValueError):
+            name = value = None
+        # (bytes-like only: bytes(5) would make five zero bytes of an int)
+        if not isinstance(name, _BYTES_LIKE) or not isinstance(value, _BYTES_LIKE):
             raise RequestProtocolError(
                 target,
                 f"its {kind} has a header {pair!r}, not a (name, value) pair of bytes",
-            ) from None
+            )
+        pairs.append((bytes(cast("bytes", name)), bytes(cast("bytes", value))))
     return pairs
+
+
+#: What a body or a header may be (converted to bytes).
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 def _body(target: str, kind: str, message: Mapping[str, Any]) -> bytes:
     body = message.get("body", b"")
     if type(body) is bytes:
         return body
-    if not isinstance(body, (bytes, bytearray, memoryview)):
+    if not isinstance(body, _BYTES_LIKE):
         raise RequestProtocolError(
             target, f"its {kind} has a body of type {type(body).__name__}, not bytes"
         )
@@ -177,11 +194,15 @@ class HTTPResponse:
         Raises:
             RequestProtocolError: The message breaks the rules here.
         """
-        kind = check_message(self.target, message)
-        fields: Mapping[str, Any] = message  # type: ignore[assignment]  # (checked)
+        fields: Any = message  # (checked: a mapping, once it has a type)
+        kind = fields.get("type") if type(message) is dict else None
+        if type(kind) is not str:  # (not the common case: a dict with a type)
+            kind = check_message(self.target, fields)
         stage = self._stage
         if kind == "http.response.body" and stage == _IN_BODY:
-            body = _body(self.target, kind, fields)
+            body = fields.get("body", b"")
+            if type(body) is not bytes:
+                body = _body(self.target, kind, fields)
             if fields.get("more_body", False):
                 return BODY, body
             if self._trailers_announced:
@@ -191,10 +212,13 @@ class HTTPResponse:
             return END, body
         if kind == "http.response.start" and stage == _AWAITING_START:
             status = fields.get("status")
-            if not _an_int(status) or not 100 <= status <= 599:
+            if type(status) is not int and not _an_int(status):
+                status = None  # (said below)
+            if status is None or not 100 <= status <= 599:
                 raise RequestProtocolError(
                     self.target,
-                    f"its {kind} has status {status!r}, not an int from 100 to 599",
+                    f"its {kind} has status {fields.get('status')!r}, not an int "
+                    "from 100 to 599",
                 )
             self.status = int(status)
             self.headers = check_headers(self.target, kind, fields.get("headers", ()))

@@ -197,7 +197,8 @@ class Exchange:
 
     # The app's side -----------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def call(self) -> None:
+        """Call the app, to its end (its errors are kept for the reader)."""
         try:
             await self.app(self.scope, self.receive, self.send)
         except BaseException as exc:
@@ -320,17 +321,15 @@ class Whole(Exchange):
         self.job = self.here = backend.here(read_timeout)
         self.got: list[tuple[int, bytes]] = []  # what the app sent
 
-    async def run(self) -> None:
-        """Call the app here, to its end."""
-        await self.here.run(self._run)
-
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then kept for the reader."""
         what = self.response.sent(message)
         if self.left:
             raise ClientDisconnected(f"the client of {self.response.target} has gone")
         self.got.append(what)
-        self.here.heard()
+        here = self.here
+        if here.waited:  # (one that never waited has no timeout running)
+            here.heard()
         if what[0] == END:
             self.read_all = True
             self._over()
@@ -357,7 +356,7 @@ class Streamed(Exchange):
         # Two held: a whole small response (its start and its body) is handed
         # over without the app waiting for the reader.
         self.outbox: Handoff = backend.handoff(2)
-        self.job = backend.spawn(app, self._run)
+        self.job = backend.spawn(app, self.call)
 
     def _ended(self) -> None:
         self.outbox.end()
@@ -683,7 +682,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             live = self.apps.live
             live.add(exchange)  # (a client closed in another task ends it)
             try:
-                await exchange.run()
+                await exchange.here.run(exchange.call)
             finally:
                 live.discard(exchange)
                 exchange.closed = True

@@ -213,17 +213,17 @@ class HereJob(Job):
         self.scope.deadline = trio.current_time() + self.timeout
 
     def heard(self) -> None:
-        """A message came from the app: the read timeout starts again."""
-        if self.waited:
-            self.scope.deadline = trio.current_time() + self.timeout
+        """A message came from the app (once it has waited): the read timeout
+        starts again."""
+        self.scope.deadline = trio.current_time() + self.timeout
 
     @property
     def timed_out(self) -> bool:
         """Whether the read timeout passed (rather than a cancel)."""
-        return (
-            self.scope.cancel_called
-            and self.waited
-            and (trio.current_time() >= self.scope.deadline)
+        return (  # (a call that never waited had no deadline)
+            self.waited
+            and self.scope.cancel_called
+            and trio.current_time() >= self.scope.deadline
         )
 
 
