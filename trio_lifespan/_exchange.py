@@ -113,9 +113,9 @@ def check_headers(target: str, kind: str, headers: object) -> list[tuple[bytes, 
         )
     name: Any
     value: Any
-    for pair in given:
+    for pair in given:  # pyright: ignore[reportUnknownVariableType]
         try:
-            name, value = pair
+            name, value = pair  # pyright: ignore[reportUnknownVariableType]
         except (TypeError, ValueError):
             name = value = None
         # (bytes-like only: bytes(5) would make five zero bytes of an int)
