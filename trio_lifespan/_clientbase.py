@@ -118,12 +118,11 @@ class ClientMixin(Generic[AppT_co]):
         """Send ``request``, as httpx does; once the lifespan has failed and
         closed the client, say so rather than that the client is closed.
         (Every request method comes here.)"""
-        lifespan = self._lifespan
-        closed: bool = getattr(self, "is_closed", False)  # (an AsyncClient's)
-        if closed and lifespan is not None:
-            failure: BaseException | None = getattr(lifespan, "failure", None)
-            if failure is not None:
-                raise LifespanUnavailable(failure)
+        failure: BaseException | None = getattr(self._lifespan, "failure", None)
+        if failure is not None and getattr(
+            self, "is_closed", False
+        ):  # (an AsyncClient's)
+            raise LifespanUnavailable(failure)
         token = WHOLE.set(not kwargs.get("stream", False))
         try:
             return await super().send(request, **kwargs)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]

@@ -648,13 +648,13 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             )
 
         async def handle_async_request(self, request: Any) -> Any:
-            app = self.app
+            app: Any = self.app  # (a LifespanApp, with our failure attribute)
             if app is None:
                 raise RuntimeError(
                     "this client's lifespan is not open yet: send requests inside "
                     "`async with open_client(app) as client:`"
                 )
-            failure: BaseException | None = cast("Any", app).failure
+            failure: BaseException | None = app.failure
             if failure is not None:  # (at once: even in a cancelled scope)
                 raise LifespanUnavailable(failure)
             url = request.url
