@@ -11,10 +11,10 @@ points); ``_backend`` (which driver), ``_options`` (argument checks);
 decision, no I/O), ``_exceptions`` (composing exceptions); ``_state`` (the
 yielded app), ``_errors``, ``_types``, ``_compat``; ``_cli`` (the command
 line); ``_client`` and ``_httpx`` (``open_client``: the one module that
-imports httpx), ``_transport`` and ``_websocket`` (its requests and sessions,
-each app in a task of its own), ``_exchange`` (their ASGI rules, no I/O),
-``_wsproto`` (httpx-ws through the client), ``_pytest_plugin`` (the
-fixtures). docs/design.rst says more.
+imports httpx), ``_transport`` and ``_websocket`` (its requests and sessions:
+a whole read in the caller's task, the rest in a task of its own),
+``_exchange`` (their ASGI rules, no I/O), ``_wsproto`` (httpx-ws through the
+client), ``_pytest_plugin`` (the fixtures). docs/design.rst says more.
 """
 
 from importlib import import_module as _import_module

@@ -57,17 +57,19 @@ def open_client(
     :class:`LifespanApp`. On exit the client is closed, then the lifespan:
     every failure comes out as it comes out of :func:`open_lifespan`.
 
-    The transport is the package's own: each request runs the app in a task
-    of its own (on trio in the lifespan's nursery, on asyncio on the caller's
-    loop), so responses stream as the app sends them (``client.stream(...)``;
-    endless ones too), leaving a response tells the app (``http.disconnect``),
-    and nothing is tied to the task that entered the client: a
-    pytest-asyncio fixture may set it up in one task and tear it down in
-    another. A response read to its end waits for the app to return (its
-    background tasks). The read timeout (``timeout=``, httpx's default 5 s)
-    bounds each wait for the app's next message, as a server's would; the
-    client's exit gives every app still running ``shutdown_timeout`` to end,
-    then cancels it. See :doc:`howto/streaming`.
+    The transport is the package's own. A response read whole
+    (``client.get()``, every request but ``client.stream()``) calls the app
+    in the caller's own task, as httpx's transport does (its background tasks
+    run before ``get()`` returns; cancelling the call cancels the app with
+    it). A streamed one (``client.stream(...)``) runs the app in a task of
+    its own (on trio in the lifespan's nursery, on asyncio on the caller's
+    loop), so responses stream as the app sends them (endless ones too), and
+    leaving one tells the app (``http.disconnect``). Nothing is tied to the
+    task that entered the client: a pytest-asyncio fixture may set it up in
+    one task and tear it down in another. The read timeout (``timeout=``,
+    httpx's default 5 s) bounds each wait for the app's next message, as a
+    server's would; the client's exit gives every app still running
+    ``shutdown_timeout`` to end, then cancels it. See :doc:`howto/streaming`.
 
     Websockets: ``async with client.websocket_connect("/ws") as ws:``
     (:meth:`LifespanClient.websocket_connect`), with ASGI messages handed
