@@ -450,3 +450,31 @@ def test_a_call_here_on_a_closed_loop_is_neither_cancelled_nor_waited_for() -> N
     assert asyncio.run(later()) is False
     assert not task.done()
     task._log_destroy_pending = False  # type: ignore[attr-defined]  # (left on purpose)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="cancelling() is 3.11+")
+def test_the_callers_cancellation_swallowed_by_the_app_still_comes_out() -> None:
+    from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
+
+    async def swallows(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        try:
+            await asyncio.sleep(math.inf)
+        except asyncio.CancelledError:  # (it should not; some apps do)
+            await send({"type": "http.response.start", "status": 499, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    async def main() -> None:
+        async with open_client(swallows, timeout=None) as client:
+            if sys.version_info >= (3, 11):
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(1):
+                        await client.get("/")  # (the app answers 499)
+                assert current_task().cancelling() == 0
+
+    ASYNCIO.run(main, {})

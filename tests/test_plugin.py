@@ -91,8 +91,18 @@ def starlette_app():
         request.state.broken.set()
         return PlainTextResponse("broken")
 
+    async def breaks_under(request):
+        request.state.broken.set()
+        await anyio.sleep(5)  # still in flight when the lifespan dies
+        return PlainTextResponse("too late")
+
     return Starlette(
-        routes=[Route("/", home), Route("/break", breaks)], lifespan=lifespan
+        routes=[
+            Route("/", home),
+            Route("/break", breaks),
+            Route("/break-under", breaks_under),
+        ],
+        lifespan=lifespan,
     )
 
 
@@ -291,6 +301,26 @@ def test_a_crash_fails_that_test_only(
     assert list(raised) == [("test_crash", "call")]  # no teardown error besides
     assert_the_crash(raised["test_crash", "call"])
     result.stdout.fnmatch_lines(["FAILED test_it.py::test_crash - *db pool died*"])
+
+
+@pytest.mark.parametrize("plugin", list(PLUGINS))
+def test_a_crash_under_a_request_fails_that_test_with_the_apps_error(
+    pytester: pytest.Pytester, plugin: str
+) -> None:
+    # The request is in flight in the test's own task (a whole read): the
+    # test is stopped when the lifespan fails, before the client's exit
+    # could end the request with an error of its own.
+    tests = """
+    {header}
+
+    async def test_crash(lifespan_client):
+        await lifespan_client.get("/break-under")  # the pool dies meanwhile
+        raise AssertionError("the test went on")
+    """
+    result, raised = run(pytester, plugin, {"asgi_app": "plugin_apps:starlette"}, tests)
+    result.assert_outcomes(failed=1)
+    assert list(raised) == [("test_crash", "call")]  # no teardown error besides
+    assert_the_crash(raised["test_crash", "call"])
 
 
 # Wider scopes: pytest-asyncio with a matching loop scope ------------------------
@@ -919,6 +949,21 @@ async def test_a_holder_cancelled_while_stopping_cuts_the_shutdown_short(
     assert scope.cancelled_caught
     assert backend.now() - began == approx(1, abs=1e-3)
     assert EVENTS == []  # the shutdown did not finish
+    assert isinstance(holder.error, backend.cancelled)
+
+
+async def test_a_holder_stopped_from_outside_stops_what_it_watches_once(
+    backend: Backend,
+) -> None:
+    # Not the app's failure (the session is interrupted): the steps it
+    # watches are stopped once the lifespan is gone, and once only.
+    holder = holder_for(slow_app)
+    await holder.start()
+    stopped: list[str] = []
+    holder.watchers.add(lambda: stopped.append("stopped"))
+    holder._abort()  # pyright: ignore[reportPrivateUsage]  # (as pytest's end does)
+    await holder._wait_done()  # pyright: ignore[reportPrivateUsage]
+    assert stopped == ["stopped"]
     assert isinstance(holder.error, backend.cancelled)
 
 

@@ -5,6 +5,8 @@ a client used from tasks other than the one that opened it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import importlib.metadata
 import math
@@ -19,6 +21,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import trio
 
 import trio_lifespan
 from trio_lifespan._errors import RequestProtocolError
@@ -1045,3 +1048,91 @@ async def test_the_disconnect_comes_after_the_last_message_is_handed_over(
         async with client.stream("GET", "/") as response:
             await backend.sleep(1)  # the app waits to hand its last message over
             assert await response.aread() == b"abcde"
+
+
+# A whole read in the caller's task behaves as a call of the library's own -----------
+
+
+async def answers(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app that answers in its first step, without ever waiting."""
+    if await lifespan(scope, receive, send):
+        return
+    await send(start())
+    await send(body(b"ok"))
+
+
+async def test_a_whole_read_lets_the_other_tasks_run(backend: Backend) -> None:
+    flipped: list[str] = []
+
+    async def flip() -> None:
+        flipped.append("ran")  # (runs once the test's task lets it)
+
+    async with trio_lifespan.open_client(answers) as client:
+        async with tasks(backend) as start_soon:
+            start_soon(flip)
+            polls = 0
+            while not flipped and polls < 10:  # (a poll loop, as tests write)
+                await client.get("/")
+                polls += 1
+    assert (flipped, polls) == (["ran"], 1)
+
+
+async def test_a_whole_read_is_a_checkpoint(backend: Backend) -> None:
+    ran: list[str] = []
+
+    async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            ran.append("the app")
+        await answers(scope, receive, send)
+
+    async with trio_lifespan.open_client(counted) as client:
+        # A cancellation already due comes out of the request (whose app
+        # answers at once, never waiting), as from any call of the library.
+        if backend.name == "trio":
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await client.get("/")
+            assert scope.cancelled_caught
+        else:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await client.get("/")
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+    assert ran == ["the app"]
+
+
+async def uncancellable(backend: Backend, seconds: float) -> None:
+    """A wait the read timeout cannot cut short (a thread's, a shielded one)."""
+    if backend.name == "trio":
+        with trio.CancelScope(shield=True):
+            await trio.sleep(seconds)
+    else:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(asyncio.sleep(seconds))
+        await asyncio.sleep(seconds)  # (asyncio's cancellation was taken: let it land)
+
+
+@pytest.mark.parametrize("sent_first", [False, True], ids=["silent", "started"])
+async def test_an_answer_after_the_read_timeout_is_a_timeout(
+    backend: Backend, sent_first: bool
+) -> None:
+    async def late(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        if sent_first:
+            await send(start())
+        try:
+            await uncancellable(backend, 2)
+        finally:
+            if not sent_first:
+                await send(start(503))  # (in its clean-up, too late)
+            await send(body(b"late"))
+
+    async with trio_lifespan.open_client(late, timeout=1) as client:
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            await client.get("/")
+    what = "sent nothing more of its response to" if sent_first else "did not answer"
+    assert str(caught.value).startswith(f"the app {what} GET http://testserver/ ")

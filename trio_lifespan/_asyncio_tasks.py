@@ -403,6 +403,7 @@ class HereJob:
         "_waiter",
         "deadline",
         "ended",
+        "late",
         "task",
         "timeout",
         "waited",
@@ -414,6 +415,7 @@ class HereJob:
         self.waited = False
         self.ended = False
         self.why: str | None = None  # "timeout" or "cancel", once we cancelled
+        self.late = False  # a message came once the timeout had passed
         self.task = current_task()  # (made in the task that runs it)
         self.deadline = math.inf
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -421,7 +423,9 @@ class HereJob:
         self._waiter: asyncio.Future[None] | None = None  # (made if one waits)
 
     async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Await ``fn()`` here, stepped in a context of its own."""
+        """Await ``fn()`` here, stepped in a context of its own. An app that
+        never waited is followed by a turn of the loop, as trio's calls are
+        by a checkpoint: a loop of requests lets the other tasks run."""
         task = self.task
         if sys.version_info >= (3, 11):
             before = task.cancelling()
@@ -434,12 +438,15 @@ class HereJob:
                 raise
         else:
             self._taken_back(task, before)
+            _not_swallowed(task, before)
         finally:
             self.ended = True
             if self._handle is not None:
                 self._handle.cancel()
             if self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
+        if not self.waited:
+            await asyncio.sleep(0)
 
     def _taken_back(self, task: asyncio.Task[Any], before: int) -> bool:
         """Withdraw our cancellation, if we made one; whether it was the
@@ -458,8 +465,12 @@ class HereJob:
             self._handle = loop.call_at(self.deadline, self._expire)
 
     def heard(self) -> None:
-        """A message came from the app: the read timeout starts again."""
-        if self._loop is not None:
+        """A message came from the app (once it has waited): the read timeout
+        starts again, unless it has passed (the app went on regardless): then
+        the message came too late."""
+        if self.why == "timeout":
+            self.late = True
+        elif self._loop is not None:
             self.deadline = self._loop.time() + self.timeout
 
     def _expire(self) -> None:
@@ -496,6 +507,14 @@ class HereJob:
     def timed_out(self) -> bool:
         """Whether the read timeout cut the call short."""
         return self.why == "timeout"
+
+
+def _not_swallowed(task: asyncio.Task[Any], before: int) -> None:
+    """Raise the caller's own cancellation if the app swallowed it (one asked
+    for since ``before`` is still counted): it is the caller's, and still
+    comes out. (Python 3.10 cannot count them.)"""
+    if sys.version_info >= (3, 11) and task.cancelling() > before:
+        raise asyncio.CancelledError
 
 
 class AsyncioHolders:

@@ -111,6 +111,11 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             """Whether the timeout cut the call short."""
             ...
 
+        @property
+        def late(self) -> bool:
+            """Whether a message came once the timeout had passed."""
+            ...
+
     class Background(Protocol):
         """A task started by :meth:`Backend.start_background`."""
 

@@ -330,6 +330,26 @@ class Holder:
         assert self.error is not None
         return self.error
 
+    def _failed_under(self, app: LifespanApp[Any] | None) -> None:
+        """The lifespan has failed, and cancelled our wait: the steps it
+        watches are stopped now, with its error, not once the client and the
+        lifespan have closed (a request in flight, which their exit ends,
+        would raise first). Anything else that ended the wait (a Ctrl-C, the
+        session ending) is left to the exit."""
+        failure: BaseException | None = getattr(app, "failure", None)
+        if failure is None:
+            return
+        self.error = failure
+        self._stop_watched()
+
+    def _stop_watched(self) -> None:
+        """Stop every step watched now, once each (a watcher stopped is
+        forgotten: asyncio's cancels a task, and a second would stay)."""
+        watchers = list(self.watchers)
+        self.watchers.clear()
+        for watcher in watchers:
+            watcher()
+
     async def _wait_for(self, event: Event) -> None:
         """Wait for ``event``; if the wait is interrupted (a cancellation, a
         Ctrl-C), stop the task and wait until it is gone, then go on."""
@@ -374,11 +394,15 @@ class Holder:
                 else:
                     self._app = cast("LifespanApp[Any]", held)
                 self._settled.set()
-                await self._stopping.wait()
+                try:
+                    await self._stopping.wait()
+                except BaseException:
+                    self._failed_under(self._app)
+                    raise
         except BaseException as exc:  # noqa: BLE001 - kept for the tests to raise
-            self.error = exc
-            for watcher in list(self.watchers):
-                watcher()
+            if self.error is None:
+                self.error = exc
+            self._stop_watched()
         finally:
             self._settled.set()
             self._done.set()

@@ -305,7 +305,7 @@ class Whole(Exchange):
     outlives its caller, and hears the client go instead.
     """
 
-    __slots__ = ("got", "here")
+    __slots__ = ("got", "here", "in_time")
 
     def __init__(
         self,
@@ -320,6 +320,7 @@ class Whole(Exchange):
         super().__init__(backend, app, scope, body, target, read_timeout=read_timeout)
         self.job = self.here = backend.here(read_timeout)
         self.got: list[tuple[int, bytes]] = []  # what the app sent
+        self.in_time = 0  # how many of them came within the read timeout
 
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then kept for the reader."""
@@ -330,6 +331,8 @@ class Whole(Exchange):
         here = self.here
         if here.waited:  # (one that never waited has no timeout running)
             here.heard()
+        if not here.late:
+            self.in_time += 1
         if what[0] == END:
             self.read_all = True
             self._over()
@@ -632,12 +635,16 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 request=request,
             )
 
-        def timed_out(self, request: Any, exchange: Exchange) -> BaseException:
+        def timed_out(
+            self, request: Any, exchange: Exchange, *, started: bool | None = None
+        ) -> BaseException:
+            """The error for a response the app did not send within the read
+            timeout (``started``: whether its start came in time)."""
             seconds = exchange.read_timeout
+            if started is None:
+                started = exchange.response.started
             what = (
-                "sent nothing more of its response to"
-                if exchange.response.started
-                else "did not answer"
+                "sent nothing more of its response to" if started else "did not answer"
             )
             return httpx.ReadTimeout(  # type: ignore[no-any-return]
                 f"the app {what} {request.method} {request.url} within the "
@@ -687,9 +694,12 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 live.discard(exchange)
                 exchange.closed = True
             response = exchange.response
-            if exchange.here.timed_out:
-                if not response.complete:
-                    raise self.timed_out(request, exchange)
+            here = exchange.here
+            if here.timed_out:
+                if here.late or not response.complete:  # (a reader would have gone)
+                    raise self.timed_out(
+                        request, exchange, started=exchange.in_time > 0
+                    )
                 # Its work after the response outlasted the read timeout, and
                 # was cut there: nothing of a call outlives it.
                 exchange.interrupted = False

@@ -190,15 +190,19 @@ class HereJob(Job):
     The app's steps run in a copy of the reader's context (what it sets stays
     its own, as in a task), under the job's cancel scope: its deadline is the
     read timeout, set once the app first waits and again at each message it
-    sends (a timed wait costs trio more than an app that never waits).
+    sends (a timed wait costs trio more than an app that never waits). An
+    app that never waited is followed by a checkpoint, as every trio call is:
+    a loop of requests lets the other tasks run, and a cancellation in.
     """
 
-    __slots__ = ("timeout", "waited")
+    __slots__ = ("late", "stopped", "timeout", "waited")
 
     def __init__(self, timeout: float) -> None:
         super().__init__(trio.CancelScope())
         self.timeout = timeout
         self.waited = False
+        self.stopped = False  # cancelled by cancel() (not by the timeout)
+        self.late = False  # a message came once the timeout had passed
 
     async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Await ``fn()`` here, stepped in a context of its own."""
@@ -207,6 +211,12 @@ class HereJob(Job):
                 await stepped(contextvars.copy_context(), fn(), self)
         finally:
             self.finished()
+        if not self.waited:
+            await trio.lowlevel.checkpoint()
+
+    def cancel(self) -> None:
+        self.stopped = True
+        self.scope.cancel()
 
     def first_wait(self) -> None:
         self.waited = True
@@ -214,17 +224,19 @@ class HereJob(Job):
 
     def heard(self) -> None:
         """A message came from the app (once it has waited): the read timeout
-        starts again."""
-        self.scope.deadline = trio.current_time() + self.timeout
+        starts again, unless it has passed (a wait trio could not cut short:
+        a thread's, a shielded one): then the message came too late."""
+        if self.scope.cancel_called:
+            self.late = True
+        else:
+            self.scope.deadline = trio.current_time() + self.timeout
 
     @property
     def timed_out(self) -> bool:
         """Whether the read timeout passed (rather than a cancel)."""
-        return (  # (a call that never waited had no deadline)
-            self.waited
-            and self.scope.cancel_called
-            and trio.current_time() >= self.scope.deadline
-        )
+        # (a call that never waited had no deadline; the scope remembers one
+        # that passed, wherever its deadline was moved to since)
+        return self.waited and not self.stopped and self.scope.cancel_called
 
 
 class Background:
