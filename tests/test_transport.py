@@ -1074,7 +1074,10 @@ async def test_a_whole_read_lets_the_other_tasks_run(backend: Backend) -> None:
             while not flipped and polls < 10:  # (a poll loop, as tests write)
                 await client.get("/")
                 polls += 1
-    assert (flipped, polls) == (["ran"], 1)
+    # (trio runs a turn's tasks in either order: the next request's
+    # checkpoint lets it run at the latest)
+    assert flipped == ["ran"]
+    assert polls <= 2
 
 
 async def test_a_whole_read_is_a_checkpoint(backend: Backend) -> None:
