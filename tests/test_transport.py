@@ -1071,16 +1071,16 @@ async def test_a_whole_read_lets_the_other_tasks_run(backend: Backend) -> None:
         async with tasks(backend) as start_soon:
             start_soon(flip)
             polls = 0
-            while not flipped and polls < 10:  # (a poll loop, as tests write)
+            while not flipped and polls < 100_000:  # (a poll loop, as tests write)
                 await client.get("/")
                 polls += 1
-    # (trio runs a turn's tasks in either order: the next request's
-    # checkpoint lets it run at the latest)
+    # (a turn of the scheduler at least once a millisecond: its requests
+    # take some 100 µs each, far more under coverage)
     assert flipped == ["ran"]
-    assert polls <= 2
+    assert polls < 1000
 
 
-async def test_a_whole_read_is_a_checkpoint(backend: Backend) -> None:
+async def test_a_whole_read_is_a_cancel_point(backend: Backend) -> None:
     ran: list[str] = []
 
     async def counted(scope: Scope, receive: Receive, send: Send) -> None:
