@@ -193,7 +193,11 @@ class Exchange:
         self._whole_body = body if isinstance(body, bytes) else None
         self._body: AsyncIterator[bytes] = body  # type: ignore[assignment]
         self._request_done = False
-        self.job: Job  # (the app's call: each kind sets it)
+        self.job: Job = self._open(backend, read_timeout)
+
+    def _open(self, backend: Backend, read_timeout: float) -> Job:
+        """Make what this kind of request needs; the job the app will run in."""
+        raise NotImplementedError  # pragma: no cover - each kind has its own
 
     # The app's side -----------------------------------------------------------
 
@@ -246,6 +250,14 @@ class Exchange:
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then handed to the reader."""
         raise NotImplementedError  # pragma: no cover - each kind has its own
+
+    def _checked(self, message: Message) -> tuple[int, bytes]:
+        """What the app's ``message`` is, and its body; an error once the
+        client has gone (ASGI 2.4: ``send()`` raises an ``OSError``)."""
+        what = self.response.sent(message)
+        if self.left:
+            raise ClientDisconnected(f"the client of {self.response.target} has gone")
+        return what
 
     # The reader's side --------------------------------------------------------
 
@@ -307,26 +319,15 @@ class Whole(Exchange):
 
     __slots__ = ("got", "here", "in_time")
 
-    def __init__(
-        self,
-        backend: Backend,
-        app: LifespanApp[Any],
-        scope: Scope,
-        body: AsyncIterator[bytes] | bytes,
-        target: str,
-        *,
-        read_timeout: float,
-    ) -> None:
-        super().__init__(backend, app, scope, body, target, read_timeout=read_timeout)
-        self.job = self.here = backend.here(read_timeout)
+    def _open(self, backend: Backend, read_timeout: float) -> Job:
+        self.here = backend.here(read_timeout)
         self.got: list[tuple[int, bytes]] = []  # what the app sent
         self.in_time = 0  # how many of them came within the read timeout
+        return self.here
 
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then kept for the reader."""
-        what = self.response.sent(message)
-        if self.left:
-            raise ClientDisconnected(f"the client of {self.response.target} has gone")
+        what = self._checked(message)
         self.got.append(what)
         here = self.here
         if here.waited:  # (one that never waited has no timeout running)
@@ -345,30 +346,18 @@ class Streamed(Exchange):
 
     __slots__ = ("outbox",)
 
-    def __init__(
-        self,
-        backend: Backend,
-        app: LifespanApp[Any],
-        scope: Scope,
-        body: AsyncIterator[bytes] | bytes,
-        target: str,
-        *,
-        read_timeout: float,
-    ) -> None:
-        super().__init__(backend, app, scope, body, target, read_timeout=read_timeout)
+    def _open(self, backend: Backend, read_timeout: float) -> Job:
         # Two held: a whole small response (its start and its body) is handed
         # over without the app waiting for the reader.
         self.outbox: Handoff = backend.handoff(2)
-        self.job = backend.spawn(app, self.call)
+        return backend.spawn(self.app, self.call)
 
     def _ended(self) -> None:
         self.outbox.end()
 
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then handed to the reader."""
-        what = self.response.sent(message)
-        if self.left:
-            raise ClientDisconnected(f"the client of {self.response.target} has gone")
+        what = self._checked(message)
         if not await self.outbox.put(what):
             raise ClientDisconnected(f"the client of {self.response.target} has gone")
         if what[0] == END:
