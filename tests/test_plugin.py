@@ -60,17 +60,22 @@ CALLS = []
 async def pool(state):
     """What the three apps' lifespans hold: a task that dies on request."""
     broken = anyio.Event()
+    gone = anyio.Event()  # set once the lifespan has ended
 
     async def run():
         await broken.wait()
         raise RuntimeError("db pool died")
 
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(run)
-        state["db"] = "ready"
-        state["broken"] = broken
-        yield
-        tasks.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run)
+            state["db"] = "ready"
+            state["broken"] = broken
+            state["gone"] = gone
+            yield
+            tasks.cancel_scope.cancel()
+    finally:
+        gone.set()
 
 
 def starlette_app():
@@ -96,11 +101,17 @@ def starlette_app():
         await anyio.sleep(5)  # still in flight when the lifespan dies
         return PlainTextResponse("too late")
 
+    async def breaks_and_waits(request):
+        request.state.broken.set()
+        await request.state.gone.wait()  # answers once the lifespan is gone
+        return PlainTextResponse("too late")
+
     return Starlette(
         routes=[
             Route("/", home),
             Route("/break", breaks),
             Route("/break-under", breaks_under),
+            Route("/break-and-wait", breaks_and_waits),
         ],
         lifespan=lifespan,
     )
@@ -303,20 +314,24 @@ def test_a_crash_fails_that_test_only(
     result.stdout.fnmatch_lines(["FAILED test_it.py::test_crash - *db pool died*"])
 
 
+@pytest.mark.parametrize("route", ["/break-under", "/break-and-wait"])
 @pytest.mark.parametrize("plugin", list(PLUGINS))
 def test_a_crash_under_a_request_fails_that_test_with_the_apps_error(
-    pytester: pytest.Pytester, plugin: str
+    pytester: pytest.Pytester, plugin: str, route: str
 ) -> None:
     # The request is in flight in the test's own task (a whole read): the
     # test is stopped when the lifespan fails, before the client's exit
-    # could end the request with an error of its own.
+    # could end the request with an error of its own, whether the request
+    # is still waiting then or answers once the lifespan is gone.
     tests = """
+    import anyio
+
     {header}
 
     async def test_crash(lifespan_client):
-        await lifespan_client.get("/break-under")  # the pool dies meanwhile
-        raise AssertionError("the test went on")
-    """
+        await lifespan_client.get("ROUTE")  # the pool dies meanwhile
+        await anyio.sleep(5)  # (the crash ends the test by here, at once)
+    """.replace("ROUTE", route)
     result, raised = run(pytester, plugin, {"asgi_app": "plugin_apps:starlette"}, tests)
     result.assert_outcomes(failed=1)
     assert list(raised) == [("test_crash", "call")]  # no teardown error besides

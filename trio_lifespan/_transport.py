@@ -697,7 +697,9 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 await _before_raising(exchange, error)
                 raise error
             if exchange.left:  # the client was closed under it
-                raise exchange.cut_short()
+                error = exchange.cut_short()
+                await _before_raising(exchange, error)
+                raise error
             got = exchange.got
             if not got:  # the app returned without a response
                 return httpx.Response(500, headers=[], request=request)
