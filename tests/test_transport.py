@@ -825,6 +825,30 @@ async def test_a_whole_call_in_another_task_is_ended_by_the_clients_exit(
     ]
 
 
+async def test_a_whole_call_whose_work_the_clients_exit_cuts_still_answers(
+    backend: Backend,
+) -> None:
+    answered: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"accepted"))
+        await backend.sleep(forever())  # its work after the response
+
+    async def read(client: httpx.AsyncClient) -> None:
+        answered.append((await client.get("/")).status_code)
+
+    async with tasks(backend) as start_soon:  # outside the client's body
+        async with trio_lifespan.open_client(
+            app, timeout=None, shutdown_timeout=1
+        ) as client:
+            start_soon(lambda: read(client))
+            await backend.sleep(1)
+    assert answered == [200]  # (the response was whole before the exit came)
+
+
 async def test_a_crash_ends_a_whole_call_in_another_task(backend: Backend) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -509,6 +509,11 @@ class HereJob:
         """Whether the read timeout cut the call short."""
         return self.why == "timeout"
 
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`cancel` cut the call short."""
+        return self.why == "cancel"
+
 
 #: When a call here last let the loop run (``time.perf_counter()``).
 _last_turn = 0.0

@@ -112,6 +112,11 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             ...
 
         @property
+        def stopped(self) -> bool:
+            """Whether :meth:`cancel` cut the call short."""
+            ...
+
+        @property
         def late(self) -> bool:
             """Whether a message came once the timeout had passed."""
             ...

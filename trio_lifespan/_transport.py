@@ -692,6 +692,9 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 # Its work after the response outlasted the read timeout, and
                 # was cut there: nothing of a call outlives it.
                 exchange.interrupted = False
+            elif here.stopped and not exchange.left:
+                # The client's exit cut its work after a complete response.
+                exchange.interrupted = False
             error = exchange.failure(self.raise_app_exceptions)
             if error is not None:
                 await _before_raising(exchange, error)
