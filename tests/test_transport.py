@@ -1163,3 +1163,72 @@ async def test_an_answer_after_the_read_timeout_is_a_timeout(
             await client.get("/")
     what = "sent nothing more of its response to" if sent_first else "did not answer"
     assert str(caught.value).startswith(f"the app {what} GET http://testserver/ ")
+
+
+async def test_a_whole_calls_send_and_receive_after_it_ended_say_the_client_went(
+    backend: Backend,
+) -> None:
+    kept: list[tuple[Receive, Send]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        kept.append((receive, send))  # (as a task the app left behind keeps them)
+        await send(start())
+        await send(body(b"ok" if scope["path"] == "/whole" else b"", more=True))
+        if scope["path"] == "/whole":
+            await send(body(b""))
+        else:
+            await backend.sleep(forever())  # (the read timeout cuts it)
+
+    async with trio_lifespan.open_client(app, timeout=1) as client:
+        assert (await client.get("/whole")).content == b"ok"
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/cut")
+        for receive, send in kept:
+            with pytest.raises(OSError, match=r"^the client of GET /\w+ has gone$"):
+                await send(body(b"late"))
+            assert (await receive())["type"] == "http.request"  # (its body, unread)
+            assert await receive() == {"type": "http.disconnect"}  # (not a hang)
+
+
+async def test_a_whole_calls_nursery_cut_after_its_response_still_answers(
+    backend: Backend,
+) -> None:
+    if backend.name != "trio":
+        pytest.skip("a group of cancellations is trio's way (anyio collapses it)")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+
+        async def answer_then_work() -> None:
+            await send(start())
+            await send(body(b"ok"))
+            await trio.sleep(math.inf)  # (cut by the read timeout)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer_then_work)
+
+    async with trio_lifespan.open_client(app, timeout=1) as client:
+        assert (await client.get("/")).content == b"ok"
+
+
+async def test_an_answer_after_the_app_held_the_loop_past_the_timeout_is_late(
+    backend: Backend,
+) -> None:
+    if backend.name != "trio":
+        pytest.skip("trio's MockClock can move while the app holds the loop")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await trio.lowlevel.checkpoint()  # (it waits once: its read timeout runs)
+        clock: Any = trio.lowlevel.current_clock()
+        clock.jump(2)  # (work that holds the loop past the timeout)
+        await send(start())
+        await send(body(b"late"))
+
+    async with trio_lifespan.open_client(app, timeout=1) as client:
+        with pytest.raises(httpx.ReadTimeout, match="did not answer"):
+            await client.get("/")

@@ -469,10 +469,12 @@ class HereJob:
         """A message came from the app (once it has waited): the read timeout
         starts again, unless it has passed (the app went on regardless): then
         the message came too late."""
-        if self.why == "timeout":
+        # (by the clock too: a loop the app held could not run our timer)
+        loop = self._loop
+        if self.why is not None or (loop is not None and loop.time() >= self.deadline):
             self.late = True
-        elif self._loop is not None:
-            self.deadline = self._loop.time() + self.timeout
+        elif loop is not None:
+            self.deadline = loop.time() + self.timeout
 
     def _expire(self) -> None:
         assert self._loop is not None
@@ -506,8 +508,9 @@ class HereJob:
 
     @property
     def timed_out(self) -> bool:
-        """Whether the read timeout cut the call short."""
-        return self.why == "timeout"
+        """Whether the read timeout cut the call short (or passed before a
+        message came, while the app held the loop)."""
+        return self.why == "timeout" or (self.late and self.why is None)
 
     @property
     def stopped(self) -> bool:
@@ -518,20 +521,17 @@ class HereJob:
 #: When a call here last let the loop run (``time.perf_counter()``).
 _last_turn = 0.0
 
-#: At most this long between two turns of the loop in calls made here.
-TURN_EVERY = 0.001
-
 
 async def _turn(task: asyncio.Task[Any]) -> None:
     """After a call that never waited: a turn of the loop if the task has a
     cancellation asked for (it comes out, as at any await that suspends),
-    and at least once a millisecond (a poll loop lets the task it waits for
-    run; a timeout around a loop of requests fires). A turn for every
-    request would cost one of about 125 µs some 4 µs."""
+    and at least every two of Python's thread switch intervals (10 ms; see
+    the trio side's ``_turn``: turns more often starve other threads of the
+    GIL). A turn for every request would cost one of about 125 µs some 4 µs."""
     global _last_turn  # noqa: PLW0603 - one clock for the thread's calls
     now = time.perf_counter()
     asked = sys.version_info >= (3, 11) and task.cancelling() > 0
-    if asked or now - _last_turn >= TURN_EVERY:
+    if asked or now - _last_turn >= 2 * sys.getswitchinterval():
         _last_turn = now
         await asyncio.sleep(0)
 

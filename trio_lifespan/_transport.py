@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._backend import current_backend
 from ._errors import LifespanUnavailable
+from ._exceptions import only_cancellations
 from ._exchange import (
     ASGI,
     DISCONNECT,
@@ -206,7 +207,8 @@ class Exchange:
         try:
             await self.app(self.scope, self.receive, self.send)
         except BaseException as exc:
-            if isinstance(exc, self.backend.cancelled):
+            # (a group of them is one too: the app's nursery, when cancelled)
+            if only_cancellations(exc, self.backend.cancelled):
                 self.interrupted = not self.left
                 raise
             # Ctrl-C in a handler goes to the reader, as the app's exceptions
@@ -254,6 +256,8 @@ class Exchange:
     def _checked(self, message: Message) -> tuple[int, bytes]:
         """What the app's ``message`` is, and its body; an error once the
         client has gone (ASGI 2.4: ``send()`` raises an ``OSError``)."""
+        if self.ended:  # (a task the app left behind, after its call returned)
+            raise ClientDisconnected(f"the client of {self.response.target} has gone")
         what = self.response.sent(message)
         if self.left:
             raise ClientDisconnected(f"the client of {self.response.target} has gone")
@@ -318,6 +322,10 @@ class Whole(Exchange):
     """
 
     __slots__ = ("got", "here", "in_time")
+
+    def _ended(self) -> None:
+        # (a task the app left behind hears that the client has gone)
+        self._over()
 
     def _open(self, backend: Backend, read_timeout: float) -> Job:
         self.here = backend.here(read_timeout)

@@ -15,6 +15,7 @@ still go over memory channels (:mod:`._trio`).
 from __future__ import annotations
 
 import contextvars
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -227,35 +228,41 @@ class HereJob(Job):
         """A message came from the app (once it has waited): the read timeout
         starts again, unless it has passed (a wait trio could not cut short:
         a thread's, a shielded one): then the message came too late."""
-        if self.scope.cancel_called:
+        # (by the clock: whether or not the scheduler has seen the deadline,
+        # as when the app held the loop, or answered from a shielded scope)
+        now = trio.current_time()
+        if now >= self.scope.deadline or self.stopped:
             self.late = True
         else:
-            self.scope.deadline = trio.current_time() + self.timeout
+            self.scope.deadline = now + self.timeout
 
     @property
     def timed_out(self) -> bool:
         """Whether the read timeout passed (rather than a cancel)."""
         # (a call that never waited had no deadline; the scope remembers one
         # that passed, wherever its deadline was moved to since)
-        return self.waited and not self.stopped and self.scope.cancel_called
+        return (
+            self.waited and not self.stopped and (self.late or self.scope.cancel_called)
+        )
 
 
 #: When a call here last let the scheduler run (``time.perf_counter()``).
 _last_turn = 0.0
 
-#: At most this long between two turns of the scheduler in calls made here.
-TURN_EVERY = 0.001
-
 
 async def _turn() -> None:
     """After a call that never waited: a cancellation comes out at once, as
-    at any checkpoint, and the scheduler gets a turn at least once a
-    millisecond (a poll loop lets the task it waits for run; a deadline
-    around a loop of requests fires). A turn for every request would cost
-    one of about 130 µs some 6 µs, a twentieth of it."""
+    at any checkpoint, and the scheduler gets a turn at least every two of
+    Python's thread switch intervals (10 ms; a poll loop lets the task it
+    waits for run, a deadline around a loop of requests fires). A turn for
+    every request would cost one of about 130 µs some 6 µs, a twentieth of
+    it; and turns more often than the switch interval starve other threads
+    of the GIL (each short release restarts a waiting thread's wait for
+    it): a job in a worker thread took seconds to finish beside a loop of
+    requests with a turn every millisecond."""
     global _last_turn  # noqa: PLW0603 - one clock for the thread's calls
     now = time.perf_counter()
-    if now - _last_turn >= TURN_EVERY:
+    if now - _last_turn >= 2 * sys.getswitchinterval():
         _last_turn = now
         await trio.lowlevel.checkpoint()
     else:
