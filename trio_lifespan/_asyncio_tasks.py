@@ -17,12 +17,11 @@ import contextvars
 import math
 import signal
 import sys
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-from ._backend import stepped
+from ._backend import stepped, turn_due
 from ._protocol import cancel_reason
 from ._types import EMPTY
 
@@ -518,26 +517,16 @@ class HereJob:
         return self.why == "cancel"
 
 
-#: When a call here last let the loop run (``time.perf_counter()``).
-_last_turn = 0.0
-
-
 async def _turn(task: asyncio.Task[Any]) -> None:
     """After a call that never waited: a turn of the loop if the task has a
     cancellation asked for (it comes out, as at any await that suspends),
-    and at least every two of Python's thread switch intervals (10 ms; see
-    the trio side's ``_turn``: turns more often starve other threads of the
-    GIL). A turn for every request would cost one of about 125 µs some 4 µs;
-    Python 3.10, which cannot tell whether a cancellation was asked for,
-    takes it."""
-    global _last_turn  # noqa: PLW0603 - one clock for the thread's calls
-    now = time.perf_counter()
+    or when one is due (:func:`._backend.turn_due`). Python 3.10, which
+    cannot tell whether a cancellation was asked for, takes one each time."""
     if sys.version_info >= (3, 11):
         asked = task.cancelling() > 0
     else:  # pragma: no cover - py310 tox environment
         asked = True  # (3.10 cannot tell: a turn every time)
-    if asked or now - _last_turn >= 2 * sys.getswitchinterval():
-        _last_turn = now
+    if turn_due(asked):
         await asyncio.sleep(0)
 
 

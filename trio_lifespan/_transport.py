@@ -257,11 +257,15 @@ class Exchange:
         """What the app's ``message`` is, and its body; an error once the
         client has gone (ASGI 2.4: ``send()`` raises an ``OSError``)."""
         if self.ended:  # (a task the app left behind, after its call returned)
-            raise ClientDisconnected(f"the client of {self.response.target} has gone")
+            raise self.gone_error()
         what = self.response.sent(message)
         if self.left:
-            raise ClientDisconnected(f"the client of {self.response.target} has gone")
+            raise self.gone_error()
         return what
+
+    def gone_error(self) -> ClientDisconnected:
+        """What the app's ``send()`` raises once its client has gone."""
+        return ClientDisconnected(f"the client of {self.response.target} has gone")
 
     # The reader's side --------------------------------------------------------
 
@@ -367,7 +371,7 @@ class Streamed(Exchange):
         """The app's ``send``: checked, then handed to the reader."""
         what = self._checked(message)
         if not await self.outbox.put(what):
-            raise ClientDisconnected(f"the client of {self.response.target} has gone")
+            raise self.gone_error()
         if what[0] == END:
             # Only now, the whole response handed over: an app that listens
             # for the disconnect while it sends (Quart) must not hear it
@@ -717,18 +721,22 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             if not response.complete:
                 raise self.incomplete(request)
             content = (
-                b""
-                if request.method == "HEAD"
-                else got[1][1]
+                got[1][1]
                 if len(got) == 2  # (the common case: a start, one body)
                 else b"".join([chunk for _, chunk in got])
             )
+            return self._read_whole(request, response, content)
+
+        def _read_whole(
+            self, request: Any, response: HTTPResponse, content: bytes
+        ) -> Any:
+            """The response with all its body, read (none for ``HEAD``)."""
             return httpx.Response(
                 response.status,
                 headers=response.headers,
                 # (a stream, as httpx's own transport gives: content= would
                 # add a content-length the app did not send)
-                stream=httpx.ByteStream(content),
+                stream=httpx.ByteStream(b"" if request.method == "HEAD" else content),
                 extensions={"trailers": response.trailers},
             )
 
@@ -764,13 +772,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 error = exchange.failure(self.raise_app_exceptions)
                 if error is not None:
                     raise error
-                content = b"" if request.method == "HEAD" else b"".join(chunks)
-                return httpx.Response(
-                    response.status,
-                    headers=response.headers,
-                    stream=httpx.ByteStream(content),
-                    extensions={"trailers": response.trailers},
-                )
+                return self._read_whole(request, response, b"".join(chunks))
             return httpx.Response(
                 response.status,
                 headers=response.headers,

@@ -15,8 +15,6 @@ still go over memory channels (:mod:`._trio`).
 from __future__ import annotations
 
 import contextvars
-import sys
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -31,7 +29,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from ._backend import stepped
+from ._backend import stepped, turn_due
 from ._protocol import cancel_reason
 from ._types import EMPTY
 
@@ -246,24 +244,11 @@ class HereJob(Job):
         )
 
 
-#: When a call here last let the scheduler run (``time.perf_counter()``).
-_last_turn = 0.0
-
-
 async def _turn() -> None:
     """After a call that never waited: a cancellation comes out at once, as
-    at any checkpoint, and the scheduler gets a turn at least every two of
-    Python's thread switch intervals (10 ms; a poll loop lets the task it
-    waits for run, a deadline around a loop of requests fires). A turn for
-    every request would cost one of about 130 µs some 6 µs, a twentieth of
-    it; and turns more often than the switch interval starve other threads
-    of the GIL (each short release restarts a waiting thread's wait for
-    it): a job in a worker thread took seconds to finish beside a loop of
-    requests with a turn every millisecond."""
-    global _last_turn  # noqa: PLW0603 - one clock for the thread's calls
-    now = time.perf_counter()
-    if now - _last_turn >= 2 * sys.getswitchinterval():
-        _last_turn = now
+    at any checkpoint, and the scheduler gets a turn when one is due
+    (:func:`._backend.turn_due`)."""
+    if turn_due():
         await trio.lowlevel.checkpoint()
     else:
         await trio.lowlevel.checkpoint_if_cancelled()
