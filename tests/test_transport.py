@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from http import HTTPStatus
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 import anyio
@@ -25,6 +25,7 @@ import trio
 
 import trio_lifespan
 from trio_lifespan._errors import RequestProtocolError
+from trio_lifespan._exchange import cancelled_under
 from trio_lifespan._transport import transport_class
 from trio_lifespan._types import Message, Receive, Scope, Send
 
@@ -1232,3 +1233,16 @@ async def test_an_answer_after_the_app_held_the_loop_past_the_timeout_is_late(
     async with trio_lifespan.open_client(app, timeout=1) as client:
         with pytest.raises(httpx.ReadTimeout, match="did not answer"):
             await client.get("/")
+
+
+def test_a_task_cancelled_under_a_failed_lifespan_names_its_failure() -> None:
+    # (which of the crash's cancellation and the client's exit reaches a
+    # reader first is the event loop's turn order: each path is tested here)
+    error = KeyError("pool died")
+    app = SimpleNamespace(failure=error)
+    raised = cancelled_under(app, "GET /")
+    assert isinstance(raised, trio_lifespan.LifespanUnavailable)
+    assert raised.error is error
+    assert isinstance(
+        cancelled_under(SimpleNamespace(failure=None), "GET /"), RuntimeError
+    )
