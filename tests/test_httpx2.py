@@ -4,6 +4,7 @@ chooses; httpx when asked, by argument or by ``TRIO_LIFESPAN_HTTPX``."""
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import sys
 
@@ -53,6 +54,17 @@ async def test_httpx2_is_the_default_where_it_is_installed(backend: Backend) -> 
                 b"one ",
                 b"two",
             ]
+
+
+@pytest.mark.usefixtures("no_choice")
+async def test_httpx2_a_response_read_whole_is_timed_and_closed(
+    backend: Backend,
+) -> None:
+    async with trio_lifespan.open_client(app) as client:
+        response = await client.get("/")
+        assert (response.text, response.is_closed) == ("one two", True)
+        assert response.elapsed >= datetime.timedelta(0)
+        assert response.num_bytes_downloaded == len(b"one two")
 
 
 @pytest.mark.usefixtures("no_choice")

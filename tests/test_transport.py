@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import functools
+import gzip
 import importlib.metadata
 import math
 import sys
@@ -324,6 +326,34 @@ async def test_a_head_response_has_no_body(backend: Backend, streamed: bool) -> 
             assert (response.status_code, response.content) == (200, b"")
             response = await fetch(client, "GET", path, streamed)
             assert (response.status_code, response.content) == (200, b"hello")
+
+
+@READS
+async def test_a_response_read_whole_is_decoded_timed_and_closed(
+    backend: Backend, streamed: bool
+) -> None:
+    # (a response read whole is read by the transport itself: what the client's
+    # own read would have given must all be there)
+    packed = gzip.compress(b"hello " * 100)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start(headers=[(b"content-encoding", b"gzip")]))
+        await send(body(packed[:10], more=True))
+        await send(body(packed[10:]))
+
+    async with trio_lifespan.open_client(app) as client:
+        response = await fetch(client, "GET", "/", streamed)
+        assert response.content == b"hello " * 100
+        assert response.is_closed
+        assert response.num_bytes_downloaded == len(packed)
+        assert isinstance(response.elapsed, datetime.timedelta)
+        assert response.elapsed >= datetime.timedelta(0)
+        assert await response.aread() == b"hello " * 100
+        assert [chunk async for chunk in response.aiter_bytes()] == [b"hello " * 100]
+        with pytest.raises(httpx.StreamConsumed):  # (as httpx's own transport)
+            [chunk async for chunk in response.aiter_raw()]
 
 
 # The app's work after its response, and its exceptions --------------------------------

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-from ._backend import stepped, turn_due
+from ._backend import DONE, first_step, stepped, turn_due
 from ._protocol import cancel_reason
 from ._types import EMPTY
 
@@ -426,13 +426,31 @@ class HereJob:
         """Await ``fn()`` here, stepped in a context of its own. An app that
         never waited is followed by :func:`_turn`: a loop of requests is
         cancelled, and lets the other tasks run."""
+        context = contextvars.copy_context()
+        coro = fn()
+        try:
+            trap = first_step(context, coro)
+        finally:
+            self.ended = True  # (for now: unless it waits)
+        if trap is DONE:  # (it never let the loop in: no timer, nothing to undo)
+            await _turn(self.task)
+            return
+        self.ended = False
+        await self._waiting(context, coro, trap)
+
+    async def _waiting(
+        self, context: contextvars.Context, coro: Coroutine[Any, Any, None], trap: Any
+    ) -> None:
+        """The rest of a call that waits: under its timer, any cancellation of
+        ours taken back at the end."""
         task = self.task
         if sys.version_info >= (3, 11):
             before = task.cancelling()
         else:  # pragma: no cover - py310 tox environment
             before = 0
+        self.first_wait()
         try:
-            await stepped(contextvars.copy_context(), fn(), self)
+            await stepped(context, coro, trap)
         except asyncio.CancelledError:
             if not self._taken_back(task, before):
                 raise
@@ -445,8 +463,6 @@ class HereJob:
                 self._handle.cancel()
             if self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
-        if not self.waited:  # (it never let the loop in)
-            await _turn(task)
 
     def _taken_back(self, task: asyncio.Task[Any], before: int) -> bool:
         """Withdraw our cancellation, if we made one; whether it was the

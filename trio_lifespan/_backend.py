@@ -321,20 +321,30 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             ...
 
 
+def first_step(context: Context, coro: Coroutine[Any, Any, None]) -> Any:
+    """Run ``coro``'s first step in ``context``: what it waits on (its first
+    trap), or :data:`DONE` if it ended in that step (the common case: an app
+    that answers at once never waits)."""
+    try:
+        return context.run(coro.send, None)
+    except StopIteration:
+        return DONE
+
+
+#: What :func:`first_step` returns for a coroutine that ended in it.
+DONE: Any = object()
+
+
 @types.coroutine
 def stepped(
-    context: Context, coro: Coroutine[Any, Any, None], job: HereJob
+    context: Context, coro: Coroutine[Any, Any, None], trap: Any
 ) -> Generator[Any, Any, None]:
-    """Await ``coro`` in this task, each of its steps run in ``context`` (what
-    it sets stays its own, as in a task of its own); tell ``job`` when it
-    first waits. What it yields goes to the event loop as this task's, and
-    what the loop sends or throws back goes to it. Either library's."""
+    """Await the rest of ``coro`` in this task, from its first ``trap`` (see
+    :func:`first_step`), each of its steps run in ``context`` (what it sets
+    stays its own, as in a task of its own). What it yields goes to the event
+    loop as this task's, and what the loop sends or throws back goes to it.
+    Either library's."""
     run = context.run
-    try:
-        trap = run(coro.send, None)
-    except StopIteration:
-        return  # (answered in one step: the common case)
-    job.first_wait()
     while True:
         step: Callable[[Any], Any]
         try:

@@ -160,22 +160,16 @@ class HTTPResponse:
         trailers: The trailers, as they come (when the start announced them).
     """
 
-    __slots__ = (
-        "_stage",
-        "_trailers_announced",
-        "headers",
-        "status",
-        "target",
-        "trailers",
-    )
+    # (class attributes: a response sets only what it is sent)
+    status = 0
+    _stage = _AWAITING_START
+    _trailers_announced = False
 
     def __init__(self, target: str) -> None:
         self.target = target
-        self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
+        # (a streamed response's reader holds this list as trailers come)
         self.trailers: list[tuple[bytes, bytes]] = []
-        self._stage = _AWAITING_START
-        self._trailers_announced = False
 
     @property
     def started(self) -> bool:

@@ -29,7 +29,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from ._backend import stepped, turn_due
+from ._backend import DONE, first_step, stepped, turn_due
 from ._protocol import cancel_reason
 from ._types import EMPTY
 
@@ -191,8 +191,9 @@ class HereJob(Job):
     its own, as in a task), under the job's cancel scope: its deadline is the
     read timeout, set once the app first waits and again at each message it
     sends (a timed wait costs trio more than an app that never waits). An
-    app that never waited is followed by :func:`_turn`: a loop of requests
-    is cancelled, and lets the other tasks run.
+    app that never waited is followed by a checkpoint (a turn of the
+    scheduler when one is due, :func:`._backend.turn_due`): a loop of
+    requests is cancelled, and lets the other tasks run.
     """
 
     __slots__ = ("late", "stopped", "timeout", "waited")
@@ -206,13 +207,24 @@ class HereJob(Job):
 
     async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Await ``fn()`` here, stepped in a context of its own."""
+        context = contextvars.copy_context()
+        coro = fn()
         try:
             with self.scope:
-                await stepped(contextvars.copy_context(), fn(), self)
+                trap = first_step(context, coro)
+                if trap is not DONE:
+                    self.first_wait()
+                    await stepped(context, coro, trap)
         finally:
             self.finished()
-        if not self.waited:  # (it never let the scheduler in)
-            await _turn()
+        if self.waited:
+            return
+        # It never let the scheduler in: a cancellation comes out at once, as
+        # at any checkpoint, and the scheduler gets a turn when one is due.
+        if turn_due():
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     def cancel(self) -> None:
         self.stopped = True
@@ -242,16 +254,6 @@ class HereJob(Job):
         return (
             self.waited and not self.stopped and (self.late or self.scope.cancel_called)
         )
-
-
-async def _turn() -> None:
-    """After a call that never waited: a cancellation comes out at once, as
-    at any checkpoint, and the scheduler gets a turn when one is due
-    (:func:`._backend.turn_due`)."""
-    if turn_due():
-        await trio.lowlevel.checkpoint()
-    else:
-        await trio.lowlevel.checkpoint_if_cancelled()
 
 
 class Background:
