@@ -397,30 +397,19 @@ class HereJob:
     the caller's own still comes out.
     """
 
-    __slots__ = (
-        "_handle",
-        "_loop",
-        "_waiter",
-        "deadline",
-        "ended",
-        "late",
-        "task",
-        "timeout",
-        "waited",
-        "why",
-    )
+    # (class attributes: a call sets only what differs from them)
+    waited = False
+    ended = False
+    why: str | None = None  # "timeout" or "cancel", once we cancelled
+    late = False  # a message came once the timeout had passed
+    deadline = math.inf
+    _loop: asyncio.AbstractEventLoop | None = None
+    _handle: asyncio.TimerHandle | None = None
+    _waiter: asyncio.Future[None] | None = None  # (made if one waits)
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self.waited = False
-        self.ended = False
-        self.why: str | None = None  # "timeout" or "cancel", once we cancelled
-        self.late = False  # a message came once the timeout had passed
         self.task = current_task()  # (made in the task that runs it)
-        self.deadline = math.inf
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._handle: asyncio.TimerHandle | None = None
-        self._waiter: asyncio.Future[None] | None = None  # (made if one waits)
 
     async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Await ``fn()`` here, stepped in a context of its own. An app that

@@ -138,12 +138,12 @@ class Job:
     180 on trio 0.35, and lets the one task be cancelled: the app's
     background work, when its reader is interrupted)."""
 
-    __slots__ = ("_waiters", "ended", "scope")
+    # (class attributes: a request sets only its scope)
+    ended = False
+    _waiters: trio.Event | None = None  # (made only if one waits)
 
     def __init__(self, scope: trio.CancelScope) -> None:
         self.scope = scope
-        self.ended = False
-        self._waiters: trio.Event | None = None  # (made only if one waits)
 
     def cancel(self) -> None:
         self.scope.cancel()
@@ -196,14 +196,13 @@ class HereJob(Job):
     requests is cancelled, and lets the other tasks run.
     """
 
-    __slots__ = ("late", "stopped", "timeout", "waited")
+    waited = False
+    stopped = False  # cancelled by cancel() (not by the timeout)
+    late = False  # a message came once the timeout had passed
 
     def __init__(self, timeout: float) -> None:
         super().__init__(trio.CancelScope())
         self.timeout = timeout
-        self.waited = False
-        self.stopped = False  # cancelled by cancel() (not by the timeout)
-        self.late = False  # a message came once the timeout had passed
 
     async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Await ``fn()`` here, stepped in a context of its own."""
