@@ -378,6 +378,12 @@ def test_a_task_of_ours_cancelled_before_it_began_never_runs() -> None:
 # A request's app called in its reader's task (_asyncio_tasks.HereJob) -------------
 
 
+def raised(exc: BaseException | None) -> None:
+    """What a call here tells at its end: raise what it raised."""
+    if exc is not None:
+        raise exc
+
+
 def test_a_call_here_is_cancelled_once_and_never_after_it_ended() -> None:
     async def main() -> None:
         job = HereJob(math.inf)
@@ -396,7 +402,7 @@ def test_a_call_here_is_cancelled_once_and_never_after_it_ended() -> None:
             job.cancel()  # (the second is nothing)
 
         canceller = asyncio.get_running_loop().create_task(cancel_twice())
-        await job.run(call)  # (our cancellation, taken back: nothing raised)
+        await job.run(call(), raised)  # (our cancellation, taken back: nothing raised)
         await canceller
         assert woken == ["cancelled"]
         if sys.version_info >= (3, 11):
@@ -422,7 +428,7 @@ def test_the_callers_own_cancellation_during_ours_comes_out() -> None:
                 await asyncio.sleep(0.5)  # its clean-up, cut short
 
         with pytest.raises(asyncio.CancelledError):
-            await job.run(call)
+            await job.run(call(), raised)
         assert job.timed_out
         if sys.version_info >= (3, 11):
             assert reader.uncancel() == 0  # (only the caller's was left)
@@ -436,7 +442,7 @@ def test_a_call_here_on_a_closed_loop_is_neither_cancelled_nor_waited_for() -> N
     async def hold() -> None:
         job = HereJob(math.inf)
         made.append(job)
-        await job.run(lambda: asyncio.sleep(math.inf))
+        await job.run(asyncio.sleep(math.inf), raised)
 
     loop = asyncio.new_event_loop()
     task = loop.create_task(hold())

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-from ._backend import DONE, first_step, stepped, turn_due
+from ._backend import stepped, turn_due
 from ._protocol import cancel_reason
 from ._types import EMPTY
 
@@ -411,24 +411,32 @@ class HereJob:
         self.timeout = timeout
         self.task = current_task()  # (made in the task that runs it)
 
-    async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Await ``fn()`` here, stepped in a context of its own. An app that
+    async def run(
+        self,
+        coro: Coroutine[Any, Any, None],
+        ended: Callable[[BaseException | None], None],
+    ) -> None:
+        """Await ``coro`` here, stepped in a context of its own. An app that
         never waited is followed by :func:`_turn`: a loop of requests is
         cancelled, and lets the other tasks run."""
         context = contextvars.copy_context()
-        coro = fn()
         try:
-            trap = first_step(context, coro)
-        finally:
-            self.ended = True  # (for now: unless it waits)
-        if trap is DONE:  # (it never let the loop in: no timer, nothing to undo)
+            trap = context.run(coro.send, None)
+        except BaseException as exc:  # noqa: BLE001 - ended() judges it
+            # It ended in one step, as most do (StopIteration: it returned):
+            # it never let the loop in, so no timer, nothing to take back.
+            self.ended = True
+            ended(None if type(exc) is StopIteration else exc)
             await _turn(self.task)
             return
-        self.ended = False
-        await self._waiting(context, coro, trap)
+        await self._waiting(context, coro, trap, ended)
 
     async def _waiting(
-        self, context: contextvars.Context, coro: Coroutine[Any, Any, None], trap: Any
+        self,
+        context: contextvars.Context,
+        coro: Coroutine[Any, Any, None],
+        trap: Any,
+        ended: Callable[[BaseException | None], None],
     ) -> None:
         """The rest of a call that waits: under its timer, any cancellation of
         ours taken back at the end."""
@@ -439,7 +447,12 @@ class HereJob:
             before = 0
         self.first_wait()
         try:
-            await stepped(context, coro, trap)
+            try:
+                await stepped(context, coro, trap)
+            except BaseException as exc:  # noqa: BLE001 - ended() judges it
+                ended(exc)
+            else:
+                ended(None)
         except asyncio.CancelledError:
             if not self._taken_back(task, before):
                 raise

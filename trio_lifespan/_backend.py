@@ -97,9 +97,15 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             """Whether the call has waited yet (its timeout is running)."""
             ...
 
-        async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
-            """Await ``fn()`` here (it must not raise but to be cancelled), in
-            a context of its own, bounded by the timeout."""
+        async def run(
+            self,
+            coro: Coroutine[Any, Any, None],
+            ended: Callable[[BaseException | None], None],
+            /,
+        ) -> None:
+            """Await ``coro`` here, in a context of its own, bounded by the
+            timeout; then tell ``ended`` what it raised (``None``: it
+            returned), which raises what must go on (a cancellation)."""
 
         def first_wait(self) -> None:
             """The call waits for the first time: its timeout starts."""
@@ -321,26 +327,12 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             ...
 
 
-def first_step(context: Context, coro: Coroutine[Any, Any, None]) -> Any:
-    """Run ``coro``'s first step in ``context``: what it waits on (its first
-    trap), or :data:`DONE` if it ended in that step (the common case: an app
-    that answers at once never waits)."""
-    try:
-        return context.run(coro.send, None)
-    except StopIteration:
-        return DONE
-
-
-#: What :func:`first_step` returns for a coroutine that ended in it.
-DONE: Any = object()
-
-
 @types.coroutine
 def stepped(
     context: Context, coro: Coroutine[Any, Any, None], trap: Any
 ) -> Generator[Any, Any, None]:
-    """Await the rest of ``coro`` in this task, from its first ``trap`` (see
-    :func:`first_step`), each of its steps run in ``context`` (what it sets
+    """Await the rest of ``coro`` in this task, from the ``trap`` its first
+    step yielded (its first wait), each of its steps run in ``context`` (what it sets
     stays its own, as in a task of its own). What it yields goes to the event
     loop as this task's, and what the loop sends or throws back goes to it.
     Either library's."""

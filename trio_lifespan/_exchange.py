@@ -10,7 +10,7 @@ h11 keeps HTTP's rules apart from any socket.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeGuard, cast
+from typing import Any, Protocol, TypeGuard, cast
 
 from ._errors import LifespanUnavailable, RequestProtocolError, describe_message
 
@@ -63,13 +63,23 @@ def after_disconnect(exc: BaseException, heard: bool) -> bool:
     return heard
 
 
+class Rules(Protocol):
+    """What the checks say a message broke the rules of: a response's or a
+    websocket's, named by its request."""
+
+    @property
+    def target(self) -> str:
+        """The request, for errors: ``GET /items``."""
+        ...
+
+
 def _an_int(value: object) -> TypeGuard[int]:
     """Whether ``value`` is an int (an ``HTTPStatus`` or another ``IntEnum``
     too, as servers take them; not a bool)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_message(target: str, message: object) -> str:
+def check_message(rules: Rules, message: object) -> str:
     """The type of ``message``; a :exc:`RequestProtocolError` if it has none."""
     fields: Any = message
     if type(fields) is dict:  # (the common case, without an ABC check)
@@ -85,13 +95,15 @@ def check_message(target: str, message: object) -> str:
     if isinstance(kind, str):
         return kind
     raise RequestProtocolError(
-        target,
+        rules.target,
         f"it sent {describe_message(sent)}, which is not an ASGI message (a "
         "mapping with a 'type')",
     )
 
 
-def check_headers(target: str, kind: str, headers: object) -> list[tuple[bytes, bytes]]:
+def check_headers(
+    rules: Rules, kind: str, headers: object
+) -> list[tuple[bytes, bytes]]:
     """The headers of a message as byte pairs; an error if they are not."""
     given: Any = headers
     pair: Any
@@ -109,7 +121,7 @@ def check_headers(target: str, kind: str, headers: object) -> list[tuple[bytes, 
     pairs: list[tuple[bytes, bytes]] = []
     if not isinstance(given, Iterable) or isinstance(given, (str, bytes)):
         raise RequestProtocolError(
-            target, f"its {kind} has headers {given!r}, not a list of pairs"
+            rules.target, f"its {kind} has headers {given!r}, not a list of pairs"
         )
     name: Any
     value: Any
@@ -121,7 +133,7 @@ def check_headers(target: str, kind: str, headers: object) -> list[tuple[bytes, 
         # (bytes-like only: bytes(5) would make five zero bytes of an int)
         if not isinstance(name, _BYTES_LIKE) or not isinstance(value, _BYTES_LIKE):
             raise RequestProtocolError(
-                target,
+                rules.target,
                 f"its {kind} has a header {pair!r}, not a (name, value) pair of bytes",
             )
         pairs.append((bytes(cast("bytes", name)), bytes(cast("bytes", value))))
@@ -132,13 +144,14 @@ def check_headers(target: str, kind: str, headers: object) -> list[tuple[bytes, 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
-def _body(target: str, kind: str, message: Mapping[str, Any]) -> bytes:
+def _body(rules: Rules, kind: str, message: Mapping[str, Any]) -> bytes:
     body = message.get("body", b"")
     if type(body) is bytes:
         return body
     if not isinstance(body, _BYTES_LIKE):
         raise RequestProtocolError(
-            target, f"its {kind} has a body of type {type(body).__name__}, not bytes"
+            rules.target,
+            f"its {kind} has a body of type {type(body).__name__}, not bytes",
         )
     return bytes(cast("bytes", body))
 
@@ -154,7 +167,6 @@ class HTTPResponse:
     """The rules of one HTTP response, as the app sends it.
 
     Attributes:
-        target: The request, for errors: ``GET /items``.
         status: The status, once ``http.response.start`` came.
         headers: Its headers.
         trailers: The trailers, as they come (when the start announced them).
@@ -165,11 +177,17 @@ class HTTPResponse:
     _stage = _AWAITING_START
     _trailers_announced = False
 
-    def __init__(self, target: str) -> None:
-        self.target = target
+    def __init__(self, method: str, path: bytes) -> None:
+        self._method = method
+        self._path = path
         self.headers: list[tuple[bytes, bytes]] = []
         # (a streamed response's reader holds this list as trailers come)
         self.trailers: list[tuple[bytes, bytes]] = []
+
+    @property
+    def target(self) -> str:
+        """The request, for errors: ``GET /items`` (made when one is said)."""
+        return f"{self._method} {self._path.decode('ascii')}"
 
     @property
     def started(self) -> bool:
@@ -191,12 +209,12 @@ class HTTPResponse:
         fields: Any = message  # (checked: a mapping, once it has a type)
         kind = fields.get("type") if type(message) is dict else None
         if type(kind) is not str:  # (not the common case: a dict with a type)
-            kind = check_message(self.target, fields)
+            kind = check_message(self, fields)
         stage = self._stage
         if kind == "http.response.body" and stage == _IN_BODY:
             body = fields.get("body", b"")
             if type(body) is not bytes:
-                body = _body(self.target, kind, fields)
+                body = _body(self, kind, fields)
             if fields.get("more_body", False):
                 return BODY, body
             if self._trailers_announced:
@@ -215,12 +233,12 @@ class HTTPResponse:
                     "from 100 to 599",
                 )
             self.status = int(status)
-            self.headers = check_headers(self.target, kind, fields.get("headers", ()))
+            self.headers = check_headers(self, kind, fields.get("headers", ()))
             self._trailers_announced = bool(fields.get("trailers", False))
             self._stage = _IN_BODY
             return START, b""
         if kind == "http.response.trailers" and stage == _IN_TRAILERS:
-            self.trailers += check_headers(self.target, kind, fields.get("headers", ()))
+            self.trailers += check_headers(self, kind, fields.get("headers", ()))
             if fields.get("more_trailers", False):
                 return TRAILERS, b""
             self._stage = _COMPLETE
@@ -306,7 +324,7 @@ class WebSocketRules:
         Raises:
             RequestProtocolError: The message breaks the rules here.
         """
-        kind = check_message(self.target, message)
+        kind = check_message(self, message)
         fields: Mapping[str, Any] = message  # type: ignore[assignment]  # (checked)
         stage = self._stage
         if kind == "websocket.send" and stage == _OPEN:
@@ -349,7 +367,7 @@ class WebSocketRules:
                     self.target,
                     f"its websocket.accept has subprotocol {subprotocol!r}, not a str",
                 )
-            headers = check_headers(self.target, kind, fields.get("headers", ()))
+            headers = check_headers(self, kind, fields.get("headers", ()))
             self._stage = _OPEN
             return ACCEPT, (subprotocol, headers)
         if kind == "websocket.http.response.start" and stage == _CONNECTING:
@@ -359,11 +377,11 @@ class WebSocketRules:
                     self.target,
                     f"its {kind} has status {status!r}, not an int from 100 to 599",
                 )
-            headers = check_headers(self.target, kind, fields.get("headers", ()))
+            headers = check_headers(self, kind, fields.get("headers", ()))
             self._stage = _DENYING
             return DENIAL_START, (int(status), headers)
         if kind == "websocket.http.response.body" and stage == _DENYING:
-            body = _body(self.target, kind, fields)
+            body = _body(self, kind, fields)
             more = bool(fields.get("more_body", False))
             if not more:
                 self._stage = _CLOSED

@@ -162,14 +162,13 @@ class Exchange:
         app: LifespanApp[Any],
         scope: Scope,
         body: AsyncIterator[bytes] | bytes,
-        target: str,
         *,
         read_timeout: float,
     ) -> None:
         self.backend = backend
         self.app = app
         self.scope = scope
-        self.response = HTTPResponse(target)
+        self.response = HTTPResponse(scope["method"], scope["raw_path"])
         self.read_timeout = read_timeout
         # The request's body: bytes, when the client was given them whole
         # (no iteration), else the chunks as they come.
@@ -187,23 +186,31 @@ class Exchange:
         """Call the app, to its end (its errors are kept for the reader)."""
         try:
             await self.app(self.scope, self.receive, self.send)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - finish() judges it
+            self.finish(exc)
+        else:
+            self.finish(None)
+
+    def finish(self, exc: BaseException | None) -> None:
+        """The app's call has ended, raising ``exc``: keep its error for the
+        reader. A cancellation goes on (raised again)."""
+        self.ended = True
+        try:
+            if exc is None:
+                if not self.response.complete and not self.left:
+                    self.error = self.response.unfinished()
             # (a group of them is one too: the app's nursery, when cancelled)
-            if only_cancellations(exc, self.backend.cancelled):
+            elif only_cancellations(exc, self.backend.cancelled):
                 self.interrupted = not self.left
-                raise
+                raise exc
             # Ctrl-C in a handler goes to the reader, as the app's exceptions
             # do (the lifespan then shuts down as it comes out). What the app
             # raises of the client's going is not the client's to hear.
-            if isinstance(exc, KeyboardInterrupt) or not (
+            elif isinstance(exc, KeyboardInterrupt) or not (
                 self.left and after_disconnect(exc, self.heard)
             ):
                 self.error = exc
-        else:
-            if not self.response.complete and not self.left:
-                self.error = self.response.unfinished()
         finally:
-            self.ended = True
             self._ended()
 
     def _ended(self) -> None:
@@ -659,34 +666,40 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             scope["scheme"] = scheme
             scope["extensions"] = {"http.response.trailers": {}}
             timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-            timeout = read_timeout(timeouts.get("read"))
+            read = timeouts.get("read")
+            timeout = math.inf if read is None else read  # (None: no limit)
             body = _body_of(request)
-            target = f"{method} {scope['raw_path'].decode('ascii')}"
-            if WHOLE.get():
-                whole = Whole(
-                    self.backend, app, scope, body, target, read_timeout=timeout
+            if not WHOLE.get():
+                streamed = Streamed(
+                    self.backend, app, scope, body, read_timeout=timeout
                 )
-                return await self._whole(whole, request, start)
-            exchange = Streamed(
-                self.backend, app, scope, body, target, read_timeout=timeout
-            )
-            return await self._streamed(exchange, request)
-
-        async def _whole(self, exchange: Whole, request: Any, start: float) -> Any:
-            """Call the app here, and answer with all it sent."""
-            here = exchange.here
+                return await self._streamed(streamed, request)
+            # Read whole: call the app here, and answer with all it sent (in
+            # this method, not another: each request would pay for the call).
+            exchange = Whole(self.backend, app, scope, body, read_timeout=timeout)
             live = self.apps.live
             live.add(exchange)  # (a client closed in another task ends it)
             try:
-                await here.run(exchange.call)
+                await exchange.here.run(
+                    exchange.app(exchange.scope, exchange.receive, exchange.send),
+                    exchange.finish,
+                )
             finally:
                 live.discard(exchange)
                 exchange.closed = True
-            response = exchange.response
+            error = self._whole_error(exchange, request)
+            if error is not None:
+                await _before_raising(exchange, error)
+                raise error
+            return self._whole_response(exchange, request, start)
+
+        def _whole_error(self, exchange: Whole, request: Any) -> BaseException | None:
+            """What the reader of a response read whole raises, if anything."""
+            here = exchange.here
             if here.waited:  # (only a call that waited can be cut short)
                 if here.timed_out:
-                    if here.late or not response.complete:  # (a reader would go)
-                        raise self.timed_out(
+                    if here.late or not exchange.read_all:  # (a reader would go)
+                        return self.timed_out(
                             request, exchange, started=exchange.started_in_time()
                         )
                     # Its work after the response outlasted the read timeout,
@@ -698,23 +711,23 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             if exchange.error is not None or exchange.interrupted:
                 error = exchange.failure(self.raise_app_exceptions)
                 if error is not None:
-                    await _before_raising(exchange, error)
-                    raise error
+                    return error
             if exchange.left:  # the client was closed under it
-                error = exchange.cut_short()
-                await _before_raising(exchange, error)
-                raise error
+                return exchange.cut_short()
+            if not exchange.read_all and exchange.got:
+                return self.incomplete(request)
+            return None
+
+        def _whole_response(self, exchange: Whole, request: Any, start: float) -> Any:
+            """The response read whole: all the app sent, read already."""
             got = exchange.got
             if not got:  # the app returned without a response
                 return httpx.Response(500, headers=[], request=request)
-            if not response.complete:
-                raise self.incomplete(request)
-            content = (
-                got[1]
-                if len(got) == 2  # (the common case: a start, one body)
-                else b"".join(got)
+            answer = self._read_whole(
+                request,
+                exchange.response,
+                got[1] if len(got) == 2 else b"".join(got),  # (2: a start, a body)
             )
-            answer = self._read_whole(request, response, content)
             # Read here, as the client is about to (httpx's stream=False): a
             # synchronous read of bytes in hand costs a third less than the
             # client's asynchronous one, which then finds it done. The client

@@ -29,7 +29,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from ._backend import DONE, first_step, stepped, turn_due
+from ._backend import stepped, turn_due
 from ._protocol import cancel_reason
 from ._types import EMPTY
 
@@ -204,16 +204,28 @@ class HereJob(Job):
         super().__init__(trio.CancelScope())
         self.timeout = timeout
 
-    async def run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Await ``fn()`` here, stepped in a context of its own."""
+    async def run(
+        self,
+        coro: Coroutine[Any, Any, None],
+        ended: Callable[[BaseException | None], None],
+    ) -> None:
+        """Await ``coro`` here, stepped in a context of its own."""
         context = contextvars.copy_context()
-        coro = fn()
         try:
             with self.scope:
-                trap = first_step(context, coro)
-                if trap is not DONE:
+                try:
+                    trap = context.run(coro.send, None)
+                except BaseException as exc:  # noqa: BLE001 - ended() judges it
+                    # (StopIteration: it answered in one step, as most do)
+                    ended(None if type(exc) is StopIteration else exc)
+                else:
                     self.first_wait()
-                    await stepped(context, coro, trap)
+                    try:
+                        await stepped(context, coro, trap)
+                    except BaseException as exc:  # noqa: BLE001 - as above
+                        ended(exc)
+                    else:
+                        ended(None)
         finally:
             self.finished()
         if self.waited:
