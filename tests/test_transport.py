@@ -356,6 +356,69 @@ async def test_a_response_read_whole_is_decoded_timed_and_closed(
             [chunk async for chunk in response.aiter_raw()]
 
 
+@READS
+async def test_a_response_hook_sees_the_response_before_it_is_read(
+    backend: Backend, streamed: bool
+) -> None:
+    # (httpx runs response hooks before it reads the body: a hook may mend a
+    # header, and raise_for_status there still comes first)
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        status = 500 if scope["path"] == "/broken" else 200
+        await send(start(status, headers=[(b"content-encoding", b"gzip")]))
+        await send(body(b"plain, not gzip"))
+
+    seen: list[tuple[bool, int]] = []
+
+    async def mend(response: httpx.Response) -> None:
+        seen.append((response.is_closed, response.num_bytes_downloaded))
+        if response.status_code == 500:
+            response.raise_for_status()
+        del response.headers["content-encoding"]  # (the app's mistake)
+
+    async with trio_lifespan.open_client(
+        app, event_hooks={"response": [mend]}
+    ) as client:
+        response = await fetch(client, "GET", "/", streamed)
+        assert response.content == b"plain, not gzip"
+        with pytest.raises(httpx.HTTPStatusError):
+            await fetch(client, "GET", "/broken", streamed)
+    assert seen == [(False, 0), (False, 0)]
+
+
+async def test_a_body_read_whole_that_does_not_decode_names_its_request(
+    backend: Backend,
+) -> None:
+    # (read by the transport, which hands httpx the request for its errors)
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start(headers=[(b"content-encoding", b"gzip")]))
+        await send(body(b"plain, not gzip"))
+
+    async with trio_lifespan.open_client(app) as client:
+        with pytest.raises(httpx.DecodingError) as caught:
+            await client.get("/bad?x=1")
+    assert str(caught.value.request.url) == "http://testserver/bad?x=1"
+
+
+@READS
+async def test_the_apps_errors_name_the_request_as_sent(
+    backend: Backend, streamed: bool
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(body(b"no start"))
+
+    async with trio_lifespan.open_client(app) as client:
+        with pytest.raises(RequestProtocolError) as caught:
+            await fetch(client, "GET", "/search?q=a%20b", streamed)
+    assert caught.value.target == "GET /search?q=a%20b"
+    assert "GET /search?q=a%20b" in str(caught.value)
+
+
 # The app's work after its response, and its exceptions --------------------------------
 
 
@@ -603,6 +666,48 @@ async def _in_a_task(backend: Backend, fn: Any) -> None:
         import asyncio  # noqa: PLC0415
 
         await asyncio.get_running_loop().create_task(fn())
+
+
+async def test_a_client_closed_under_a_read_says_so_though_the_answer_was_late(
+    backend: Backend,
+) -> None:
+    # The client's exit (another task's) comes while the app is shielded; the
+    # app sends its last message once the read timeout has passed, and its
+    # send says the client has gone.
+    sent: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(0.5)
+        try:
+            await send(body(b"late"))
+        except OSError:
+            sent.append("client gone")
+            raise
+
+    outcome: list[BaseException] = []
+    opened = trio_lifespan.open_client(app, timeout=0.3, shutdown_timeout=5)
+
+    async def read() -> None:
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - judged below
+            await client.get("/")
+        outcome.append(caught.value)
+
+    async with tasks(backend) as start_soon:
+        client = await opened.__aenter__()
+        start_soon(read)
+        await backend.sleep(0.1)
+        await opened.__aexit__(None, None, None)
+    if backend.name == "trio":  # (the app's send came before any checkpoint)
+        assert sent == ["client gone"]
+        assert isinstance(outcome[0], RuntimeError)
+        assert "the client was closed while the response" in str(outcome[0])
+    else:  # (asyncio cancels the app when its shield ends: the timeout's)
+        assert sent == []
+        assert isinstance(outcome[0], httpx.ReadTimeout)
 
 
 async def test_a_cancelled_streamed_request_tells_the_app_and_ends_by_the_exit(

@@ -19,7 +19,14 @@ from ._compat import ki_protected
 from ._errors import LifespanUnavailable
 from ._open import entered_twice, exited_twice, never_entered
 from ._state import AppT_co
-from ._transport import WHOLE, read_timeout, websocket_scope
+from ._transport import (
+    READ_HERE,
+    READING,
+    STREAMED,
+    WHOLE,
+    read_timeout,
+    websocket_scope,
+)
 from ._websocket import WebSocketSession
 
 if TYPE_CHECKING:
@@ -123,11 +130,18 @@ class ClientMixin(Generic[AppT_co]):
             self, "is_closed", False
         ):  # (an AsyncClient's)
             raise LifespanUnavailable(failure)
-        token = WHOLE.set(not kwargs.get("stream", False))
+        client: Any = self  # (an AsyncClient too: its hooks, untyped here)
+        if kwargs.get("stream", False):
+            reading = STREAMED
+        elif client.event_hooks["response"]:  # (httpx's own dict, not a copy)
+            reading = WHOLE
+        else:
+            reading = READ_HERE
+        token = READING.set(reading)
         try:
             return await super().send(request, **kwargs)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
         finally:
-            WHOLE.reset(token)
+            READING.reset(token)
 
 
 class OpenClient:

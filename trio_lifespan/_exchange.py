@@ -177,17 +177,19 @@ class HTTPResponse:
     _stage = _AWAITING_START
     _trailers_announced = False
 
-    def __init__(self, method: str, path: bytes) -> None:
+    def __init__(self, method: str, target: bytes) -> None:
+        # (the request, for errors: its method, and its target as sent)
         self._method = method
-        self._path = path
+        self._target = target
         self.headers: list[tuple[bytes, bytes]] = []
         # (a streamed response's reader holds this list as trailers come)
         self.trailers: list[tuple[bytes, bytes]] = []
 
     @property
     def target(self) -> str:
-        """The request, for errors: ``GET /items`` (made when one is said)."""
-        return f"{self._method} {self._path.decode('ascii')}"
+        """The request, for errors: ``GET /items?page=2`` (made when one is
+        said)."""
+        return f"{self._method} {self._target.decode('ascii')}"
 
     @property
     def started(self) -> bool:

@@ -59,9 +59,16 @@ if TYPE_CHECKING:
     from ._state import LifespanApp
     from ._types import Message, Scope
 
-#: Whether the request being sent will be read whole (httpx's ``stream=False``),
-#: as the client's ``send`` says: then its app is called in the reader's task.
-WHOLE: ContextVar[bool] = ContextVar("trio_lifespan_whole", default=False)
+# How the request being sent will be read, as the client's ``send`` says
+# (``READING``): streamed (``client.stream()``: the app runs in a task of its
+# own); read whole (httpx's ``stream=False``: the app is called in the
+# reader's task); or read whole with no response hook to see the response
+# first: then the transport reads it itself (a hook may change its headers
+# or wrap its stream before it is read, as httpx lets it).
+STREAMED = 0
+WHOLE = 1
+READ_HERE = 2
+READING: ContextVar[int] = ContextVar("trio_lifespan_reading", default=STREAMED)
 
 #: The request's client address, as servers put it in the scope.
 CLIENT = ("127.0.0.1", 123)
@@ -162,13 +169,14 @@ class Exchange:
         app: LifespanApp[Any],
         scope: Scope,
         body: AsyncIterator[bytes] | bytes,
+        target: bytes,
         *,
         read_timeout: float,
     ) -> None:
         self.backend = backend
         self.app = app
         self.scope = scope
-        self.response = HTTPResponse(scope["method"], scope["raw_path"])
+        self.response = HTTPResponse(scope["method"], target)
         self.read_timeout = read_timeout
         # The request's body: bytes, when the client was given them whole
         # (no iteration), else the chunks as they come.
@@ -669,14 +677,17 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             read = timeouts.get("read")
             timeout = math.inf if read is None else read  # (None: no limit)
             body = _body_of(request)
-            if not WHOLE.get():
+            reading = READING.get()
+            if reading == STREAMED:
                 streamed = Streamed(
-                    self.backend, app, scope, body, read_timeout=timeout
+                    self.backend, app, scope, body, url.raw_path, read_timeout=timeout
                 )
                 return await self._streamed(streamed, request)
             # Read whole: call the app here, and answer with all it sent (in
             # this method, not another: each request would pay for the call).
-            exchange = Whole(self.backend, app, scope, body, read_timeout=timeout)
+            exchange = Whole(
+                self.backend, app, scope, body, url.raw_path, read_timeout=timeout
+            )
             live = self.apps.live
             live.add(exchange)  # (a client closed in another task ends it)
             try:
@@ -691,14 +702,14 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             if error is not None:
                 await _before_raising(exchange, error)
                 raise error
-            return self._whole_response(exchange, request, start)
+            return self._whole_response(exchange, request, start, reading)
 
         def _whole_error(self, exchange: Whole, request: Any) -> BaseException | None:
             """What the reader of a response read whole raises, if anything."""
             here = exchange.here
             if here.waited:  # (only a call that waited can be cut short)
                 if here.timed_out:
-                    if here.late or not exchange.read_all:  # (a reader would go)
+                    if here.late or not exchange.response.complete:  # (gone)
                         return self.timed_out(
                             request, exchange, started=exchange.started_in_time()
                         )
@@ -714,12 +725,17 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                     return error
             if exchange.left:  # the client was closed under it
                 return exchange.cut_short()
+            # (read_all: the response is complete, and the reader has it all;
+            # the same here, once the client's going is told above)
             if not exchange.read_all and exchange.got:
                 return self.incomplete(request)
             return None
 
-        def _whole_response(self, exchange: Whole, request: Any, start: float) -> Any:
-            """The response read whole: all the app sent, read already."""
+        def _whole_response(
+            self, exchange: Whole, request: Any, start: float, reading: int
+        ) -> Any:
+            """The response read whole: all the app sent (read already, unless
+            a response hook is to see it first)."""
             got = exchange.got
             if not got:  # the app returned without a response
                 return httpx.Response(500, headers=[], request=request)
@@ -728,13 +744,14 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 exchange.response,
                 got[1] if len(got) == 2 else b"".join(got),  # (2: a start, a body)
             )
-            # Read here, as the client is about to (httpx's stream=False): a
-            # synchronous read of bytes in hand costs a third less than the
-            # client's asynchronous one, which then finds it done. The client
-            # times a response by when its stream closes: a response read
-            # already never closes it, so its time is set here.
-            answer.read()
-            answer.elapsed = timedelta(seconds=time.perf_counter() - start)
+            if reading == READ_HERE:
+                # Read here, as the client is about to: a synchronous read of
+                # bytes in hand costs a third less than the client's
+                # asynchronous one, which then finds it done. The client times
+                # a response by when its stream closes: a response read
+                # already never closes it, so its time is set here.
+                answer.read()
+                answer.elapsed = timedelta(seconds=time.perf_counter() - start)
             return answer
 
         def _read_whole(
@@ -749,6 +766,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 # add a content-length the app did not send)
                 stream=httpx.ByteStream(b"" if request.method == "HEAD" else content),
                 extensions={"trailers": response.trailers},
+                request=request,  # (a DecodingError of its read names it)
             )
 
         async def _streamed(self, exchange: Streamed, request: Any) -> Any:
