@@ -417,7 +417,8 @@ class HereJob:
         ended: Callable[[BaseException | None], None],
     ) -> None:
         """Await ``coro`` here, stepped in a context of its own. An app that
-        never waited is followed by :func:`_turn`: a loop of requests is
+        never waited is followed by a turn of the loop when one is due
+        (:func:`_turn_due`): a loop of requests is
         cancelled, and lets the other tasks run."""
         context = contextvars.copy_context()
         try:
@@ -427,7 +428,8 @@ class HereJob:
             # it never let the loop in, so no timer, nothing to take back.
             self.ended = True
             ended(None if type(exc) is StopIteration else exc)
-            await _turn(self.task)
+            if _turn_due(self.task):
+                await asyncio.sleep(0)
             return
         await self._waiting(context, coro, trap, ended)
 
@@ -535,17 +537,17 @@ class HereJob:
         return self.why == "cancel"
 
 
-async def _turn(task: asyncio.Task[Any]) -> None:
-    """After a call that never waited: a turn of the loop if the task has a
-    cancellation asked for (it comes out, as at any await that suspends),
-    or when one is due (:func:`._backend.turn_due`). Python 3.10, which
-    cannot tell whether a cancellation was asked for, takes one each time."""
+def _turn_due(task: asyncio.Task[Any]) -> bool:
+    """After a call that never waited: whether the loop gets a turn now:
+    if the task has a cancellation asked for (it comes out, as at any await
+    that suspends), or when one is due (:func:`._backend.turn_due`). Python
+    3.10, which cannot tell whether a cancellation was asked for, takes one
+    each time."""
     if sys.version_info >= (3, 11):
         asked = task.cancelling() > 0
     else:  # pragma: no cover - py310 tox environment
         asked = True  # (3.10 cannot tell: a turn every time)
-    if turn_due(asked):
-        await asyncio.sleep(0)
+    return turn_due(asked)
 
 
 def _not_swallowed(task: asyncio.Task[Any], before: int) -> None:
