@@ -26,6 +26,7 @@ import pytest
 import trio
 
 import trio_lifespan
+from trio_lifespan._compat import BaseExceptionGroup
 from trio_lifespan._errors import RequestProtocolError
 from trio_lifespan._exchange import cancelled_under
 from trio_lifespan._transport import transport_class
@@ -680,8 +681,12 @@ async def test_a_client_closed_under_a_read_says_so_though_the_answer_was_late(
         if await lifespan(scope, receive, send):
             return
         await send(start())
-        with anyio.CancelScope(shield=True):
-            await anyio.sleep(0.5)
+        if backend.name == "trio":  # (trio's own: anyio 3's shield differs)
+            with trio.CancelScope(shield=True):
+                await trio.sleep(0.5)
+        else:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.5)
         try:
             await send(body(b"late"))
         except OSError:
@@ -708,6 +713,55 @@ async def test_a_client_closed_under_a_read_says_so_though_the_answer_was_late(
     else:  # (asyncio cancels the app when its shield ends: the timeout's)
         assert sent == []
         assert isinstance(outcome[0], httpx.ReadTimeout)
+
+
+@READS
+async def test_a_client_gone_told_inside_the_apps_task_group_is_not_its_error(
+    backend: Backend, streamed: bool
+) -> None:
+    # The app's send raises the client-gone OSError inside its own task group,
+    # which hands it on in a group of one: still the client's going, not an
+    # error of the app's (a server would not tell the client it went).
+    raised: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+
+        async def answer() -> None:
+            await backend.sleep(1)  # (the client goes meanwhile)
+            await send(start())
+
+        try:
+            if backend.name == "trio":  # (a nursery: its errors come grouped)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(backend.sleep, 0.5)
+                    await answer()
+            else:  # (anyio 4 groups them too; anyio 3 on asyncio does not)
+                async with anyio.create_task_group() as group:
+                    group.start_soon(backend.sleep, 0.5)
+                    await answer()
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    outcome: list[BaseException] = []
+    opened = trio_lifespan.open_client(app, shutdown_timeout=5)
+
+    async def read() -> None:
+        with pytest.raises(RuntimeError) as caught:
+            await fetch(client, "GET", "/", streamed)
+        outcome.append(caught.value)
+
+    async with tasks(backend) as start_soon:
+        client = await opened.__aenter__()
+        start_soon(read)
+        await backend.sleep(0.2)
+        await opened.__aexit__(None, None, None)
+    assert len(raised) == 1
+    if backend.name == "trio":
+        assert isinstance(raised[0], BaseExceptionGroup)
+    assert "the client was closed while the response" in str(outcome[0])
 
 
 async def test_a_cancelled_streamed_request_tells_the_app_and_ends_by_the_exit(

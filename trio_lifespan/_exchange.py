@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, TypeGuard, cast
 
+from ._compat import BaseExceptionGroup
 from ._errors import LifespanUnavailable, RequestProtocolError, describe_message
+from ._exceptions import members
 
 #: The ASGI version our scopes speak (2.4: ``send()`` after a disconnect
 #: raises an ``OSError``).
@@ -51,8 +53,12 @@ def after_disconnect(exc: BaseException, heard: bool) -> bool:
     """Whether ``exc``, raised by an app whose client has gone, comes of that:
     the app had received the disconnect (``heard``), or ``exc`` is a
     :exc:`ClientDisconnected` that ``send()`` raised, or was raised while one
-    was handled (Starlette turns it into its own ``ClientDisconnect``). A
+    was handled (Starlette turns it into its own ``ClientDisconnect``), or is
+    a group of such (the app's task group hands one on in a group). A
     server logs such errors at most: the client that went away is not told."""
+    if isinstance(exc, BaseExceptionGroup):  # (the app's task group's)
+        group = cast("BaseExceptionGroup[BaseException]", exc)
+        return all(after_disconnect(one, heard) for one in members(group))
     seen: set[int] = set()
     one: BaseException | None = exc
     while one is not None and id(one) not in seen:

@@ -781,9 +781,11 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             except BaseException:
                 exchange.leave()  # (the app is told; the client's exit ends it)
                 raise
-            if item is None:  # the app ended without a response
+            if item is None:  # the app ended, or the client went, first
                 self.apps.live.discard(exchange)
                 error = exchange.failure(self.raise_app_exceptions)
+                if error is None and exchange.left:  # (closed under the reader)
+                    error = exchange.cut_short()
                 if error is not None:
                     await _before_raising(exchange, error)
                     raise error
