@@ -418,8 +418,8 @@ class HereJob:
     ) -> None:
         """Await ``coro`` here, stepped in a context of its own. An app that
         never waited is followed by a turn of the loop when one is due
-        (:func:`_turn_due`): a loop of requests is
-        cancelled, and lets the other tasks run."""
+        (:func:`_turn_due`): a loop of requests is cancelled, and lets the
+        other tasks run."""
         context = contextvars.copy_context()
         try:
             trap = context.run(coro.send, None)

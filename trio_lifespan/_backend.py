@@ -332,10 +332,10 @@ def stepped(
     context: Context, coro: Coroutine[Any, Any, None], trap: Any
 ) -> Generator[Any, Any, None]:
     """Await the rest of ``coro`` in this task, from the ``trap`` its first
-    step yielded (its first wait), each of its steps run in ``context`` (what it sets
-    stays its own, as in a task of its own). What it yields goes to the event
-    loop as this task's, and what the loop sends or throws back goes to it.
-    Either library's."""
+    step yielded (its first wait), each of its steps run in ``context`` (what
+    it sets stays its own, as in a task of its own). What it yields goes to
+    the event loop as this task's, and what the loop sends or throws back
+    goes to it. Either library's."""
     run = context.run
     while True:
         step: Callable[[Any], Any]

@@ -149,9 +149,10 @@ class Exchange:
 
     # What every request starts with (class attributes: a request sets only
     # what differs, and each costs a little of every request).
-    gone: Event | None = None  # set once the response is complete or the
-    # client has gone: then receive() says http.disconnect (made if awaited)
-    over = False  # (the same, for an app that does not wait for it)
+    # Set once the response is complete or the client has gone: then the
+    # app's receive() says http.disconnect (the event made only if awaited).
+    gone: Event | None = None
+    over = False
     left = False  # the client went before it had read the response
     heard = False  # the app received the disconnect that says so
     read_all = False  # the reader has had the whole response
@@ -683,8 +684,8 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                     self.backend, app, scope, body, url.raw_path, read_timeout=timeout
                 )
                 return await self._streamed(streamed, request)
-            # Read whole: call the app here, and answer with all it sent (in
-            # this method, not another: each request would pay for the call).
+            # Read whole: call the app here, and answer with all it sent (here,
+            # not in a coroutine of its own: each request would pay for one).
             exchange = Whole(
                 self.backend, app, scope, body, url.raw_path, read_timeout=timeout
             )
@@ -757,8 +758,8 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
         def _read_whole(
             self, request: Any, response: HTTPResponse, content: bytes
         ) -> Any:
-            """The response with all its body, not read yet (none for
-            ``HEAD``): a streamed request's, whose app returned at once."""
+            """The response with all its body (none for ``HEAD``), not read
+            yet."""
             return httpx.Response(
                 response.status,
                 headers=response.headers,
