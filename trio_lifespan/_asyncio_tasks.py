@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-from ._backend import stepped, turn_due
+from ._backend import DONE, first_step, stepped, turn_due
 from ._protocol import cancel_reason
 from ._types import EMPTY
 
@@ -422,15 +422,16 @@ class HereJob:
         other tasks run."""
         context = contextvars.copy_context()
         try:
-            trap = context.run(coro.send, None)
-        except BaseException as exc:  # noqa: BLE001 - ended() judges it
-            # It ended in one step, as most do (StopIteration: it returned):
-            # it never let the loop in, so no timer, nothing to take back.
-            self.ended = True
-            ended(None if type(exc) is StopIteration else exc)
+            trap = first_step(context, coro, ended)
+        finally:
+            self.ended = True  # (for now: unless it waits)
+        if trap is DONE:
+            # It ended in one step, as most do: it never let the loop in, so
+            # no timer, nothing to take back.
             if _turn_due(self.task):
                 await asyncio.sleep(0)
             return
+        self.ended = False
         await self._waiting(context, coro, trap, ended)
 
     async def _waiting(
@@ -449,12 +450,7 @@ class HereJob:
             before = 0
         self.first_wait()
         try:
-            try:
-                await stepped(context, coro, trap)
-            except BaseException as exc:  # noqa: BLE001 - ended() judges it
-                ended(exc)
-            else:
-                ended(None)
+            await stepped(context, coro, trap, ended)
         except asyncio.CancelledError:
             if not self._taken_back(task, before):
                 raise

@@ -327,15 +327,40 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
             ...
 
 
+#: What :func:`first_step` returns for a call that ended in its first step.
+DONE: Any = object()
+
+
+def first_step(
+    context: Context,
+    coro: Coroutine[Any, Any, None],
+    ended: Callable[[BaseException | None], None],
+) -> Any:
+    """Run ``coro``'s first step in this task, in ``context``: what it then
+    waits on (its first trap, for :func:`stepped`), or :data:`DONE` if it
+    ended in that step (most apps answer at once), told to ``ended``: what it
+    raised, ``None`` if it returned. ``ended`` raises what must go on (a
+    cancellation). Either library's."""
+    try:
+        return context.run(coro.send, None)
+    except BaseException as exc:  # noqa: BLE001 - ended() judges it
+        ended(None if type(exc) is StopIteration else exc)
+        return DONE
+
+
 @types.coroutine
 def stepped(
-    context: Context, coro: Coroutine[Any, Any, None], trap: Any
+    context: Context,
+    coro: Coroutine[Any, Any, None],
+    trap: Any,
+    ended: Callable[[BaseException | None], None],
 ) -> Generator[Any, Any, None]:
     """Await the rest of ``coro`` in this task, from the ``trap`` its first
     step yielded (its first wait), each of its steps run in ``context`` (what
-    it sets stays its own, as in a task of its own). What it yields goes to
-    the event loop as this task's, and what the loop sends or throws back
-    goes to it. Either library's."""
+    it sets stays its own, as in a task of its own); then tell ``ended`` how
+    it ended, as :func:`first_step` does. What it yields goes to the event
+    loop as this task's, and what the loop sends or throws back goes to it.
+    Either library's."""
     run = context.run
     while True:
         step: Callable[[Any], Any]
@@ -347,7 +372,8 @@ def stepped(
             step = coro.send
         try:
             trap = run(step, value)
-        except StopIteration:
+        except BaseException as exc:  # noqa: BLE001 - ended() judges it
+            ended(None if type(exc) is StopIteration else exc)
             return
 
 

@@ -29,7 +29,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-from ._backend import stepped, turn_due
+from ._backend import DONE, first_step, stepped, turn_due
 from ._protocol import cancel_reason
 from ._types import EMPTY
 
@@ -213,19 +213,10 @@ class HereJob(Job):
         context = contextvars.copy_context()
         try:
             with self.scope:
-                try:
-                    trap = context.run(coro.send, None)
-                except BaseException as exc:  # noqa: BLE001 - ended() judges it
-                    # (StopIteration: it answered in one step, as most do)
-                    ended(None if type(exc) is StopIteration else exc)
-                else:
+                trap = first_step(context, coro, ended)
+                if trap is not DONE:
                     self.first_wait()
-                    try:
-                        await stepped(context, coro, trap)
-                    except BaseException as exc:  # noqa: BLE001 - as above
-                        ended(exc)
-                    else:
-                        ended(None)
+                    await stepped(context, coro, trap, ended)
         finally:
             self.finished()
         if self.waited:
