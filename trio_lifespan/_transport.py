@@ -675,8 +675,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             scope["scheme"] = scheme
             scope["extensions"] = {"http.response.trailers": {}}
             timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-            read = timeouts.get("read")
-            timeout = math.inf if read is None else read  # (None: no limit)
+            timeout = read_timeout(timeouts.get("read"))
             body = _body_of(request)
             reading = READING.get()
             if reading == STREAMED:
@@ -720,10 +719,9 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 elif here.stopped and not exchange.left:
                     # The client's exit cut its work after a complete response.
                     exchange.interrupted = False
-            if exchange.error is not None or exchange.interrupted:
-                error = exchange.failure(self.raise_app_exceptions)
-                if error is not None:
-                    return error
+            error = exchange.failure(self.raise_app_exceptions)
+            if error is not None:
+                return error
             if exchange.left:  # the client was closed under it
                 return exchange.cut_short()
             # (read_all: the response is complete, and the reader has it all;
