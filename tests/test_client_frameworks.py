@@ -79,7 +79,7 @@ from trio_lifespan import LifespanClient, WebSocketDenied, WebSocketDisconnect
 
 from . import frameworks
 from .apps import Boom
-from .backends import BACKENDS, Backend
+from .backends import BACKENDS, Backend, tasks
 from .typed import approx, closing
 
 if sys.version_info < (3, 11):
@@ -629,6 +629,32 @@ async def test_an_endless_event_stream_streams_until_the_client_goes(
         assert site.stopped == []
         await backend.sleep(5)
         assert site.stopped == [approx(began + HEARD_AT.get(framework, 2.0))]
+
+
+@pytest.mark.parametrize(("framework", "backend"), cases(*ALL))
+async def test_an_event_stream_read_whole_says_its_client_was_closed_under_it(
+    framework: str, backend: Backend
+) -> None:
+    # client.get() on an endless stream, the client closed from another task
+    # meanwhile: however the framework ends the handler (its send raising the
+    # client-gone OSError inside its own task group, its disconnect listener,
+    # or the exit's cancellation), the reader is told the client was closed
+    # under it: never a group of one, never a made-up response.
+    site = build(framework, backend)
+    outcome: list[BaseException] = []
+    client_cm = opened(site, shutdown_timeout=1)
+
+    async def read() -> None:
+        with pytest.raises(RuntimeError) as caught:
+            await client.get("/events")
+        outcome.append(caught.value)
+
+    async with tasks(backend) as start_soon:
+        client = await client_cm.__aenter__()
+        start_soon(read)
+        await backend.sleep(2.5)
+        await client_cm.__aexit__(None, None, None)
+    assert "the client was closed while the response to GET /events" in str(outcome[0])
 
 
 # A streamed download -------------------------------------------------------------
