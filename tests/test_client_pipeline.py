@@ -1,0 +1,153 @@
+"""The client's own pipeline: what ``open_client``'s client does lighter than
+a plain ``AsyncClient``, with the same outcome.
+
+It remembers each URL string's merge with the base URL (httpx parses it twice
+per request), and its cookies skip the cookie jar for a response that sets
+none (as httpx2's own do). Each is checked against a plain client of the same
+httpx, on each backend, through real requests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from http.cookiejar import CookieJar
+from typing import Any
+
+import pytest
+
+from trio_lifespan import open_client
+from trio_lifespan._clientbase import MERGED_URLS
+
+from .backends import Backend
+from .test_transport import body, lifespan, start
+
+LIBRARIES = ["httpx"] + (["httpx2"] if importlib.util.find_spec("httpx2") else [])
+
+
+def library(name: str) -> Any:
+    """httpx or httpx2, by name."""
+    return importlib.import_module(name)
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the path and query it got and the cookies sent to it;
+    ``/set`` sets the cookie its query names (``/set2``: by ``Set-Cookie2``)."""
+    if await lifespan(scope, receive, send):
+        return
+    headers = [(b"content-type", b"text/plain")]
+    if scope["path"] in ("/set", "/set2"):
+        name = scope["path"][1:].replace("set", "set-cookie").encode()
+        headers.append((name, scope["query_string"] + b"; Path=/"))
+    await send(start(headers=headers))
+    cookie = dict(scope["headers"]).get(b"cookie", b"")
+    target = scope["raw_path"] + b"?" + scope["query_string"]
+    await send(body(target + b" " + cookie))
+
+
+class CountingJar(CookieJar):
+    """A cookie jar that counts the responses it is shown."""
+
+    shown = 0
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        self.shown += 1
+        super().extract_cookies(response, request)
+
+
+URLS = [
+    "/",
+    "",
+    "items/7",
+    "/items/7?sort=name&x=%2F",
+    "/caf\u00e9 bar",
+    "http://elsewhere.example/abs?q=1",
+    "//other.example/path",
+]
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+async def test_a_merged_url_is_what_a_plain_client_merges(
+    backend: Backend, name: str
+) -> None:
+    plain = library(name).AsyncClient(base_url="http://testserver/sub")
+    async with open_client(app, httpx=name, base_url="http://testserver/sub") as client:
+        for url in URLS:
+            expected = plain.build_request("GET", url).url
+            first = client.build_request("GET", url).url
+            again = client.build_request("GET", url).url
+            assert first == again == expected, url
+            # A URL (not a string) is merged as httpx merges it.
+            given = library(name).URL(url)
+            assert client.build_request("GET", given).url == expected
+        response = await client.get("/items/7?sort=name")
+        assert response.text == "/sub/items/7?sort=name "
+        # httpx's requests come through the merge (a renamed merge would not)
+        assert "/items/7?sort=name" in (client._merged or {})  # pyright: ignore[reportPrivateUsage]
+        # The merge is remembered: the same URL, not merged afresh.
+        assert client._merge_url("/a") is client._merge_url("/a")  # pyright: ignore[reportPrivateUsage]
+    await plain.aclose()
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+async def test_a_new_base_url_merges_afresh(backend: Backend, name: str) -> None:
+    async with open_client(app, httpx=name) as client:
+        assert (await client.get("/x")).text == "/x? "
+        client.base_url = "http://testserver/v2"
+        assert client.build_request("GET", "/x").url == "http://testserver/v2/x"
+        assert (await client.get("/x")).text == "/v2/x? "
+        client.base_url = "http://testserver/v2"  # (the same, as a new URL)
+        assert (await client.get("/x")).text == "/v2/x? "
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+async def test_many_urls_are_each_merged_right(backend: Backend, name: str) -> None:
+    async with open_client(app, httpx=name) as client:
+        for number in range(MERGED_URLS * 2 + 3):
+            url = f"/items/{number}"
+            assert client.build_request("GET", url).url == f"http://testserver{url}"
+        remembered = client._merged  # pyright: ignore[reportPrivateUsage]
+        assert remembered is not None
+        assert 0 < len(remembered) <= MERGED_URLS  # (bounded)
+        assert (await client.get("/items/1")).text == "/items/1? "
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+async def test_cookies_set_by_the_app_are_kept_and_sent(
+    backend: Backend, name: str
+) -> None:
+    async with open_client(app, httpx=name) as client:
+        assert (await client.get("/")).text == "/? "
+        await client.get("/set?session=abc")
+        assert client.cookies.get("session") == "abc"
+        assert (await client.get("/")).text == "/? session=abc"
+        await client.get("/")  # (a response that sets none keeps them)
+        assert dict(client.cookies) == {"session": "abc"}
+        assert isinstance(client.cookies, library(name).Cookies)
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+async def test_the_jar_sees_only_responses_that_set_cookies(
+    backend: Backend, name: str
+) -> None:
+    jar = CountingJar()
+    async with open_client(app, httpx=name, cookies=jar) as client:
+        assert client.cookies.jar is jar  # (the user's own jar, shared)
+        await client.get("/")
+        assert jar.shown == 0
+        await client.get("/set?a=1")
+        assert jar.shown == 1
+        assert [cookie.name for cookie in jar] == ["a"]
+        await client.get("/set2?e=5")  # (the jar's policy decides: not kept)
+        assert jar.shown == 2
+        # Cookies set on the client later are the same kind of cookies.
+        other = CountingJar()
+        client.cookies = other
+        assert client.cookies.jar is other
+        await client.get("/")
+        assert other.shown == 0
+        assert (await client.get("/set?b=2")).status_code == 200
+        assert other.shown == 1
+        client.cookies = {"c": "3"}
+        assert (await client.get("/")).text == "/? c=3"
+        await client.get("/set?d=4")
+        assert dict(client.cookies) == {"c": "3", "d": "4"}
