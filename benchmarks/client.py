@@ -29,7 +29,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
-from trio_lifespan import open_client
+from trio_lifespan import LifespanClient, open_client
 
 #: async-asgi-testclient's client class (the package has no type hints).
 AsyncASGITestClient: Any = importlib.import_module("async_asgi_testclient").TestClient
@@ -104,19 +104,32 @@ async def hand_written(app: Starlette) -> AsyncGenerator[httpx.AsyncClient]:
             yield client
 
 
+async def answer(request: httpx.Request) -> httpx.Response:
+    """The floor's transport: answers without calling any app."""
+    if request.method == "POST":
+        await request.aread()
+        return httpx.Response(201, content=request.content)
+    return httpx.Response(200, content=b"ready")
+
+
 @asynccontextmanager
 async def floor(app: Starlette) -> AsyncGenerator[httpx.AsyncClient]:
     """httpx's own pipeline, over a transport that calls no app."""
-
-    async def answer(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            await request.aread()
-            return httpx.Response(201, content=request.content)
-        return httpx.Response(200, content=b"ready")
-
     async with httpx.AsyncClient(
         transport=httpx.MockTransport(answer), base_url=BASE
     ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def floor_ours(app: Starlette) -> AsyncGenerator[httpx.AsyncClient]:
+    """``open_client``'s client pipeline (lighter than httpx's: it remembers
+    URL merges, and skips the cookie jar where no cookie is set), over the
+    same transport: what ours costs above it is the app and our transport."""
+    client: LifespanClient[Starlette] = LifespanClient(
+        transport=httpx.MockTransport(answer), base_url=BASE
+    )
+    async with client:
         yield client
 
 
@@ -154,18 +167,29 @@ async def hand_written_httpx2(app: Starlette) -> AsyncGenerator[Any]:
             yield client
 
 
+async def answer_httpx2(request: Any) -> Any:
+    """The httpx2 floor's transport: answers without calling any app."""
+    if request.method == "POST":
+        await request.aread()
+        return HTTPX2.Response(201, content=request.content)
+    return HTTPX2.Response(200, content=b"ready")
+
+
 @asynccontextmanager
 async def floor_httpx2(app: Starlette) -> AsyncGenerator[Any]:
     """httpx2's own pipeline, over a transport that calls no app."""
-
-    async def answer(request: Any) -> Any:
-        if request.method == "POST":
-            await request.aread()
-            return HTTPX2.Response(201, content=request.content)
-        return HTTPX2.Response(200, content=b"ready")
-
     async with HTTPX2.AsyncClient(
-        transport=HTTPX2.MockTransport(answer), base_url=BASE
+        transport=HTTPX2.MockTransport(answer_httpx2), base_url=BASE
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def floor_ours_httpx2(app: Starlette) -> AsyncGenerator[Any]:
+    """``open_client``'s httpx2 client pipeline over the same transport."""
+    client_class: Any = importlib.import_module("trio_lifespan._httpx2").CLIENT
+    async with client_class(
+        transport=HTTPX2.MockTransport(answer_httpx2), base_url=BASE
     ) as client:
         yield client
 
@@ -180,6 +204,7 @@ async def async_asgi(app: Starlette) -> AsyncGenerator[Any]:
 def openers(library: str) -> dict[str, Opener]:
     found: dict[str, Opener] = {
         "floor": floor,
+        "floor (our client)": floor_ours,
         "trio_lifespan": ours,
         "asgi_lifespan+httpx": hand_written,
     }
@@ -194,6 +219,7 @@ def httpx2_openers() -> dict[str, Opener]:
         return {}
     return {
         "floor (httpx2)": floor_httpx2,
+        "floor (our httpx2 client)": floor_ours_httpx2,
         "trio_lifespan (httpx2)": ours_httpx2,
         "asgi_lifespan+httpx2": hand_written_httpx2,
     }
@@ -337,6 +363,19 @@ def show(label: str, values: dict[str, float], base: str) -> str:
     return f"- {label}: {cells}"
 
 
+def above(values: dict[str, float], our_floor: str, ours: str, floor: str) -> str:
+    """What the app and the transport cost above each client's own pipeline:
+    ours above our client over the floor's transport, the peer's above
+    httpx's."""
+    peer = next(name for name in values if name.startswith("asgi_lifespan"))
+    mine = (values[ours] - values[our_floor]) * 1e6
+    theirs = (values[peer] - values[floor]) * 1e6
+    return (
+        f"  (the app and the transport, above each client's own pipeline: "
+        f"{ours} {mine:.1f} µs, {peer} {theirs:.1f} µs)"
+    )
+
+
 def client_rows(quick: bool) -> list[str]:
     """Print the client's rows; return its targets, measured."""
     rounds, calls, cycles, size, events = (
@@ -352,6 +391,7 @@ def client_rows(quick: bool) -> list[str]:
 
             values = interleaved(library, rounds, per_request)
             print(show(f"{library}: a Starlette {method}", values, "floor"))
+            print(above(values, "floor (our client)", "trio_lifespan", "floor"))
             ratio = values["trio_lifespan"] / values["asgi_lifespan+httpx"]
             targets.append(
                 f"{library} {method}: no slower than asgi-lifespan + httpx: "
@@ -363,6 +403,14 @@ def client_rows(quick: bool) -> list[str]:
                 )
                 label = f"{library}: a Starlette {method} on httpx2"
                 print(show(label, values, "floor (httpx2)"))
+                print(
+                    above(
+                        values,
+                        "floor (our httpx2 client)",
+                        "trio_lifespan (httpx2)",
+                        "floor (httpx2)",
+                    )
+                )
                 ratio = (
                     values["trio_lifespan (httpx2)"] / values["asgi_lifespan+httpx2"]
                 )

@@ -38,6 +38,11 @@ class LifespanClient(ClientMixin[AppT_co], httpx.AsyncClient, Generic[AppT_co]):
     It is an ``AsyncClient`` in every way; its transport sends each request
     to the app through :attr:`lifespan`, so requests see the lifespan state.
     (With httpx2, the client is the same, made from ``httpx2.AsyncClient``.)
+
+    Two things it does lighter than a plain client, with the same outcome:
+    it remembers each URL string's merge with the base URL (httpx parses the
+    URL twice for it, each request), and its ``cookies`` skip the cookie
+    jar for a response that sets no cookie (as httpx2's own do).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
