@@ -13,10 +13,11 @@ import importlib.util
 from http.cookiejar import CookieJar
 from typing import Any
 
+import httpx
 import pytest
 
 from trio_lifespan import open_client
-from trio_lifespan._clientbase import MERGED_URLS
+from trio_lifespan._clientbase import BASE_URLS, MERGED_URLS
 
 from .backends import Backend
 from .test_transport import body, lifespan, start
@@ -151,3 +152,41 @@ async def test_the_jar_sees_only_responses_that_set_cookies(
         assert (await client.get("/")).text == "/? c=3"
         await client.get("/set?d=4")
         assert dict(client.cookies) == {"c": "3", "d": "4"}
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+async def test_a_base_url_is_parsed_once_and_kept_apart(
+    backend: Backend, name: str
+) -> None:
+    given = "http://testserver/api"  # (no trailing slash: httpx adds one)
+    expected = library(name).AsyncClient(base_url=given).base_url
+    classes: set[type[Any]] = set()
+    for _ in range(2):  # (the second client is made with the parsed URL)
+        async with open_client(app, httpx=name, base_url=given) as client:
+            assert isinstance(client.base_url, library(name).URL)
+            assert client.base_url == expected == "http://testserver/api/"
+            assert (await client.get("x")).text == "/api/x? "
+            classes.add(type(client))
+    # (by client class: an httpx2 client is never given httpx's URL)
+    (made,) = classes
+    remembered = BASE_URLS[made, given]
+    assert type(remembered) is library(name).URL
+    assert remembered == expected
+
+
+async def test_base_urls_of_every_kind(backend: Backend) -> None:
+    url = httpx.URL("http://given.example/v1")
+    async with open_client(app, base_url=url) as client:  # type: ignore[arg-type]
+        assert client.base_url == "http://given.example/v1/"
+        assert (await client.get("/x")).text == "/v1/x? "
+    assert all(type(key[1]) is str for key in BASE_URLS)  # (only strings)
+    with pytest.raises(httpx.InvalidURL):
+        open_client(app, base_url="http://host:port")
+    assert all(key[1] != "http://host:port" for key in BASE_URLS)
+    for number in range(MERGED_URLS + 3):
+        open_client(app, base_url=f"http://host{number}.example")
+    assert 0 < len(BASE_URLS) <= MERGED_URLS  # (bounded)
+    plain = httpx.AsyncClient(base_url="http://host1.example")
+    async with open_client(app, base_url="http://host1.example") as client:
+        assert client.base_url == plain.base_url
+        assert (await client.get("/x")).text == "/x? "

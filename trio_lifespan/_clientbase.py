@@ -39,6 +39,20 @@ if TYPE_CHECKING:
 #: How many URL strings a client remembers the merge of.
 MERGED_URLS = 256
 
+#: Base URLs as the client classes parsed them, by class and string: a
+#: client made with a parsed base URL skips parsing it twice (about 7 us of
+#: opening a client).
+BASE_URLS: dict[tuple[type[Any], str], object] = {}
+
+
+def remember_base_url(client_class: type[Any], given: object, parsed: object) -> None:
+    """Remember ``parsed``, the base URL a ``client_class`` made of ``given``
+    (a URL is immutable: clients can share it)."""
+    if type(given) is str:  # (a string, not a URL or another type)
+        if len(BASE_URLS) >= MERGED_URLS:
+            BASE_URLS.clear()
+        BASE_URLS[client_class, given] = parsed
+
 
 class ClientMixin(Generic[AppT_co]):
     """What :func:`open_client`'s client adds to an ``AsyncClient`` (of httpx
@@ -200,9 +214,16 @@ class OpenClient:
             raise_app_exceptions=raise_app_exceptions,
             grace=options.shutdown_timeout,
         )
-        client: Any = client_class(
-            transport=self._transport, base_url=base_url, **client_options
+        known = (
+            BASE_URLS.get((client_class, base_url)) if type(base_url) is str else None
         )
+        client: Any = client_class(
+            transport=self._transport,
+            base_url=base_url if known is None else known,
+            **client_options,
+        )
+        if known is None:
+            remember_base_url(client_class, base_url, client.base_url)
         self._client = client
         self._lifespan: AbstractAsyncContextManager[LifespanApp[Any]] | None = None
         self._exited = False
