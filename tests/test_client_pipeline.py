@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from trio_lifespan import open_client
-from trio_lifespan._clientbase import BASE_URLS, MERGED_URLS
+from trio_lifespan._clientbase import BASE_URLS, MAX_URL_LENGTH, MAX_URLS
 
 from .backends import Backend
 from .test_transport import body, lifespan, start
@@ -32,17 +32,25 @@ def library(name: str) -> Any:
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers with the path and query it got and the cookies sent to it;
-    ``/set`` sets the cookie its query names (``/set2``: by ``Set-Cookie2``)."""
+    ``/set`` sets the cookie its query names (by the header ``SET_BY`` names:
+    ``Set-Cookie2``, or one whose name is not ASCII)."""
     if await lifespan(scope, receive, send):
         return
     headers = [(b"content-type", b"text/plain")]
-    if scope["path"] in ("/set", "/set2"):
-        name = scope["path"][1:].replace("set", "set-cookie").encode()
-        headers.append((name, scope["query_string"] + b"; Path=/"))
+    if scope["path"] in SET_BY:
+        headers.append((SET_BY[scope["path"]], scope["query_string"] + b"; Path=/"))
     await send(start(headers=headers))
     cookie = dict(scope["headers"]).get(b"cookie", b"")
     target = scope["raw_path"] + b"?" + scope["query_string"]
     await send(body(target + b" " + cookie))
+
+
+SET_BY = {
+    "/set": b"Set-Cookie",
+    "/set2": b"set-cookie2",
+    # (a Kelvin sign: lowercased, in Python's text, it is a "k")
+    "/setk": "set-coo\u212aie".encode(),
+}
 
 
 class CountingJar(CookieJar):
@@ -103,13 +111,20 @@ async def test_a_new_base_url_merges_afresh(backend: Backend, name: str) -> None
 @pytest.mark.parametrize("name", LIBRARIES)
 async def test_many_urls_are_each_merged_right(backend: Backend, name: str) -> None:
     async with open_client(app, httpx=name) as client:
-        for number in range(MERGED_URLS * 2 + 3):
+        for number in range(MAX_URLS * 2 + 3):
             url = f"/items/{number}"
             assert client.build_request("GET", url).url == f"http://testserver{url}"
         remembered = client._merged  # pyright: ignore[reportPrivateUsage]
         assert remembered is not None
-        assert 0 < len(remembered) <= MERGED_URLS  # (bounded)
+        assert 0 < len(remembered) <= MAX_URLS  # (bounded)
         assert (await client.get("/items/1")).text == "/items/1? "
+        # A long URL (a query of data) is merged, not remembered.
+        for length in (MAX_URL_LENGTH, MAX_URL_LENGTH + 1):
+            url = "/q?" + "x" * (length - 3)
+            merged = client.build_request("GET", url).url
+            assert merged == f"http://testserver{url}"
+            assert (url in remembered) == (length == MAX_URL_LENGTH)
+        assert (await client.get("/q?" + "y" * MAX_URL_LENGTH)).status_code == 200
 
 
 @pytest.mark.parametrize("name", LIBRARIES)
@@ -126,32 +141,73 @@ async def test_cookies_set_by_the_app_are_kept_and_sent(
         assert isinstance(client.cookies, library(name).Cookies)
 
 
+async def outcomes(client: Any, paths: list[str]) -> list[object]:
+    """What each GET of ``paths`` gives, then the cookies the client keeps."""
+    seen: list[object] = []
+    for path in paths:
+        try:
+            response = await client.get(path)
+        except Exception as exc:  # noqa: BLE001 - compared, whatever it is
+            seen.append((type(exc), str(exc)))
+        else:
+            seen.append((response.status_code, response.text))
+    seen.append(sorted(dict(client.cookies).items()))
+    return seen
+
+
+PATHS = [
+    "/",
+    "/set?a=1",
+    "/",
+    "/set2?b=2",
+    "/setk?k=3",
+    "/set?a=; Max-Age=0",
+    "/",
+]
+
+
 @pytest.mark.parametrize("name", LIBRARIES)
-async def test_the_jar_sees_only_responses_that_set_cookies(
-    backend: Backend, name: str
+@pytest.mark.parametrize("base_url", ["http://testserver", "", "/prefix"])
+async def test_cookies_come_out_as_from_a_plain_client(
+    backend: Backend, name: str, base_url: str
 ) -> None:
-    jar = CountingJar()
-    async with open_client(app, httpx=name, cookies=jar) as client:
-        assert client.cookies.jar is jar  # (the user's own jar, shared)
+    ours_jar, plain_jar = CountingJar(), CountingJar()
+    async with open_client(app, httpx=name, base_url=base_url) as client:
+        # A plain client of the same library, on the same transport.
+        plain = library(name).AsyncClient(
+            transport=client._transport,  # pyright: ignore[reportPrivateUsage]
+            base_url=base_url,
+        )
+        assert await outcomes(client, PATHS) == await outcomes(plain, PATHS)
+        # A jar of the user's own sees what it would see in a plain client.
+        client.cookies, plain.cookies = ours_jar, plain_jar
+        assert client.cookies.jar is ours_jar  # (the jar itself, shared)
+        assert await outcomes(client, PATHS) == await outcomes(plain, PATHS)
+        assert ours_jar.shown == plain_jar.shown
+        for cookies in ({"c": "3"}, [("c", "4")], library(name).Cookies({"c": "5"})):
+            client.cookies, plain.cookies = cookies, cookies
+            assert await outcomes(client, PATHS) == await outcomes(plain, PATHS)
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+async def test_pythons_own_jar_is_not_shown_a_response_without_cookies(
+    backend: Backend, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown: list[str] = []
+    extract = CookieJar.extract_cookies
+
+    def counted(jar: CookieJar, response: Any, request: Any) -> None:
+        shown.append(request.get_full_url())
+        extract(jar, response, request)
+
+    monkeypatch.setattr(CookieJar, "extract_cookies", counted)
+    async with open_client(app, httpx=name) as client:
         await client.get("/")
-        assert jar.shown == 0
         await client.get("/set?a=1")
-        assert jar.shown == 1
-        assert [cookie.name for cookie in jar] == ["a"]
-        await client.get("/set2?e=5")  # (the jar's policy decides: not kept)
-        assert jar.shown == 2
-        # Cookies set on the client later are the same kind of cookies.
-        other = CountingJar()
-        client.cookies = other
-        assert client.cookies.jar is other
         await client.get("/")
-        assert other.shown == 0
-        assert (await client.get("/set?b=2")).status_code == 200
-        assert other.shown == 1
-        client.cookies = {"c": "3"}
-        assert (await client.get("/")).text == "/? c=3"
-        await client.get("/set?d=4")
-        assert dict(client.cookies) == {"c": "3", "d": "4"}
+        # (httpx2 shows the jar the URL without its query)
+        assert [url.partition("?")[0] for url in shown] == ["http://testserver/set"]
+        assert dict(client.cookies) == {"a": "1"}
 
 
 @pytest.mark.parametrize("name", LIBRARIES)
@@ -183,9 +239,13 @@ async def test_base_urls_of_every_kind(backend: Backend) -> None:
     with pytest.raises(httpx.InvalidURL):
         open_client(app, base_url="http://host:port")
     assert all(key[1] != "http://host:port" for key in BASE_URLS)
-    for number in range(MERGED_URLS + 3):
+    for number in range(MAX_URLS + 3):
         open_client(app, base_url=f"http://host{number}.example")
-    assert 0 < len(BASE_URLS) <= MERGED_URLS  # (bounded)
+    assert 0 < len(BASE_URLS) <= MAX_URLS  # (bounded)
+    long = "http://testserver/" + "p" * MAX_URL_LENGTH
+    async with open_client(app, base_url=long) as client:
+        assert client.base_url == long + "/"
+    assert all(key[1] != long for key in BASE_URLS)  # (not remembered)
     plain = httpx.AsyncClient(base_url="http://host1.example")
     async with open_client(app, base_url="http://host1.example") as client:
         assert client.base_url == plain.base_url

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, cast
 
@@ -36,8 +36,15 @@ if TYPE_CHECKING:
     from ._state import LifespanApp
     from ._types import AnyASGIApp
 
-#: How many URL strings a client remembers the merge of.
-MERGED_URLS = 256
+#: The most URL strings a client remembers the merge of (and base URLs
+#: remembered). Once full, they are forgotten at once: a suite goes on to
+#: the paths of its next tests, and a dict kept in order of use would cost
+#: every request.
+MAX_URLS = 256
+
+#: The longest URL string remembered: a long one (a query of data) costs
+#: its merge alone, and a few hundred of them would keep megabytes.
+MAX_URL_LENGTH = 2048
 
 #: Base URLs as the client classes parsed them, by class and string: a
 #: client made with a parsed base URL skips parsing it twice (about 7 us of
@@ -48,8 +55,9 @@ BASE_URLS: dict[tuple[type[Any], str], object] = {}
 def remember_base_url(client_class: type[Any], given: object, parsed: object) -> None:
     """Remember ``parsed``, the base URL a ``client_class`` made of ``given``
     (a URL is immutable: clients can share it)."""
-    if type(given) is str:  # (a string, not a URL or another type)
-        if len(BASE_URLS) >= MERGED_URLS:
+    # (a string, not a URL or another type)
+    if type(given) is str and len(given) <= MAX_URL_LENGTH:
+        if len(BASE_URLS) >= MAX_URLS:
             BASE_URLS.clear()
         BASE_URLS[client_class, given] = parsed
 
@@ -149,19 +157,19 @@ class ClientMixin(Generic[AppT_co]):
         depends on the string and the base URL alone, and a URL is immutable:
         a new base URL (a new object) merges afresh.
         """
-        client: Any = self  # (an AsyncClient too: its merge, untyped here)
-        if type(url) is not str:  # (a URL: merged as httpx merges it)
-            return super()._merge_url(url)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
-        base: object = client.base_url
+        merge = cast("Callable[[object], object]", super()._merge_url)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
+        if type(url) is not str or len(url) > MAX_URL_LENGTH:
+            return merge(url)  # (a URL, or a long string: merged as httpx does)
+        base: object = self.base_url  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
         merged = self._merged
         if merged is None:
             merged = self._merged = {}
         known = merged.get(url)
         if known is not None and known[0] is base:
             return known[1]
-        result = cast("object", super()._merge_url(url))  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
-        if len(merged) >= MERGED_URLS:
-            merged.clear()  # (a suite of many paths: its newest are merged)
+        result: object = merge(url)
+        if len(merged) >= MAX_URLS:
+            merged.clear()
         merged[url] = (base, result)
         return result
 
