@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 
 from ._backend import current_backend
 from ._compat import ki_protected
@@ -51,15 +51,22 @@ MAX_URL_LENGTH = 2048
 #: opening a client).
 BASE_URLS: dict[tuple[type[Any], str], object] = {}
 
+K = TypeVar("K")
+V = TypeVar("V")
 
-def remember_base_url(client_class: type[Any], given: object, parsed: object) -> None:
-    """Remember ``parsed``, the base URL a ``client_class`` made of ``given``
-    (a URL is immutable: clients can share it)."""
-    # (a string, not a URL or another type)
-    if type(given) is str and len(given) <= MAX_URL_LENGTH:
-        if len(BASE_URLS) >= MAX_URLS:
-            BASE_URLS.clear()
-        BASE_URLS[client_class, given] = parsed
+
+def rememberable(url: object) -> TypeGuard[str]:
+    """Whether a parse of ``url`` is remembered: a string (not a URL or
+    another type), and not a long one."""
+    return type(url) is str and len(url) <= MAX_URL_LENGTH
+
+
+def remember(store: dict[K, V], key: K, value: V) -> None:
+    """Keep ``value`` in ``store`` (URLs parsed), forgetting all it holds
+    once it holds ``MAX_URLS``."""
+    if len(store) >= MAX_URLS:
+        store.clear()
+    store[key] = value
 
 
 class ClientMixin(Generic[AppT_co]):
@@ -157,21 +164,23 @@ class ClientMixin(Generic[AppT_co]):
         depends on the string and the base URL alone, and a URL is immutable:
         a new base URL (a new object) merges afresh.
         """
-        merge = cast("Callable[[object], object]", super()._merge_url)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
-        if type(url) is not str or len(url) > MAX_URL_LENGTH:
-            return merge(url)  # (a URL, or a long string: merged as httpx does)
-        base: object = self.base_url  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+        if not rememberable(url):  # (a URL, or a long string)
+            return self._httpx_merge(url)
+        client: Any = self  # (an AsyncClient too: its base URL, untyped here)
+        base: object = client.base_url
         merged = self._merged
         if merged is None:
             merged = self._merged = {}
         known = merged.get(url)
         if known is not None and known[0] is base:
             return known[1]
-        result: object = merge(url)
-        if len(merged) >= MAX_URLS:
-            merged.clear()
-        merged[url] = (base, result)
+        result = self._httpx_merge(url)
+        remember(merged, url, (base, result))
         return result
+
+    def _httpx_merge(self, url: object) -> object:
+        """httpx's own merge of ``url`` with the base URL."""
+        return super()._merge_url(url)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
 
     async def send(self, request: Any, **kwargs: Any) -> Any:
         """Send ``request``, as httpx does; once the lifespan has failed and
@@ -223,15 +232,16 @@ class OpenClient:
             grace=options.shutdown_timeout,
         )
         known = (
-            BASE_URLS.get((client_class, base_url)) if type(base_url) is str else None
+            BASE_URLS.get((client_class, base_url)) if rememberable(base_url) else None
         )
         client: Any = client_class(
             transport=self._transport,
             base_url=base_url if known is None else known,
             **client_options,
         )
-        if known is None:
-            remember_base_url(client_class, base_url, client.base_url)
+        if known is None and rememberable(base_url):
+            # (a URL is immutable: clients can share it)
+            remember(BASE_URLS, (client_class, base_url), client.base_url)
         self._client = client
         self._lifespan: AbstractAsyncContextManager[LifespanApp[Any]] | None = None
         self._exited = False
