@@ -13,9 +13,11 @@ import asyncio
 import math
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import looptime
+import pytest
 import trio
 import trio.testing
 
@@ -194,3 +196,30 @@ class tasks:
             await self.nursery_manager.__aexit__(*exc)
         else:
             await asyncio.gather(*self.started)
+
+
+async def closed_under_a_reader(
+    backend: Backend,
+    opened: AbstractAsyncContextManager[Any],
+    read: Callable[[Any], Awaitable[object]],
+    *,
+    after: float,
+) -> BaseException:
+    """Enter ``opened`` (an ``open_client``), run ``read(client)`` in a task of
+    its own, and close the client from this one ``after`` seconds later (as a
+    fixture's teardown in another task does): what the read raised (it
+    must raise)."""
+    raised: list[BaseException] = []
+
+    async def reader() -> None:
+        with pytest.raises(BaseException) as caught:  # noqa: PT011 - the caller judges it
+            await read(client)
+        raised.append(caught.value)
+
+    async with tasks(backend) as start_soon:
+        client = await opened.__aenter__()
+        start_soon(reader)
+        await backend.sleep(after)
+        await opened.__aexit__(None, None, None)
+    [error] = raised
+    return error

@@ -79,7 +79,7 @@ from trio_lifespan import LifespanClient, WebSocketDenied, WebSocketDisconnect
 
 from . import frameworks
 from .apps import Boom
-from .backends import BACKENDS, Backend, tasks
+from .backends import BACKENDS, Backend, closed_under_a_reader
 from .typed import approx, closing
 
 if sys.version_info < (3, 11):
@@ -641,20 +641,15 @@ async def test_an_event_stream_read_whole_says_its_client_was_closed_under_it(
     # or the exit's cancellation), the reader is told the client was closed
     # under it: never a group of one, never a made-up response.
     site = build(framework, backend)
-    outcome: list[BaseException] = []
-    client_cm = opened(site, shutdown_timeout=1)
 
-    async def read() -> None:
-        with pytest.raises(RuntimeError) as caught:
-            await client.get("/events")
-        outcome.append(caught.value)
+    async def read(client: LifespanClient[Any]) -> object:
+        return await client.get("/events")
 
-    async with tasks(backend) as start_soon:
-        client = await client_cm.__aenter__()
-        start_soon(read)
-        await backend.sleep(2.5)
-        await client_cm.__aexit__(None, None, None)
-    assert "the client was closed while the response to GET /events" in str(outcome[0])
+    error = await closed_under_a_reader(
+        backend, opened(site, shutdown_timeout=1), read, after=2.5
+    )
+    assert isinstance(error, RuntimeError)
+    assert "the client was closed while the response to GET /events" in str(error)
 
 
 # A streamed download -------------------------------------------------------------

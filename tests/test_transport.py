@@ -32,7 +32,7 @@ from trio_lifespan._exchange import cancelled_under
 from trio_lifespan._transport import transport_class
 from trio_lifespan._types import Message, Receive, Scope, Send
 
-from .backends import Backend, forever, tasks
+from .backends import Backend, closed_under_a_reader, forever, tasks
 from .typed import approx, closing
 
 #: A context variable of the test's, to see whose context an app runs in.
@@ -693,26 +693,18 @@ async def test_a_client_closed_under_a_read_says_so_though_the_answer_was_late(
             sent.append("client gone")
             raise
 
-    outcome: list[BaseException] = []
+    async def read(client: httpx.AsyncClient) -> object:
+        return await client.get("/")
+
     opened = trio_lifespan.open_client(app, timeout=0.3, shutdown_timeout=5)
-
-    async def read() -> None:
-        with pytest.raises(Exception) as caught:  # noqa: PT011 - judged below
-            await client.get("/")
-        outcome.append(caught.value)
-
-    async with tasks(backend) as start_soon:
-        client = await opened.__aenter__()
-        start_soon(read)
-        await backend.sleep(0.1)
-        await opened.__aexit__(None, None, None)
+    error = await closed_under_a_reader(backend, opened, read, after=0.1)
     if backend.name == "trio":  # (the app's send came before any checkpoint)
         assert sent == ["client gone"]
-        assert isinstance(outcome[0], RuntimeError)
-        assert "the client was closed while the response" in str(outcome[0])
+        assert isinstance(error, RuntimeError)
+        assert "the client was closed while the response" in str(error)
     else:  # (asyncio cancels the app when its shield ends: the timeout's)
         assert sent == []
-        assert isinstance(outcome[0], httpx.ReadTimeout)
+        assert isinstance(error, httpx.ReadTimeout)
 
 
 @READS
@@ -745,23 +737,16 @@ async def test_a_client_gone_told_inside_the_apps_task_group_is_not_its_error(
             raised.append(exc)
             raise
 
-    outcome: list[BaseException] = []
+    async def read(client: httpx.AsyncClient) -> object:
+        return await fetch(client, "GET", "/", streamed)
+
     opened = trio_lifespan.open_client(app, shutdown_timeout=5)
-
-    async def read() -> None:
-        with pytest.raises(RuntimeError) as caught:
-            await fetch(client, "GET", "/", streamed)
-        outcome.append(caught.value)
-
-    async with tasks(backend) as start_soon:
-        client = await opened.__aenter__()
-        start_soon(read)
-        await backend.sleep(0.2)
-        await opened.__aexit__(None, None, None)
+    error = await closed_under_a_reader(backend, opened, read, after=0.2)
+    assert isinstance(error, RuntimeError)
     assert len(raised) == 1
     if backend.name == "trio":
         assert isinstance(raised[0], BaseExceptionGroup)
-    assert "the client was closed while the response" in str(outcome[0])
+    assert "the client was closed while the response" in str(error)
 
 
 async def test_a_cancelled_streamed_request_tells_the_app_and_ends_by_the_exit(
