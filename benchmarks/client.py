@@ -104,19 +104,24 @@ async def hand_written(app: Starlette) -> AsyncGenerator[httpx.AsyncClient]:
             yield client
 
 
-async def answer(request: httpx.Request) -> httpx.Response:
-    """The floor's transport: answers without calling any app."""
-    if request.method == "POST":
-        await request.aread()
-        return httpx.Response(201, content=request.content)
-    return httpx.Response(200, content=b"ready")
+def answering(library: Any) -> Callable[[Any], Coroutine[Any, Any, Any]]:
+    """The floor's transport, for httpx or httpx2 (``library``): it answers
+    without calling any app."""
+
+    async def answer(request: Any) -> Any:
+        if request.method == "POST":
+            await request.aread()
+            return library.Response(201, content=request.content)
+        return library.Response(200, content=b"ready")
+
+    return answer
 
 
 @asynccontextmanager
 async def floor(app: Starlette) -> AsyncGenerator[httpx.AsyncClient]:
     """httpx's own pipeline, over a transport that calls no app."""
     async with httpx.AsyncClient(
-        transport=httpx.MockTransport(answer), base_url=BASE
+        transport=httpx.MockTransport(answering(httpx)), base_url=BASE
     ) as client:
         yield client
 
@@ -124,10 +129,11 @@ async def floor(app: Starlette) -> AsyncGenerator[httpx.AsyncClient]:
 @asynccontextmanager
 async def floor_ours(app: Starlette) -> AsyncGenerator[httpx.AsyncClient]:
     """``open_client``'s client pipeline (lighter than httpx's: it remembers
-    URL merges, and skips the cookie jar where no cookie is set), over the
-    same transport: what ours costs above it is the app and our transport."""
+    URL merges, and does not show Python's cookie jar a response that sets
+    no cookie), over the same transport: what ours costs above it is the
+    app and our transport."""
     client: LifespanClient[Starlette] = LifespanClient(
-        transport=httpx.MockTransport(answer), base_url=BASE
+        transport=httpx.MockTransport(answering(httpx)), base_url=BASE
     )
     async with client:
         yield client
@@ -167,19 +173,11 @@ async def hand_written_httpx2(app: Starlette) -> AsyncGenerator[Any]:
             yield client
 
 
-async def answer_httpx2(request: Any) -> Any:
-    """The httpx2 floor's transport: answers without calling any app."""
-    if request.method == "POST":
-        await request.aread()
-        return HTTPX2.Response(201, content=request.content)
-    return HTTPX2.Response(200, content=b"ready")
-
-
 @asynccontextmanager
 async def floor_httpx2(app: Starlette) -> AsyncGenerator[Any]:
     """httpx2's own pipeline, over a transport that calls no app."""
     async with HTTPX2.AsyncClient(
-        transport=HTTPX2.MockTransport(answer_httpx2), base_url=BASE
+        transport=HTTPX2.MockTransport(answering(HTTPX2)), base_url=BASE
     ) as client:
         yield client
 
@@ -189,7 +187,7 @@ async def floor_ours_httpx2(app: Starlette) -> AsyncGenerator[Any]:
     """``open_client``'s httpx2 client pipeline over the same transport."""
     client_class: Any = importlib.import_module("trio_lifespan._httpx2").CLIENT
     async with client_class(
-        transport=HTTPX2.MockTransport(answer_httpx2), base_url=BASE
+        transport=HTTPX2.MockTransport(answering(HTTPX2)), base_url=BASE
     ) as client:
         yield client
 
