@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 from http.cookiejar import CookieJar
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from trio_lifespan import open_client
 from trio_lifespan._clientbase import BASE_URLS, MAX_URL_LENGTH, MAX_URLS
@@ -250,3 +254,35 @@ async def test_base_urls_of_every_kind(backend: Backend) -> None:
     async with open_client(app, base_url="http://host1.example") as client:
         assert client.base_url == plain.base_url
         assert (await client.get("/x")).text == "/x? "
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+async def test_a_starlette_login_cookie_round_trip(backend: Backend, name: str) -> None:
+    # A real framework's Set-Cookie (attributes, deletion), kept and sent as
+    # a plain client keeps and sends it.
+    async def login(request: Request) -> PlainTextResponse:
+        response = PlainTextResponse("in")
+        response.set_cookie("session", "abc", httponly=True, samesite="lax")
+        return response
+
+    async def me(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.cookies.get("session", "nobody"))
+
+    async def logout(request: Request) -> PlainTextResponse:
+        response = PlainTextResponse("out")
+        response.delete_cookie("session")
+        return response
+
+    site = Starlette(
+        routes=[Route("/login", login), Route("/me", me), Route("/logout", logout)]
+    )
+    paths = ["/me", "/login", "/me", "/me", "/logout", "/me"]
+    async with open_client(site, httpx=name) as client:
+        plain = library(name).AsyncClient(
+            transport=client._transport,  # pyright: ignore[reportPrivateUsage]
+            base_url=client.base_url,
+        )
+        seen = await outcomes(client, paths)
+        assert seen == await outcomes(plain, paths)
+    texts = [cast("tuple[int, str]", one)[1] for one in seen[:-1]]
+    assert texts == ["nobody", "in", "abc", "abc", "out", "nobody"]
