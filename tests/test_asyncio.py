@@ -26,6 +26,7 @@ from trio_lifespan import (
     serve_lifespan,
 )
 from trio_lifespan._asyncio_tasks import HereJob, current_task, start_task
+from trio_lifespan._compat import BaseExceptionGroup
 from trio_lifespan._types import ASGIApp, Receive, Scope, Send
 
 from .apps import GoodApp, http_request, run_python
@@ -456,6 +457,44 @@ def test_a_call_here_on_a_closed_loop_is_neither_cancelled_nor_waited_for() -> N
     assert asyncio.run(later()) is False
     assert not task.done()
     task._log_destroy_pending = False  # type: ignore[attr-defined]  # (left on purpose)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is 3.11+")
+def test_an_app_task_groups_failure_comes_out_as_the_app_raised_it() -> None:
+    # On Python 3.11 and 3.12 a TaskGroup whose child fails while the app
+    # waits in its exit leaves its cancellation of the app's task counted:
+    # that is not the caller's, and the app's own group comes out.
+    from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
+
+    raised: list[BaseException] = []
+    good = GoodApp(ASYNCIO)
+    task_group: Any = asyncio.TaskGroup  # type: ignore[attr-defined,unused-ignore]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or scope["query_string"]:
+            await good(scope, receive, send)  # (the next request: as before)
+            return
+
+        async def child() -> None:
+            await asyncio.sleep(0)
+            raise ValueError("the child failed")
+
+        try:
+            async with task_group() as group:
+                group.create_task(child())  # (fails while the app waits in exit)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    async def main() -> None:
+        async with open_client(app) as client:
+            with pytest.raises(BaseExceptionGroup) as caught:
+                await client.get("/")
+            assert caught.value is raised[0]
+            assert caught.value.subgroup(ValueError) is not None
+            assert (await client.get("/", params={"q": 1})).status_code == 200
+
+    ASYNCIO.run(main, {})
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="cancelling() is 3.11+")

@@ -449,14 +449,25 @@ class HereJob:
         else:  # pragma: no cover - py310 tox environment
             before = 0
         self.first_wait()
+        raised: list[bool] = []  # (whether the app raised, once it ended)
+
+        def told(exc: BaseException | None) -> None:
+            raised.append(exc is not None)
+            ended(exc)
+
         try:
-            await stepped(context, coro, trap, ended)
+            await stepped(context, coro, trap, told)
         except asyncio.CancelledError:
             if not self._taken_back(task, before):
                 raise
         else:
-            self._taken_back(task, before)
-            _not_swallowed(task, before)
+            # A cancellation still counted is the caller's, swallowed: by our
+            # taking back the one it came merged with, or by an app that then
+            # returned. One that raised has its exception come out instead:
+            # on Python 3.11 and 3.12 an asyncio.TaskGroup whose child failed
+            # leaves its own cancellation counted, and raises the child's.
+            if not self._taken_back(task, before) and (self.why or not raised[0]):
+                _not_swallowed(task, before)
         finally:
             self.ended = True
             if self._handle is not None:
