@@ -183,6 +183,39 @@ def test_a_project_that_does_not_use_it_runs_as_without_it(
     assert with_it.outlines[:-1] == without.outlines[:-1]  # the same tests, same ids
 
 
+PROXY = """
+class Proxy:  # as werkzeug's LocalProxy (Quart's, Flask's request) outside a request
+    def __getattr__(self, name):
+        raise RuntimeError("Working outside of request context")
+"""
+
+
+def test_a_project_whose_modules_hold_proxies_that_raise_runs_as_without_it(
+    pytester: pytest.Pytester,
+) -> None:
+    # Looking for an asgi_app fixture, the plugin reads every name a module
+    # or class defines: one whose every attribute raises is no fixture.
+    files = {
+        "conftest.py": PROXY + "request = Proxy()\n",
+        "tests/test_views.py": PROXY
+        + textwrap.dedent("""
+            request = Proxy()
+
+            class TestViews:
+                current = Proxy()
+
+                def test_one(self):
+                    assert True
+
+            def test_two():
+                assert True
+            """),
+    }
+    result, raised = session(pytester, files, *AUTO)
+    result.assert_outcomes(passed=2)
+    assert not raised
+
+
 def test_unused_it_imports_nothing_and_registers_no_fixture_of_its_own(
     pytester: pytest.Pytester,
 ) -> None:

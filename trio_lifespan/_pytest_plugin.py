@@ -237,7 +237,10 @@ def _defines_asgi_app(where: object) -> bool:
     ):
         return False
     for attribute, value in vars(where).items():
-        marker: Any = getattr(value, "_pytestfixturefunction", None)  # pytest < 8.4
+        try:
+            marker: Any = getattr(value, "_pytestfixturefunction", None)  # pytest < 8.4
+        except Exception:  # noqa: BLE001 - a proxy that raises is no fixture
+            continue  # (werkzeug's LocalProxy, Quart's and Flask's request)
         if marker is None and type(value).__name__ == "FixtureFunctionDefinition":
             marker = value  # pytest 8.4 and later: the fixture is the definition
         if (
