@@ -187,6 +187,9 @@ PROXY = """
 class Proxy:  # as werkzeug's LocalProxy (Quart's, Flask's request) outside a request
     def __getattr__(self, name):
         raise RuntimeError("Working outside of request context")
+
+class Half:  # read as a fixture (pytest before 8.4) whose name raises
+    _pytestfixturefunction = Proxy()
 """
 
 
@@ -200,6 +203,7 @@ def test_a_project_whose_modules_hold_proxies_that_raise_runs_as_without_it(
         "tests/test_views.py": PROXY
         + textwrap.dedent("""
             request = Proxy()
+            half = Half()
 
             class TestViews:
                 current = Proxy()

@@ -238,17 +238,22 @@ def _defines_asgi_app(where: object) -> bool:
         return False
     for attribute, value in vars(where).items():
         try:
-            marker: Any = getattr(value, "_pytestfixturefunction", None)  # pytest < 8.4
+            if _fixture_name(value, attribute) == "asgi_app":
+                return True
         except Exception:  # noqa: BLE001 - a proxy that raises is no fixture
-            continue  # (werkzeug's LocalProxy, Quart's and Flask's request)
-        if marker is None and type(value).__name__ == "FixtureFunctionDefinition":
-            marker = value  # pytest 8.4 and later: the fixture is the definition
-        if (
-            marker is not None
-            and (getattr(marker, "name", None) or attribute) == "asgi_app"
-        ):
-            return True
+            continue  # (werkzeug's LocalProxy: Quart's and Flask's request)
     return False
+
+
+def _fixture_name(value: object, attribute: str) -> str | None:
+    """The name of the fixture that ``value`` (a module's ``attribute``)
+    defines, if it is one."""
+    marker: Any = getattr(value, "_pytestfixturefunction", None)  # pytest < 8.4
+    if marker is None and type(value).__name__ == "FixtureFunctionDefinition":
+        marker = value  # pytest 8.4 and later: the fixture is the definition
+    if marker is None:
+        return None
+    return getattr(marker, "name", None) or attribute
 
 
 def _ours_last_resort(session: pytest.Session) -> None:
