@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import enum
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
+import anyio
 import httpx_ws
 import pytest
 import wsproto
@@ -16,6 +17,7 @@ import wsproto.events as ev
 
 import trio_lifespan
 from trio_lifespan import WebSocketDenied, WebSocketDisconnect
+from trio_lifespan._compat import BaseExceptionGroup
 from trio_lifespan._errors import RequestProtocolError
 from trio_lifespan._exchange import ACCEPT, WebSocketRules
 from trio_lifespan._types import Message, Receive, Scope, Send
@@ -374,6 +376,41 @@ async def test_an_app_that_reads_on_after_the_disconnect_hears_dropped(
         {"type": "websocket.disconnect", "code": 1000, "reason": ""},
         {"type": "websocket.disconnect", "code": 1006, "reason": ""},
     ]
+
+
+async def test_a_send_after_the_client_went_raises_in_the_handler_not_the_test(
+    backend: Backend,
+) -> None:
+    # A websocket's send() once the client has gone raises an OSError, as
+    # servers' do; raised in the handler's own task group, it comes out of it
+    # in a group: still the client's going, not an error of the app's.
+    raised: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+
+        async def later() -> None:
+            await receive()  # the client's close
+            await send({"type": "websocket.send", "text": "too late"})
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(later)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    async with trio_lifespan.open_client(app) as client:
+        async with client.websocket_connect("/ws"):
+            pass
+    (group,) = raised
+    assert isinstance(group, BaseExceptionGroup)
+    (gone,) = cast("BaseExceptionGroup[BaseException]", group).exceptions
+    assert isinstance(gone, OSError)
+    assert str(gone) == "the client of websocket /ws has gone"
 
 
 async def test_a_handler_that_never_ends_is_cancelled_after_the_grace(

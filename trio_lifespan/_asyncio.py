@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
@@ -359,6 +360,12 @@ class _Asyncio(Groups):
 
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)
+
+    def cancelling(self) -> bool:
+        if sys.version_info >= (3, 11):
+            task = asyncio.current_task()
+            return task is not None and task.cancelling() > 0
+        return False  # pragma: no cover - py310 tox environment
 
     cancelled: type[BaseException] = asyncio.CancelledError
 

@@ -255,6 +255,13 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
         async def checkpoint(self) -> None:
             """Let the other tasks that can run, run (a task just spawned)."""
 
+        def cancelling(self) -> bool:
+            """Whether the calling task is being cancelled: on asyncio (3.11
+            and later), a cancellation asked of it and not withdrawn, which
+            its next wait would not see again; on trio never (a wait in a
+            cancelled scope raises at once)."""
+            ...
+
         def run(self, fn: Callable[[], Coroutine[Any, Any, T]], /) -> T:
             """Run ``fn()`` in a new event loop of the library; its result."""
             ...

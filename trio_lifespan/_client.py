@@ -64,7 +64,8 @@ def open_client(
     it). A streamed one (``client.stream(...)``) runs the app in a task of
     its own (on trio in the lifespan's nursery, on asyncio on the caller's
     loop), so responses stream as the app sends them (endless ones too), and
-    leaving one tells the app (``http.disconnect``). Nothing is tied to the
+    leaving one tells the app (``http.disconnect``) and gives it
+    ``shutdown_timeout`` to end, then cancels it. Nothing is tied to the
     task that entered the client: a pytest-asyncio fixture may set it up in
     one task and tear it down in another. The read timeout (``timeout=``,
     httpx's default 5 s) bounds each wait for the app's next message, as a

@@ -16,9 +16,11 @@ from ._compat import BaseExceptionGroup
 from ._errors import LifespanUnavailable, RequestProtocolError, describe_message
 from ._exceptions import members
 
-#: The ASGI version our scopes speak (2.4: ``send()`` after a disconnect
-#: raises an ``OSError``).
-ASGI = {"version": "3.0", "spec_version": "2.4"}
+#: The ASGI version our HTTP scopes speak: 2.3, as uvicorn's do: a message
+#: sent once the client has gone is dropped (2.4 would have ``send()`` raise
+#: an ``OSError``: then Starlette stops listening for ``http.disconnect``, and
+#: a stream that waits between its events does not hear its client go).
+ASGI = {"version": "3.0", "spec_version": "2.3"}
 
 # What an app's HTTP message was: the values ``HTTPResponse.sent`` returns.
 START = 1  # http.response.start

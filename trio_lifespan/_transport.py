@@ -250,15 +250,15 @@ class Exchange:
         """The app's ``send``: checked, then handed to the reader."""
         raise NotImplementedError  # pragma: no cover - each kind has its own
 
-    def _checked(self, message: Message) -> tuple[int, bytes]:
-        """What the app's ``message`` is, and its body; an error once the
-        client has gone (ASGI 2.4: ``send()`` raises an ``OSError``)."""
+    def _checked(self, message: Message) -> tuple[int, bytes] | None:
+        """What the app's ``message`` is, and its body; ``None`` once the
+        client has gone: the message is checked, then dropped, as uvicorn and
+        hypercorn drop it (our scopes say ASGI 2.3, so an app that wants to
+        know listens for ``http.disconnect``, as Starlette then does)."""
         if self.ended:  # (a task the app left behind, after its call returned)
             raise self.gone_error()
         what = self.response.sent(message)
-        if self.left:
-            raise self.gone_error()
-        return what
+        return None if self.left else what
 
     def gone_error(self) -> ClientDisconnected:
         """What the app's ``send()`` raises once its client has gone."""
@@ -334,7 +334,11 @@ class Whole(Exchange):
 
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then kept for the reader."""
-        what, body = self._checked(message)
+        checked = self._checked(message)
+        if checked is None:  # (dropped: a loop of sends can still be cut)
+            await self.backend.checkpoint()
+            return
+        what, body = checked
         got = self.got
         here = self.here
         if here.waited:  # (one that never waited has no timeout running)
@@ -368,8 +372,9 @@ class Streamed(Exchange):
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then handed to the reader."""
         what = self._checked(message)
-        if not await self.outbox.put(what):
-            raise self.gone_error()
+        if what is None or not await self.outbox.put(what):
+            await self.backend.checkpoint()  # (dropped: a loop of sends can be cut)
+            return
         if what[0] == END:
             # Only now, the whole response handed over: an app that listens
             # for the disconnect while it sends (Quart) must not hear it
@@ -419,22 +424,32 @@ class Streamed(Exchange):
         self.left = True
         self.job.cancel()
 
-    async def close(self) -> bool:
+    async def close(self, grace: float) -> bool:
         """The reader is done. The app of a complete response gets the read
         timeout to return (its background tasks); an unfinished one hears
-        that the client went. Returns whether the app's task has ended (if
-        not, it is left to the client's exit)."""
+        that the client went, and gets ``grace`` to end (none if the reader
+        is being cancelled), then is cancelled. Returns whether the app's
+        task has ended (if not, it is left to the client's exit)."""
         if self.closed:
             return self.ended
         complete = self.read_all
         self.reader_closed = True
         self.leave()
-        if complete and not self.ended:
-            try:
-                await self.job.wait(self.read_timeout)
-            except BaseException:
-                self.stop()
-                raise
+        if self.ended:
+            return True
+        job = self.job
+        try:
+            if complete:
+                await job.wait(self.read_timeout)
+            elif not await job.wait(0.0 if self.backend.cancelling() else grace):
+                job.cancel()
+                await job.wait(grace)
+        except BaseException:
+            # (the reader is cancelled: so is the app, and it is waited for,
+            # within the grace, as when it closes)
+            self.stop()
+            await self.backend.wait_shielded(lambda: job.wait(grace))
+            raise
         return self.ended
 
 
@@ -600,7 +615,7 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
 
         async def aclose(self) -> None:
             exchange = self.exchange
-            if await exchange.close():
+            if await exchange.close(self.transport.apps.grace):
                 self.transport.apps.live.discard(exchange)
                 error = exchange.failure(self.transport.raise_app_exceptions)
                 if error is not None:
@@ -814,11 +829,13 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             """End every app still running (each response still open is
             closed, each session too), within the grace."""
             # (a lifespan that has failed gives its apps no grace: it is gone)
+            # (nor does a client's exit that is being cancelled: it goes now)
             failed = getattr(self.app, "failure", None) is not None
+            backend = current_backend("open_client")
             await self.apps.end(
-                current_backend("open_client"),
+                backend,
                 self.raise_app_exceptions,
-                grace=0.0 if failed else None,
+                grace=0.0 if failed or backend.cancelling() else None,
             )
 
     return LifespanTransport

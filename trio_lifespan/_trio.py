@@ -354,6 +354,9 @@ class _Trio(Groups):
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
 
+    def cancelling(self) -> bool:
+        return False  # (a wait in a cancelled scope raises at once)
+
     cancelled: type[BaseException] = trio.Cancelled
 
     def run(self, fn: Callable[[], Awaitable[T]], /) -> T:

@@ -205,12 +205,18 @@ class WebSocketSession:
         """Leave; give the app the grace to end, else cancel it; raise its error."""
         self.leave()
         job = self.job
+        assert self._backend is not None
+        # (none if the closer is being cancelled: it goes now)
+        grace = 0.0 if self._backend.cancelling() else self._apps.grace
         try:
-            if not await job.wait(self._apps.grace):
+            if not await job.wait(grace):
                 job.cancel()
                 await job.wait(math.inf)
         except BaseException:
+            # (the closer is cancelled: so is the app, and it is waited for,
+            # within the grace)
             job.cancel()
+            await self._backend.wait_shielded(lambda: job.wait(self._apps.grace))
             raise
         self._apps.live.discard(self)
         error = self.failure(self._raise_app_exceptions)
