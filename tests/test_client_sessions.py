@@ -191,7 +191,7 @@ async def http(client):
     assert (await client.get("/where")).text == myapp.here()
 
 
-async def stream(client, until_the_app_ends=False):
+async def stream(client):
     seen = []
     async with client.stream("GET", "/events") as response:
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -202,10 +202,7 @@ async def stream(client, until_the_app_ends=False):
                 if len(seen) == 3:
                     break
     assert seen == ["data: hello 0", "data: hello 1", "data: hello 2"]
-    if until_the_app_ends:  # (it hears that the client went at its next send)
-        with anyio.fail_after(1):
-            while "stream " in myapp.RUNNING:
-                await anyio.sleep(0.005)
+    assert "stream " not in myapp.RUNNING  # (the close waited for it to end)
 
 
 async def websocket(client):
@@ -470,10 +467,7 @@ async def test_http(client):
 @pytest.mark.asyncio
 async def test_stream(client):
     TESTS_LOOPS.append(myapp.here())
-    # Until the app has heard that the client went: its task is on this
-    # test's loop, which pytest-asyncio before 1.0 closes without cancelling
-    # it (test_a_stream_closed_in_a_test_on_a_loop_of_its_own_... outside).
-    await checks.stream(client, until_the_app_ends=True)
+    await checks.stream(client)  # (its app's task ends on this test's loop)
 
 
 @pytest.mark.asyncio
@@ -513,8 +507,8 @@ def test_pytest_asyncio_the_session_loops_client_in_tests_on_their_own_loops(
 def test_a_stream_closed_in_a_test_on_a_loop_of_its_own_does_not_hold_the_client(
     pytester: pytest.Pytester,
 ) -> None:
-    # The test closes the stream, as it should; the endless app hears it at
-    # its next send, after the test (and its loop) have ended.
+    # The test closes the stream, as it should: the close waits for the
+    # endless app to end, on the test's loop, before that loop closes.
     tests = """
         import pytest
         import checks
@@ -528,24 +522,62 @@ def test_a_stream_closed_in_a_test_on_a_loop_of_its_own_does_not_hold_the_client
         "test_it.py": tests,
     }
     result, recorder = session(pytester, files, *STRICT)
-    if ASYNCIO_VERSION >= (1, 0):
-        check(result, recorder, passed=1, lifespans=1)
-        return
-    # pytest-asyncio before 1.0 closes a test's loop without cancelling its
-    # tasks: the app's task there never runs again, so it never ends. The
-    # client forgets it: its exit neither waits shutdown_timeout for it nor
-    # fails (it used to wait, then raise "Event loop is closed"). Forgotten,
-    # the task is either still pending at the shutdown, or already destroyed
-    # by Python's collector (which closes the app's coroutine): which one
-    # depends on when the collector runs (CI saw both).
-    result.assert_outcomes(passed=1)
+    check(result, recorder, passed=1, lifespans=1)
+    assert result.duration < 1, "a close or the exit waited out a grace"
+
+
+@pytest.mark.skipif(
+    ASYNCIO_VERSION < (0, 24), reason="fixtures take a loop of their own from 0.24"
+)
+def test_a_session_opened_on_the_fixtures_loop_and_read_on_the_tests_says_so(
+    pytester: pytest.Pytester,
+) -> None:
+    # A websocket or a stream opened in a fixture on the session's loop, read
+    # in a test on its own loop: its handler runs on a loop that is not
+    # running; the test is told so at once (not a read timeout blaming the
+    # app, nor a hang without one). A websocket left open by a test on its
+    # own loop does not fail the client's exit (its loop has closed).
+    conftest = SESSION_CLIENT.format(options=", timeout=None") + textwrap.dedent("""
+        @pytest_asyncio.fixture(scope="session", loop_scope="session")
+        async def ws(client):
+            async with client.websocket_connect("/ws") as ws:
+                yield ws
+
+
+        @pytest_asyncio.fixture(scope="session", loop_scope="session")
+        async def stream(client):
+            async with client.stream("GET", "/events") as response:
+                yield response
+        """)
+    tests = """
+        import pytest
+
+        ELSEWHERE = "was opened on another event loop than the one reading it now"
+
+        @pytest.mark.asyncio
+        async def test_websocket(ws):
+            await ws.send_text("x")
+            with pytest.raises(RuntimeError, match=ELSEWHERE):
+                await ws.receive_text()
+
+        @pytest.mark.asyncio
+        async def test_stream(stream):
+            with pytest.raises(RuntimeError, match=ELSEWHERE):
+                async for _ in stream.aiter_raw():
+                    pass
+
+        @pytest.mark.asyncio
+        async def test_left_open(client):
+            ws = client.websocket_connect("/ws")
+            await ws.__aenter__()
+            await ws.send_text("x")
+            assert await ws.receive_text() == "hello, x"
+    """
+    files = {"conftest.py": conftest, "test_it.py": tests}
+    result, recorder = session(pytester, files, *STRICT)
+    result.assert_outcomes(passed=3)
     assert not recorder.phases, result.stdout.str()
-    assert recorder.events[0] == "startup", recorder.events
-    assert recorder.events[1:] in (
-        ["shutdown, still running: ['stream ']"],
-        ["shutdown, still running: []"],
-    ), recorder.events
-    assert result.duration < 1, "the exit waited for a task on a closed loop"
+    assert result.duration < LIMIT
 
 
 # anyio's plugin and pytest-trio ------------------------------------------------

@@ -257,10 +257,20 @@ class Handoff:
     put and take at once (an app that sends from two tasks): each waits in
     turn, and each is woken."""
 
-    __slots__ = ("_capacity", "_ended", "_items", "_left", "_putters", "_takers")
+    __slots__ = (
+        "_capacity",
+        "_ended",
+        "_items",
+        "_left",
+        "_loop",
+        "_putters",
+        "_takers",
+    )
 
     def __init__(self, capacity: float) -> None:
         self._capacity = capacity
+        # (the loop of the task it was made for: readers wait on it)
+        self._loop = asyncio.get_running_loop()
         self._items: deque[Any] = deque()
         self._takers: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
@@ -297,6 +307,14 @@ class Handoff:
 
     async def take(self, seconds: float) -> Any:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop and not (self._items or self._ended):
+            raise RuntimeError(
+                "this streamed response or websocket session was opened on "
+                "another event loop than the one reading it now: its handler "
+                "runs on that loop, which is not running. Open it where it is "
+                "used (in the test), or run the fixture that opens it on the "
+                "test's loop (pytest-asyncio: the same loop_scope)"
+            )
         deadline = loop.time() + seconds
         while not self._items and not self._ended:
             await _wait_in(self._takers, deadline - loop.time())
@@ -339,7 +357,8 @@ async def _wait_in(waiters: deque[asyncio.Future[None]], seconds: float) -> None
 def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
     while waiters:
         waiter = waiters.popleft()
-        if not waiter.done():
+        # (not one of a loop that has closed: a test's, that left it waiting)
+        if not waiter.done() and not waiter.get_loop().is_closed():
             waiter.set_result(None)
             return
 
