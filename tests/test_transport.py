@@ -289,6 +289,101 @@ async def test_a_request_body_streams_to_receive(backend: Backend) -> None:
         assert received == [{"type": "http.request", "body": b"", "more_body": False}]
 
 
+@READS
+async def test_the_time_the_app_waits_for_the_request_body_is_not_a_read_timeout(
+    backend: Backend, streamed: bool
+) -> None:
+    # An upload that pauses longer than the read timeout between its chunks:
+    # the app waits on the client, not the client on the app (as with a
+    # server). Once the body is in, the timeout bounds the app's answer.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        got = b""
+        while (message := await receive())["more_body"]:
+            got += message["body"]
+        if scope["path"] == "/slow":
+            await backend.sleep(2)  # (after the body: the app's own time)
+        await send(start())
+        await send(body(got))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"a"  # (at once: the app has not waited yet)
+        for part in (b"b", b"c"):
+            await backend.sleep(3)
+            yield part
+
+    async def answers_while_it_reads(
+        scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if await lifespan(scope, receive, send):
+            return
+
+        async def answer() -> None:
+            await send(start())
+            await send(body(b"reading ", more=True))
+
+        got = b""
+        async with tasks(backend) as start_soon:
+            start_soon(answer)  # (it sends while the body is read)
+            while (message := await receive())["more_body"]:
+                got += message["body"]
+        await send(body(got))
+
+    async with trio_lifespan.open_client(app, timeout=1) as client:
+        began = backend.now()
+        response = await fetch(client, "POST", "/", streamed, content=chunks())
+        assert response.content == b"abc"
+        assert backend.now() - began == approx(6)
+        with pytest.raises(httpx.ReadTimeout, match="did not answer POST"):
+            await fetch(client, "POST", "/slow", streamed, content=chunks())
+    async with trio_lifespan.open_client(answers_while_it_reads, timeout=1) as client:
+        response = await fetch(client, "POST", "/", streamed, content=chunks())
+        assert response.content == b"reading abc"
+
+
+@READS
+async def test_a_request_body_that_raises_is_the_readers_error(
+    backend: Backend, streamed: bool
+) -> None:
+    # As over a socket: the app hears that its client went (what it sends
+    # then is dropped), and the reader gets what the body raised, itself.
+    heard: list[Message] = []
+    raised: list[Exception] = []
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        if scope["path"] == "/started":  # (the response begun before the body)
+            await send(start())
+            await send(body(b"so far", more=True))
+        heard.append(await receive())
+        heard.append(await receive())
+        heard.append(await receive())  # (again: still the disconnect)
+        await send(start(status=400))  # (dropped: the client has gone)
+        await send(body(b"bad body"))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"a"
+        await backend.sleep(1)
+        raised.append(ValueError("the upload failed"))
+        raise raised[-1]
+
+    async with trio_lifespan.open_client(guarded) as client:
+        for path in ("/", "/started"):
+            heard.clear()
+            with pytest.raises(ValueError, match="the upload failed") as caught:
+                await fetch(client, "POST", path, streamed, content=chunks())
+            assert caught.value is raised[-1]
+            assert heard == [
+                {"type": "http.request", "body": b"a", "more_body": True},
+                {"type": "http.disconnect"},
+                {"type": "http.disconnect"},
+            ]
+        transport: Any = client._transport  # pyright: ignore[reportPrivateUsage]
+        assert transport.apps.live == set()
+
+
 async def test_the_scope_is_a_servers(backend: Backend) -> None:
     scopes: list[Scope] = []
 

@@ -421,6 +421,7 @@ class HereJob:
     ended = False
     why: str | None = None  # "timeout" or "cancel", once we cancelled
     late = False  # a message came once the timeout had passed
+    paused = False  # the app waits for the client (the request's body)
     deadline = math.inf
     _loop: asyncio.AbstractEventLoop | None = None
     _handle: asyncio.TimerHandle | None = None
@@ -505,10 +506,28 @@ class HereJob:
 
     def first_wait(self) -> None:
         self.waited = True
+        if not self.paused:
+            self._start()
+
+    def _start(self) -> None:
+        """The read timeout starts (again), from now."""
         if self.timeout != math.inf:
             loop = self._loop = asyncio.get_running_loop()
             self.deadline = loop.time() + self.timeout
-            self._handle = loop.call_at(self.deadline, self._expire)
+            if self._handle is None:
+                self._handle = loop.call_at(self.deadline, self._expire)
+
+    def pause(self) -> None:
+        """The app waits for the client: no read timeout meanwhile."""
+        self.paused = True
+        self.deadline = math.inf
+
+    def resume(self) -> None:
+        """The client has answered: the read timeout starts again (once the
+        app has waited)."""
+        self.paused = False
+        if self.waited:
+            self._start()
 
     def heard(self) -> None:
         """A message came from the app (once it has waited): the read timeout
@@ -518,13 +537,17 @@ class HereJob:
         loop = self._loop
         if self.why is not None or (loop is not None and loop.time() >= self.deadline):
             self.late = True
-        elif loop is not None:
+        elif loop is not None and not self.paused:
             self.deadline = loop.time() + self.timeout
 
     def _expire(self) -> None:
         assert self._loop is not None
-        if self._loop.time() < self.deadline:  # (pushed back since)
-            self._handle = self._loop.call_at(self.deadline, self._expire)
+        if self._loop.time() < self.deadline:  # (pushed back since, or paused)
+            self._handle = (
+                None
+                if self.deadline == math.inf
+                else self._loop.call_at(self.deadline, self._expire)
+            )
             return
         self._handle = None
         self._stop("timeout")

@@ -110,6 +110,13 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
         def first_wait(self) -> None:
             """The call waits for the first time: its timeout starts."""
 
+        def pause(self) -> None:
+            """The call waits for the client (the request's body): its
+            timeout does not run until :meth:`resume`."""
+
+        def resume(self) -> None:
+            """The client has answered: the timeout starts again."""
+
         def heard(self) -> None:
             """A message came from the call, once it has waited: its timeout
             starts again."""

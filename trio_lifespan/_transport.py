@@ -161,6 +161,7 @@ class Exchange:
     ended = False  # the app's call has ended
     interrupted = False  # its task was cancelled, not by us
     error: BaseException | None = None
+    body_error: Exception | None = None  # what the request's body raised
     _raised = False
     _request_done = False
 
@@ -225,6 +226,16 @@ class Exchange:
     def _ended(self) -> None:
         """The app's call has ended: no more messages."""
 
+    def _client_turn(self, waiting: bool) -> None:
+        """The app waits (``True``) for the client's next chunk of the
+        request's body, or no longer: its read timeout does not run."""
+
+    def _body_failed(self) -> None:
+        """The request's body raised: the app hears that its client went,
+        and what it sends is dropped."""
+        self.left = True
+        self._over()
+
     async def receive(self) -> Message:
         """The app's ``receive``: the request's body, chunk by chunk, then
         ``http.disconnect`` once the response is complete or the client gone."""
@@ -234,11 +245,23 @@ class Exchange:
                 return request_message(self._whole_body, False)
             # Each chunk as it comes (a server does not wait for the next to
             # know whether more follow), then an empty one that says the end.
-            chunk = await _next(self._body)
+            # The app waits on the client here: no read timeout runs.
+            self._client_turn(True)
+            try:
+                chunk = await _next(self._body)
+            except Exception as exc:  # noqa: BLE001 - the reader's to raise
+                # The client's body failed: to the app, its client went (a
+                # server's connection drops); the reader raises the error.
+                self.body_error = exc
+                self._body_failed()
+                chunk = b""
+            finally:
+                self._client_turn(False)
             if chunk is None:
                 self._request_done = True
                 return request_message(b"", False)
-            return request_message(chunk, True)
+            if self.body_error is None:
+                return request_message(chunk, True)
         if not self.over:
             if self.gone is None:
                 self.gone = self.backend.event()
@@ -354,6 +377,12 @@ class Whole(Exchange):
         """Whether the response's start came within the read timeout."""
         return self.first_late != 0 and bool(self.got)
 
+    def _client_turn(self, waiting: bool) -> None:
+        if waiting:
+            self.here.pause()
+        else:
+            self.here.resume()
+
 
 class Streamed(Exchange):
     """A request whose response is streamed (``client.stream()``): its app
@@ -366,8 +395,22 @@ class Streamed(Exchange):
         self.outbox: Handoff = backend.handoff(2)
         return backend.spawn(self.app, self.call)
 
+    # (while the app waits for the request's body: the reader's wait for
+    # its next message does not time out; since when it has not waited)
+    pulling = False
+    pulled_at = -math.inf
+
     def _ended(self) -> None:
         self.outbox.end()
+
+    def _client_turn(self, waiting: bool) -> None:
+        self.pulling = waiting
+        if not waiting:
+            self.pulled_at = self.backend.now()
+
+    def _body_failed(self) -> None:
+        super()._body_failed()
+        self.outbox.end()  # (the reader raises the body's error)
 
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then handed to the reader."""
@@ -400,11 +443,27 @@ class Streamed(Exchange):
                 await self.backend.checkpoint()
                 item = outbox.take_nowait()
                 if item is EMPTY:
-                    item = await outbox.take(self.read_timeout)
+                    item = await self._take()
         if item is not None and item[0] == END:
             self.read_all = True
         found: tuple[int, bytes] | None = item
         return found
+
+    async def _take(self) -> Any:
+        """Wait for the app's next message, within the read timeout: time
+        the app spends waiting for the request's body does not count."""
+        wait = self.read_timeout
+        while True:
+            try:
+                return await self.outbox.take(wait)
+            except TimeoutError:
+                waited = self.backend.now() - self.pulled_at
+                if self.pulling:
+                    wait = self.read_timeout
+                elif waited < self.read_timeout:
+                    wait = self.read_timeout - waited
+                else:
+                    raise
 
     def next_nowait(self) -> tuple[int, bytes] | _Empty | None:
         """The app's next message if it has come (as :meth:`next`), else
@@ -594,6 +653,8 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 except TimeoutError:
                     raise self.transport.timed_out(self.request, exchange) from None
                 if item is None:  # ended before the whole response came
+                    if exchange.body_error is not None:
+                        raise await self.transport.body_failed(exchange)
                     error = self._ended_with()
                     await _before_raising(exchange, error)
                     raise error
@@ -638,6 +699,14 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             self.backend: Backend = cast("Backend", None)
             self.raise_app_exceptions = raise_app_exceptions
             self.apps = Apps(grace)
+
+        async def body_failed(self, exchange: Streamed) -> BaseException:
+            """The request's body raised: the app, told that its client went,
+            is given the grace to end; what the body raised, to raise."""
+            await exchange.close(self.apps.grace)
+            self.apps.live.discard(exchange)
+            assert exchange.body_error is not None
+            return exchange.body_error
 
         def incomplete(self, request: Any) -> BaseException:
             """What a reader gets whose response the app left unfinished
@@ -721,6 +790,8 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
 
         def _whole_error(self, exchange: Whole, request: Any) -> BaseException | None:
             """What the reader of a response read whole raises, if anything."""
+            if exchange.body_error is not None:  # (the client's own, first)
+                return exchange.body_error
             here = exchange.here
             if here.waited:  # (only a call that waited can be cut short)
                 if here.timed_out:
@@ -796,6 +867,8 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                 exchange.leave()  # (the app is told; the client's exit ends it)
                 raise
             if item is None:  # the app ended, or the client went, first
+                if exchange.body_error is not None:
+                    raise await self.body_failed(exchange)
                 self.apps.live.discard(exchange)
                 error = exchange.failure(self.raise_app_exceptions)
                 if error is None and exchange.left:  # (closed under the reader)

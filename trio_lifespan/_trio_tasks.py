@@ -15,6 +15,7 @@ still go over memory channels (:mod:`._trio`).
 from __future__ import annotations
 
 import contextvars
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -199,6 +200,7 @@ class HereJob(Job):
     waited = False
     stopped = False  # cancelled by cancel() (not by the timeout)
     late = False  # a message came once the timeout had passed
+    paused = False  # the app waits for the client (the request's body)
 
     def __init__(self, timeout: float) -> None:
         super().__init__(trio.CancelScope())
@@ -234,7 +236,20 @@ class HereJob(Job):
 
     def first_wait(self) -> None:
         self.waited = True
-        self.scope.deadline = trio.current_time() + self.timeout
+        if not self.paused:
+            self.scope.deadline = trio.current_time() + self.timeout
+
+    def pause(self) -> None:
+        """The app waits for the client: no read timeout meanwhile."""
+        self.paused = True
+        self.scope.deadline = math.inf
+
+    def resume(self) -> None:
+        """The client has answered: the read timeout starts again (once the
+        app has waited)."""
+        self.paused = False
+        if self.waited:
+            self.scope.deadline = trio.current_time() + self.timeout
 
     def heard(self) -> None:
         """A message came from the app (once it has waited): the read timeout
@@ -245,7 +260,7 @@ class HereJob(Job):
         now = trio.current_time()
         if now >= self.scope.deadline or self.stopped:
             self.late = True
-        else:
+        elif not self.paused:
             self.scope.deadline = now + self.timeout
 
     @property
