@@ -686,6 +686,45 @@ BROKEN = [
         id="headers as text",
     ),
     pytest.param(
+        [start(headers=[(b"x-ok", b"1"), (b"x-a", b"b\r\nx-forged: y")])],
+        "its http.response.start has a header 'x-a' whose value "
+        "b'b\\r\\nx-forged: y' holds a control character (a line break, a NUL): "
+        "a server would refuse to send it (it could forge headers)",
+        id="header value with a line break",
+    ),
+    pytest.param(
+        [start(headers=[(b"x-a", bytearray(b"a\x00b"))])],
+        "its http.response.start has a header 'x-a' whose value b'a\\x00b' holds "
+        "a control character (a line break, a NUL): a server would refuse to send "
+        "it (it could forge headers)",
+        id="header value with a NUL, bytes-like",
+    ),
+    pytest.param(
+        [start(headers=[(b"x a", b"1")])],
+        "its http.response.start has a header name b'x a', which is not a token "
+        "(letters, digits and !#$%&'*+-.^_`|~, no space): a server would refuse "
+        "to send it",
+        id="header name with a space",
+    ),
+    pytest.param(
+        [start(headers=[(b"", b"1")])],
+        "its http.response.start has a header name b'', which is not a token "
+        "(letters, digits and !#$%&'*+-.^_`|~, no space): a server would refuse "
+        "to send it",
+        id="header name empty",
+    ),
+    pytest.param(
+        [
+            start(trailers=True),
+            body(b""),
+            {"type": "http.response.trailers", "headers": [(b"x-t:", b"1")]},
+        ],
+        "its http.response.trailers has a header name b'x-t:', which is not a "
+        "token (letters, digits and !#$%&'*+-.^_`|~, no space): a server would "
+        "refuse to send it",
+        id="trailer name with a colon",
+    ),
+    pytest.param(
         [start(), body("text")],  # type: ignore[arg-type]
         "its http.response.body has a body of type str, not bytes",
         id="body as text",

@@ -509,6 +509,22 @@ def test_the_rules_of_an_open_session(message: Message, detail: str) -> None:
             "it sent 'websocket.http.response.body' before accepting the websocket "
             "(websocket.accept)",
         ),
+        (
+            {"type": "websocket.accept", "headers": [(b"x-a", b"1\nx-b: 2")]},
+            "its websocket.accept has a header 'x-a' whose value b'1\\nx-b: 2' "
+            "holds a control character (a line break, a NUL): a server would "
+            "refuse to send it (it could forge headers)",
+        ),
+        (
+            {
+                "type": "websocket.http.response.start",
+                "status": 403,
+                "headers": [(b"x(a)", b"1")],
+            },
+            "its websocket.http.response.start has a header name b'x(a)', which "
+            "is not a token (letters, digits and !#$%&'*+-.^_`|~, no space): a "
+            "server would refuse to send it",
+        ),
     ],
 )
 def test_the_rules_of_a_handshake(message: Message, detail: str) -> None:

@@ -9,6 +9,7 @@ h11 keeps HTTP's rules apart from any socket.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, TypeGuard, cast
 
@@ -109,10 +110,17 @@ def check_message(rules: Rules, message: object) -> str:
     )
 
 
+#: A header's name is a token; its value has no control character but a
+#: tab (no line break: what a server refuses to send, as uvicorn does).
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+
+
 def check_headers(
     rules: Rules, kind: str, headers: object
 ) -> list[tuple[bytes, bytes]]:
-    """The headers of a message as byte pairs; an error if they are not."""
+    """The headers of a message as byte pairs; an error if they are not, or
+    if one is not what a server would send."""
     given: Any = headers
     pair: Any
     if type(given) is list or type(given) is tuple:
@@ -122,6 +130,8 @@ def check_headers(
                 or len(pair) != 2  # pyright: ignore[reportUnknownArgumentType]
                 or type(pair[0]) is not bytes  # pyright: ignore[reportUnknownArgumentType]
                 or type(pair[1]) is not bytes  # pyright: ignore[reportUnknownArgumentType]
+                or not _TOKEN(pair[0])  # pyright: ignore[reportUnknownArgumentType]
+                or _CONTROL(pair[1])  # pyright: ignore[reportUnknownArgumentType]
             ):
                 break  # (converted, or told what is wrong, below)
         else:  # pairs of bytes already: the common case, checked, not converted
@@ -144,7 +154,22 @@ def check_headers(
                 rules.target,
                 f"its {kind} has a header {pair!r}, not a (name, value) pair of bytes",
             )
-        pairs.append((bytes(cast("bytes", name)), bytes(cast("bytes", value))))
+        name, value = bytes(cast("bytes", name)), bytes(cast("bytes", value))
+        if not _TOKEN(name):
+            raise RequestProtocolError(
+                rules.target,
+                f"its {kind} has a header name {name!r}, which is not a token "
+                "(letters, digits and !#$%&'*+-.^_`|~, no space): a server "
+                "would refuse to send it",
+            )
+        if _CONTROL(value):
+            raise RequestProtocolError(
+                rules.target,
+                f"its {kind} has a header {name.decode()!r} whose value {value!r} "
+                "holds a control character (a line break, a NUL): a server "
+                "would refuse to send it (it could forge headers)",
+            )
+        pairs.append((name, value))
     return pairs
 
 
