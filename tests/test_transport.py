@@ -34,6 +34,9 @@ from trio_lifespan._types import Message, Receive, Scope, Send
 from .backends import Backend, closed_under_a_reader, forever, tasks
 from .typed import approx, closing
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
+
 #: A context variable of the test's, to see whose context an app runs in.
 WHO: ContextVar[str] = ContextVar("WHO", default="nobody")
 
@@ -1004,6 +1007,90 @@ async def test_an_error_after_the_client_left_comes_out_at_its_exit(
             async with client.stream("GET", "/") as response:
                 async with closing(response.aiter_raw()) as chunks:
                     await anext(chunks)
+
+
+async def test_the_blocks_own_error_comes_out_the_handlers_noted_on_it(
+    backend: Backend,
+) -> None:
+    # The test fails inside client.stream() (or the client's block, a session
+    # left open), after the handler raised an error of its own: the test's
+    # failure comes out, the handler's noted on it; a cancellation gives way
+    # to the handler's error; a Ctrl-C wins.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"a", more=True))
+        if scope["path"] == "/interrupted":
+            raise KeyboardInterrupt
+        raise ValueError(f"the handler of {scope['path']} failed")
+
+    async with trio_lifespan.open_client(app) as client:
+        failed = AssertionError("the test failed")
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            async with client.stream("GET", "/interrupted"):
+                await backend.sleep(1)
+                raise failed
+        assert stopped.value.__context__ is failed
+        with pytest.raises(AssertionError) as caught:
+            async with client.stream("GET", "/one"):
+                await backend.sleep(1)  # (the handler fails meanwhile)
+                raise failed
+        assert caught.value is failed
+        assert getattr(caught.value, "__notes__", []) == [
+            "trio_lifespan: the app's handler of GET /one failed too, after this "
+            "exception: ValueError: the handler of /one failed"
+        ]
+        with pytest.raises(ValueError, match="the handler of /two failed"):
+            with backend.move_on_after(1):
+                async with client.stream("GET", "/two"):
+                    await backend.sleep(forever())
+        interrupt = KeyboardInterrupt()
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            async with client.stream("GET", "/three"):
+                await backend.sleep(1)
+                raise interrupt
+        assert stopped.value is interrupt
+    failed = AssertionError("the test failed")
+    with pytest.raises(AssertionError) as caught:
+        async with trio_lifespan.open_client(app) as client:
+            await client.send(client.build_request("GET", "/left"), stream=True)
+            await backend.sleep(1)
+            raise failed
+    assert caught.value is failed
+    assert getattr(caught.value, "__notes__", []) == [
+        "trio_lifespan: a request's handler failed too, after this exception: "
+        "ValueError: the handler of /left failed"
+    ]
+    with pytest.raises(ValueError, match="the handler of /left failed"):
+        with backend.move_on_after(1):
+            async with trio_lifespan.open_client(app) as client:
+                await client.send(client.build_request("GET", "/left"), stream=True)
+                await backend.sleep(forever())
+
+
+async def test_the_handlers_left_running_raise_all_their_errors(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"a", more=True))
+        if scope["path"] == "/interrupted":
+            raise KeyboardInterrupt
+        raise ValueError(scope["path"])
+
+    with pytest.raises(ExceptionGroup) as caught:
+        async with trio_lifespan.open_client(app) as client:
+            for path in ("/a", "/b"):
+                await client.send(client.build_request("GET", path), stream=True)
+    assert caught.value.message == "2 requests' handlers failed"
+    assert sorted(str(error) for error in caught.value.exceptions) == ["/a", "/b"]
+    with pytest.raises(KeyboardInterrupt):
+        async with trio_lifespan.open_client(app) as client:
+            for path in ("/a", "/interrupted"):
+                await client.send(client.build_request("GET", path), stream=True)
 
 
 async def test_an_exit_cancelled_cancels_the_apps_still_running(

@@ -9,14 +9,16 @@ client classes of httpx and httpx2 from them; this module imports neither.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 
 from ._backend import current_backend
 from ._compat import ki_protected
 from ._errors import LifespanUnavailable
+from ._exceptions import combine, only_cancellations, reraise
 from ._open import entered_twice, exited_twice, never_entered
 from ._state import AppT_co
 from ._transport import (
@@ -182,6 +184,23 @@ class ClientMixin(Generic[AppT_co]):
         """httpx's own merge of ``url`` with the base URL."""
         return super()._merge_url(url)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
 
+    @contextlib.asynccontextmanager
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any]:
+        """httpx's ``stream()``: an error of its block comes out as it is,
+        what the app's handler raised meanwhile noted on it (not raised in
+        its place)."""
+        async with super().stream(*args, **kwargs) as response:  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+            try:
+                yield response
+            except (Exception, KeyboardInterrupt, SystemExit) as exc:
+                # (not a cancellation: that gives way to the app's error; ours
+                # is inside the client's, httpx's BoundAsyncStream)
+                ours = getattr(response.stream, "_stream", None)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+                told = getattr(ours, "reader_raised", None)
+                if told is not None:
+                    told(exc)
+                raise
+
     async def send(self, request: Any, **kwargs: Any) -> Any:
         """Send ``request``, as httpx does; once the lifespan has failed and
         closed the client, say so rather than that the client is closed.
@@ -284,11 +303,23 @@ class OpenClient:
             # (closes the transport: every response still open is closed,
             # each app given its grace)
             await self._client.__aexit__(None, None, None)
-        except BaseException as close_error:
-            # Closing the client failed (its websocket task group, say): the
-            # lifespan still closes, and decides what comes out.
-            await lifespan.__aexit__(
-                type(close_error), close_error, close_error.__traceback__
-            )
-            raise
+        except BaseException as close_error:  # noqa: BLE001 - raised again below
+            # Closing the client failed (an app's handler raised, its
+            # websocket task group): the body's own exception still comes
+            # out, the handler's error noted on it (a cancellation gives way
+            # to it); the lifespan still closes, and decides what comes out.
+            chosen: BaseException | None = close_error
+            if exc is not None and exc is not close_error:
+                cancelled = self._transport.backend.cancelled
+                chosen = combine(
+                    exc,
+                    close_error,
+                    raised_gives_way=only_cancellations(exc, cancelled),
+                    what="a request's handler failed too",
+                )
+            assert chosen is not None  # (of two exceptions, one)
+            if chosen is exc:
+                return await lifespan.__aexit__(exc_type, exc, tb)
+            await lifespan.__aexit__(type(chosen), chosen, chosen.__traceback__)
+            reraise(chosen)  # (the handler's error; its Ctrl-C, which wins)
         return await lifespan.__aexit__(exc_type, exc, tb)

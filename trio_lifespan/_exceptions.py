@@ -104,6 +104,7 @@ def combine(
     error: BaseException | None,
     *,
     raised_gives_way: bool,
+    what: str = "the app's lifespan failed too",
 ) -> BaseException | None:
     """The one exception that leaves, of what was raised and the lifespan's error.
 
@@ -114,6 +115,7 @@ def combine(
         raised_gives_way: ``raised`` yields to ``error``: it is the event
             loop's cancellation (delivered again at the next checkpoint, while
             the error would be lost), or a consequence of ``error``.
+        what: What the note on ``raised`` says happened (then ``error``).
 
     Returns:
         The exception to raise, or ``None``. The body's exception wins and
@@ -128,11 +130,7 @@ def combine(
         # Ctrl-C (or an exit) from the app wins, as a Ctrl-C anywhere else
         # does; the body's exception is its context.
         return interruption(error, raised)
-    add_note(
-        raised,
-        "trio_lifespan: the app's lifespan failed too, after this exception: "
-        + describe(error),
-    )
+    add_note(raised, f"trio_lifespan: {what}, after this exception: {describe(error)}")
     return raised
 
 

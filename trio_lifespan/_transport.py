@@ -37,8 +37,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._backend import current_backend
+from ._compat import BaseExceptionGroup
 from ._errors import LifespanUnavailable
-from ._exceptions import only_cancellations
+from ._exceptions import combine, only_cancellations
 from ._exchange import (
     ASGI,
     DISCONNECT,
@@ -108,10 +109,11 @@ class Apps:
         grace: float | None = None,
     ) -> None:
         """Tell every app still running that its client went, give them
-        :attr:`grace` in all to end, cancel the rest; raise the first error
-        one raised (other than one that came of the disconnect). A task that
-        something else cancelled (its event loop closing) is not an error
-        here: it was the reader's to hear of, if one was reading."""
+        :attr:`grace` in all to end, cancel the rest; raise what they raised
+        (other than what came of the disconnect): one error as it is, several
+        in a group (a Ctrl-C among them wins). A task that something else
+        cancelled (its event loop closing) is not an error here: it was the
+        reader's to hear of, if one was reading."""
         live, self.live = list(self.live), set()
         for each in live:
             each.leave()
@@ -129,6 +131,15 @@ class Apps:
             for each in live:
                 each.job.cancel()
             raise
+        if len(errors) > 1:
+            stop = [e for e in errors if isinstance(e, (KeyboardInterrupt, SystemExit))]
+            raise (
+                stop[0]
+                if stop
+                else BaseExceptionGroup(
+                    f"{len(errors)} requests' handlers failed", errors
+                )
+            )
         if errors:
             raise errors[0]
 
@@ -623,6 +634,9 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
     class ResponseStream(httpx.AsyncByteStream):  # type: ignore[misc, name-defined]
         """A response's body, as the app sends it."""
 
+        #: What the block reading it raised (``client.stream()``'s), if it did.
+        reader_error: BaseException | None = None
+
         def __init__(
             self,
             exchange: Streamed,
@@ -634,6 +648,11 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             self.request = request
             self.transport = transport
             self.chunks = chunks  # come already, not yet read
+
+        def reader_raised(self, exc: BaseException) -> None:
+            """The block reading the response raised ``exc``: it comes out of
+            the close, what the app raised noted on it."""
+            self.reader_error = exc
 
         def __aiter__(self) -> ResponseStream:
             return self
@@ -679,6 +698,17 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             if await exchange.close(self.transport.apps.grace):
                 self.transport.apps.live.discard(exchange)
                 error = exchange.failure(self.transport.raise_app_exceptions)
+                raised = self.reader_error  # (not a cancellation: see stream())
+                if error is not None and raised is not None:
+                    error = combine(
+                        raised,
+                        error,
+                        raised_gives_way=False,
+                        what=f"the app's handler of {exchange.response.target} "
+                        "failed too",
+                    )
+                    if error is raised:  # (it goes on: the block's own)
+                        return
                 if error is not None:
                     raise error
 
