@@ -651,9 +651,15 @@ BROKEN = [
     ),
     pytest.param(
         [start(), body(b"x", more=True)],
-        "it returned before its response was complete (its last body message "
-        "had more_body=True)",
+        "it returned before its response was complete (no http.response.body "
+        "with more_body=False)",
         id="cut short",
+    ),
+    pytest.param(
+        [start()],
+        "it returned before its response was complete (no http.response.body "
+        "with more_body=False)",
+        id="start only",
     ),
     pytest.param(
         [start(), body(b"x"), body(b"y")],
@@ -1067,6 +1073,32 @@ async def test_the_blocks_own_error_comes_out_the_handlers_noted_on_it(
             async with trio_lifespan.open_client(app) as client:
                 await client.send(client.build_request("GET", "/left"), stream=True)
                 await backend.sleep(forever())
+
+
+async def test_a_handler_raising_stop_async_iteration_does_not_end_a_stream(
+    backend: Backend,
+) -> None:
+    # Raised as it is, it would end the response's iteration as though the
+    # body were complete: a RuntimeError says so, the app's as its cause
+    # (as Python does for a generator's StopIteration).
+    raised: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"a", more=True))
+        raised.append(StopAsyncIteration())
+        raise raised[-1]
+
+    async with trio_lifespan.open_client(app) as client:
+        with pytest.raises(StopAsyncIteration) as whole:
+            await client.get("/")
+        assert whole.value is raised[-1]
+        with pytest.raises(RuntimeError, match="raised StopAsyncIteration") as cut:
+            async with client.stream("GET", "/") as response:
+                await response.aread()
+        assert cut.value.__cause__ is raised[-1]
 
 
 async def test_the_handlers_left_running_raise_all_their_errors(

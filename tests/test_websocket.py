@@ -153,6 +153,11 @@ def refusing(how: str) -> Any:
         await receive()
         if how == "close":
             await send({"type": "websocket.close", "code": 1008})
+        elif how == "close with a list":
+            reason = [{"msg": "Field required"}]
+            await send({"type": "websocket.close", "code": 1008, "reason": reason})
+        elif how == "raise":
+            raise RuntimeError("the handler failed")
         elif how == "deny":
             await send(
                 {
@@ -195,7 +200,25 @@ async def test_a_refused_handshake_says_how(backend: Backend) -> None:
         with pytest.raises(WebSocketDenied) as returned:
             async with client.websocket_connect("/ws"):
                 raise AssertionError("not accepted")
-        assert returned.value.status_code == 403  # as a server answers
+        assert returned.value.status_code == 500  # as uvicorn and hypercorn answer
+    raising = refusing("raise")
+    async with trio_lifespan.open_client(raising, raise_app_exceptions=False) as client:
+        with pytest.raises(WebSocketDenied) as failed:
+            async with client.websocket_connect("/ws"):
+                raise AssertionError("not accepted")
+        assert failed.value.status_code == 500  # (its error not raised: a 500)
+    async with trio_lifespan.open_client(raising) as client:
+        with pytest.raises(RuntimeError, match=r"^the handler failed$"):
+            async with client.websocket_connect("/ws"):
+                raise AssertionError("not accepted")
+    # FastAPI closes before the accept with a list of validation errors as
+    # the reason (a server sends a 403, no close frame): still a close.
+    async with trio_lifespan.open_client(refusing("close with a list")) as client:
+        with pytest.raises(WebSocketDisconnect) as listed:
+            async with client.websocket_connect("/ws"):
+                raise AssertionError("not accepted")
+        assert listed.value.code == 1008
+        assert listed.value.reason == "[{'msg': 'Field required'}]"
 
 
 async def test_an_app_that_returns_after_accepting_drops_the_session(

@@ -301,8 +301,8 @@ _WHEN = {
 #: Said of an app that returns at each stage.
 _UNFINISHED = {
     _AWAITING_START: "without sending a response (no http.response.start)",
-    _IN_BODY: "before its response was complete (its last body message had "
-    "more_body=True)",
+    _IN_BODY: "before its response was complete (no http.response.body with "
+    "more_body=False)",
     _IN_TRAILERS: "before sending the trailers it announced (trailers=True)",
 }
 
@@ -387,14 +387,20 @@ class WebSocketRules:
         if kind == "websocket.close" and stage in (_CONNECTING, _OPEN):
             code = fields.get("code", 1000)
             reason = fields.get("reason") or ""
-            if not _an_int(code) or not isinstance(reason, str):
+            # (before the accept, a server sends a 403 and no close frame:
+            # whatever the reason is, it goes nowhere; FastAPI puts a list of
+            # validation errors there)
+            if not _an_int(code) or (stage == _OPEN and not isinstance(reason, str)):
                 raise RequestProtocolError(
                     self.target,
                     f"its websocket.close has code {code!r} and reason "
                     f"{reason!r}: give an int and a str",
                 )
             self._stage = _CLOSED
-            return CLOSE, (int(code), reason)
+            return CLOSE, (
+                int(code),
+                reason if isinstance(reason, str) else str(reason),
+            )
         if kind == "websocket.accept" and stage == _CONNECTING:
             subprotocol = fields.get("subprotocol")
             if subprotocol is not None and not isinstance(subprotocol, str):

@@ -676,6 +676,13 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
                         raise await self.transport.body_failed(exchange)
                     error = self._ended_with()
                     await _before_raising(exchange, error)
+                    if isinstance(error, StopAsyncIteration):  # (as PEP 479's)
+                        raise RuntimeError(
+                            f"the app's handler of {exchange.response.target} "
+                            "raised StopAsyncIteration, which would end the "
+                            "iteration of its response as if complete: it is "
+                            "this error's cause"
+                        ) from error
                     raise error
                 chunk = item[1]
                 if chunk and not head:

@@ -277,8 +277,10 @@ class WebSocketSession:
         if self._rules.denying:
             raise self._rules.unfinished()
         if not self._accepted:
-            # A server refuses a handshake the app returned from: 403.
-            raise WebSocketDenied(403, [], b"")
+            # A handshake the app returned from (or raised from, its error
+            # not raised): a server's error, 500, as uvicorn and hypercorn
+            # answer (a close before the accept is the app's refusal: 403).
+            raise WebSocketDenied(500, [], b"")
         if self.close_code is None:
             self.close_code = DROPPED
         raise WebSocketDisconnect(self.close_code, self.close_reason)
