@@ -69,6 +69,23 @@ def body(data: bytes, more: bool = False) -> Message:
     return {"type": "http.response.body", "body": data, "more_body": more}
 
 
+def not_a_token(kind: str, name: bytes) -> str:
+    """What a message with a header name that is not a token is told."""
+    return (
+        f"its {kind} has a header name {name!r}, which is not a token (letters, "
+        "digits and !#$%&'*+-.^_`|~, no space): a server would refuse to send it"
+    )
+
+
+def a_control_in(kind: str, name: str, value: bytes) -> str:
+    """What a message with a control character in a header's value is told."""
+    return (
+        f"its {kind} has a header {name!r} whose value {value!r} holds a control "
+        "character (a line break, a NUL): a server would refuse to send it (it "
+        "could forge headers)"
+    )
+
+
 #: Each way a response is read: whole (``client.get``: the app is called in the
 #: reader's task) or streamed (``client.stream``: the app runs in a task of its
 #: own). What a reader sees is the same either way.
@@ -696,30 +713,22 @@ BROKEN = [
     ),
     pytest.param(
         [start(headers=[(b"x-ok", b"1"), (b"x-a", b"b\r\nx-forged: y")])],
-        "its http.response.start has a header 'x-a' whose value "
-        "b'b\\r\\nx-forged: y' holds a control character (a line break, a NUL): "
-        "a server would refuse to send it (it could forge headers)",
+        a_control_in("http.response.start", "x-a", b"b\r\nx-forged: y"),
         id="header value with a line break",
     ),
     pytest.param(
         [start(headers=[(b"x-a", bytearray(b"a\x00b"))])],
-        "its http.response.start has a header 'x-a' whose value b'a\\x00b' holds "
-        "a control character (a line break, a NUL): a server would refuse to send "
-        "it (it could forge headers)",
+        a_control_in("http.response.start", "x-a", b"a\x00b"),
         id="header value with a NUL, bytes-like",
     ),
     pytest.param(
         [start(headers=[(b"x a", b"1")])],
-        "its http.response.start has a header name b'x a', which is not a token "
-        "(letters, digits and !#$%&'*+-.^_`|~, no space): a server would refuse "
-        "to send it",
+        not_a_token("http.response.start", b"x a"),
         id="header name with a space",
     ),
     pytest.param(
         [start(headers=[(b"", b"1")])],
-        "its http.response.start has a header name b'', which is not a token "
-        "(letters, digits and !#$%&'*+-.^_`|~, no space): a server would refuse "
-        "to send it",
+        not_a_token("http.response.start", b""),
         id="header name empty",
     ),
     pytest.param(
@@ -728,9 +737,7 @@ BROKEN = [
             body(b""),
             {"type": "http.response.trailers", "headers": [(b"x-t:", b"1")]},
         ],
-        "its http.response.trailers has a header name b'x-t:', which is not a "
-        "token (letters, digits and !#$%&'*+-.^_`|~, no space): a server would "
-        "refuse to send it",
+        not_a_token("http.response.trailers", b"x-t:"),
         id="trailer name with a colon",
     ),
     pytest.param(
@@ -1015,6 +1022,18 @@ async def test_an_error_after_the_client_left_comes_out_at_its_exit(
                     await anext(chunks)
 
 
+async def failing_after_a_chunk(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app whose handler fails once its response has begun (with a Ctrl-C
+    at ``/interrupted``)."""
+    if await lifespan(scope, receive, send):
+        return
+    await send(start())
+    await send(body(b"a", more=True))
+    if scope["path"] == "/interrupted":
+        raise KeyboardInterrupt
+    raise ValueError(f"the handler of {scope['path']} failed")
+
+
 async def test_the_blocks_own_error_comes_out_the_handlers_noted_on_it(
     backend: Backend,
 ) -> None:
@@ -1022,15 +1041,7 @@ async def test_the_blocks_own_error_comes_out_the_handlers_noted_on_it(
     # left open), after the handler raised an error of its own: the test's
     # failure comes out, the handler's noted on it; a cancellation gives way
     # to the handler's error; a Ctrl-C wins.
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if await lifespan(scope, receive, send):
-            return
-        await send(start())
-        await send(body(b"a", more=True))
-        if scope["path"] == "/interrupted":
-            raise KeyboardInterrupt
-        raise ValueError(f"the handler of {scope['path']} failed")
-
+    app = failing_after_a_chunk
     async with trio_lifespan.open_client(app) as client:
         failed = AssertionError("the test failed")
         with pytest.raises(KeyboardInterrupt) as stopped:
@@ -1104,21 +1115,16 @@ async def test_a_handler_raising_stop_async_iteration_does_not_end_a_stream(
 async def test_the_handlers_left_running_raise_all_their_errors(
     backend: Backend,
 ) -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if await lifespan(scope, receive, send):
-            return
-        await send(start())
-        await send(body(b"a", more=True))
-        if scope["path"] == "/interrupted":
-            raise KeyboardInterrupt
-        raise ValueError(scope["path"])
-
+    app = failing_after_a_chunk
     with pytest.raises(ExceptionGroup) as caught:
         async with trio_lifespan.open_client(app) as client:
             for path in ("/a", "/b"):
                 await client.send(client.build_request("GET", path), stream=True)
     assert caught.value.message == "2 requests' handlers failed"
-    assert sorted(str(error) for error in caught.value.exceptions) == ["/a", "/b"]
+    assert sorted(str(error) for error in caught.value.exceptions) == [
+        "the handler of /a failed",
+        "the handler of /b failed",
+    ]
     with pytest.raises(KeyboardInterrupt):
         async with trio_lifespan.open_client(app) as client:
             for path in ("/a", "/interrupted"):

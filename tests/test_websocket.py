@@ -24,7 +24,7 @@ from trio_lifespan._types import Message, Receive, Scope, Send
 from trio_lifespan._wsproto import NetworkStream
 
 from .backends import Backend, forever, tasks
-from .test_transport import lifespan
+from .test_transport import a_control_in, lifespan, not_a_token
 from .typed import approx
 
 
@@ -534,9 +534,7 @@ def test_the_rules_of_an_open_session(message: Message, detail: str) -> None:
         ),
         (
             {"type": "websocket.accept", "headers": [(b"x-a", b"1\nx-b: 2")]},
-            "its websocket.accept has a header 'x-a' whose value b'1\\nx-b: 2' "
-            "holds a control character (a line break, a NUL): a server would "
-            "refuse to send it (it could forge headers)",
+            a_control_in("websocket.accept", "x-a", b"1\nx-b: 2"),
         ),
         (
             {
@@ -544,9 +542,7 @@ def test_the_rules_of_an_open_session(message: Message, detail: str) -> None:
                 "status": 403,
                 "headers": [(b"x(a)", b"1")],
             },
-            "its websocket.http.response.start has a header name b'x(a)', which "
-            "is not a token (letters, digits and !#$%&'*+-.^_`|~, no space): a "
-            "server would refuse to send it",
+            not_a_token("websocket.http.response.start", b"x(a)"),
         ),
     ],
 )
