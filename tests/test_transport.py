@@ -208,6 +208,102 @@ async def test_a_cancelled_reader_gives_a_deaf_handler_no_grace(
     assert backend.now() - began == approx(1)
 
 
+async def test_a_cancelled_exit_waits_for_the_handlers_before_the_shutdown(
+    backend: Backend,
+) -> None:
+    # The client's exit is cancelled while a handler of a stream left open
+    # cleans up (shielded): it is waited for, within the grace, before the
+    # lifespan shuts down; nothing of it outlives the client.
+    events: list[tuple[str, float]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            events.append(("shutdown", backend.now()))
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send(start())
+        await send(body(b"x", more=True))
+        try:
+            await backend.sleep(forever())
+        finally:
+            if backend.name == "trio":
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(0.5)
+            else:  # (asyncio cancels it once)
+                await asyncio.sleep(0.5)
+            events.append(("handler ended", backend.now()))
+
+    for in_the_exit in (False, True):  # (cancelled in the block, in the grace)
+        events.clear()
+        began = backend.now()
+        with backend.move_on_after(1):
+            async with trio_lifespan.open_client(app, shutdown_timeout=5) as client:
+                await client.send(client.build_request("GET", "/"), stream=True)
+                if not in_the_exit:
+                    await backend.sleep(forever())
+        assert events == [
+            ("handler ended", approx(began + 1.5)),
+            ("shutdown", approx(began + 1.5)),
+        ]
+
+
+async def test_a_ctrl_c_in_a_streams_block_gives_its_handler_no_grace(
+    backend: Backend,
+) -> None:
+    async def deaf(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"x", more=True))
+        await backend.sleep(forever())
+
+    async with trio_lifespan.open_client(deaf, shutdown_timeout=5) as client:
+        began = backend.now()
+        with pytest.raises(KeyboardInterrupt):
+            async with client.stream("GET", "/"):
+                raise KeyboardInterrupt
+        assert backend.now() == began
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="cancelling() is 3.11+")
+def test_a_cancellation_count_left_over_does_not_cut_a_handlers_grace() -> None:
+    # A task whose cancellation was swallowed without uncancel() (as an
+    # asyncio.TaskGroup leaves one on Python 3.11 and 3.12) is not being
+    # cancelled: a stream it closes gives its handler the grace.
+    from .backends import AsyncioBackend  # noqa: PLC0415
+
+    asyncio_backend = AsyncioBackend()
+    ended: list[str] = []
+
+    async def polite(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await send(start())
+        await send(body(b"x", more=True))
+        await receive()
+        await receive()  # http.disconnect
+        await asyncio.sleep(0.01)  # (its clean-up takes a while)
+        ended.append("cleaned up")
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)
+        if sys.version_info >= (3, 11):  # (for the type checkers, which read 3.10)
+            assert task.cancelling() == 1  # (left over)
+        async with trio_lifespan.open_client(polite) as client:
+            async with client.stream("GET", "/"):
+                pass
+            assert ended == ["cleaned up"]
+
+    asyncio_backend.run(main, {})
+
+
 @READS
 async def test_the_read_timeout_bounds_each_wait_not_the_response(
     backend: Backend, streamed: bool

@@ -728,12 +728,16 @@ async def test_a_crash_ends_a_session_read_in_another_task(backend: Backend) -> 
 
 async def test_the_scope_says_ws_or_wss_as_the_url_does(backend: Backend) -> None:
     # (``websocket_connect`` and httpx-ws build the same scope: one helper)
+    # ASGI 2.4, as uvicorn's websocket scopes: a send() once the client has
+    # gone raises (where HTTP scopes say 2.3: dropped).
     schemes: list[str] = []
+    versions: list[dict[str, str]] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if await lifespan(scope, receive, send):
             return
         schemes.append(scope["scheme"])
+        versions.append(scope["asgi"])
         await receive()
         await send({"type": "websocket.accept"})
         await receive()
@@ -745,3 +749,26 @@ async def test_the_scope_says_ws_or_wss_as_the_url_does(backend: Backend) -> Non
         async with httpx_ws.aconnect_ws("wss://testserver/ws", client):
             pass
     assert schemes == ["ws", "wss", "wss", "wss"]
+    assert versions == [{"version": "3.0", "spec_version": "2.4"}] * 4
+
+
+async def test_leaving_httpx_ws_waits_for_the_handler_as_a_close_does(
+    backend: Backend,
+) -> None:
+    ended: list[float] = []
+
+    async def deaf(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await backend.sleep(forever())
+        finally:
+            ended.append(backend.now())
+
+    async with trio_lifespan.open_client(deaf, shutdown_timeout=2) as client:
+        began = backend.now()
+        async with httpx_ws.aconnect_ws("/ws", client):
+            pass
+        assert ended == [approx(began + 2)]  # (the grace, then cancelled)

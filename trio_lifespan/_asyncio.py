@@ -361,10 +361,18 @@ class _Asyncio(Groups):
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)
 
-    def cancelling(self) -> bool:
+    def cancel_mark(self) -> object:
         if sys.version_info >= (3, 11):
-            task = asyncio.current_task()
-            return task is not None and task.cancelling() > 0
+            task = current_task()
+            return (task, task.cancelling())
+        return None  # pragma: no cover - py310 tox environment
+
+    def cancelled_since(self, mark: object, /) -> bool:
+        if sys.version_info >= (3, 11):
+            task = current_task()
+            marked: Any = mark if mark is not None else (None, 0)
+            since = marked[1] if marked[0] is task else 0  # (another task's: 0)
+            return task.cancelling() > since
         return False  # pragma: no cover - py310 tox environment
 
     cancelled: type[BaseException] = asyncio.CancelledError

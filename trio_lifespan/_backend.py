@@ -262,11 +262,18 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
         async def checkpoint(self) -> None:
             """Let the other tasks that can run, run (a task just spawned)."""
 
-        def cancelling(self) -> bool:
+        def cancel_mark(self) -> object:
+            """Where the calling task's cancellations stand now, for
+            :meth:`cancelled_since`."""
+            ...
+
+        def cancelled_since(self, mark: object, /) -> bool:
             """Whether the calling task is being cancelled: on asyncio (3.11
-            and later), a cancellation asked of it and not withdrawn, which
-            its next wait would not see again; on trio never (a wait in a
-            cancelled scope raises at once)."""
+            and later), a cancellation asked of it since ``mark`` (if made in
+            this task) and not withdrawn, which its next wait would not see
+            again; on trio never (a wait in a cancelled scope raises at once).
+            (Since a mark, not ever: on Python 3.11 and 3.12 a TaskGroup may
+            leave one of its own counted.)"""
             ...
 
         def run(self, fn: Callable[[], Coroutine[Any, Any, T]], /) -> T:

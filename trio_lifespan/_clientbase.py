@@ -275,6 +275,7 @@ class OpenClient:
         app = await lifespan.__aenter__()
         self._transport.app = app
         self._transport.backend = backend
+        self._transport.cancel_mark = backend.cancel_mark()
         self._client._lifespan = app
         try:
             await self._client.__aenter__()

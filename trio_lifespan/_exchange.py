@@ -22,6 +22,9 @@ from ._exceptions import members
 #: an ``OSError``: then Starlette stops listening for ``http.disconnect``, and
 #: a stream that waits between its events does not hear its client go).
 ASGI = {"version": "3.0", "spec_version": "2.3"}
+#: Our websocket scopes' (2.4, as uvicorn's: ``send()`` once the client has
+#: gone raises an ``OSError``).
+WEBSOCKET_ASGI = {"version": "3.0", "spec_version": "2.4"}
 
 # What an app's HTTP message was: the values ``HTTPResponse.sent`` returns.
 START = 1  # http.response.start

@@ -44,6 +44,7 @@ from ._exchange import (
     ASGI,
     DISCONNECT,
     END,
+    WEBSOCKET_ASGI,
     CancelledFromOutside,
     ClientDisconnected,
     HTTPResponse,
@@ -128,8 +129,11 @@ class Apps:
                 if error is not None and not isinstance(error, CancelledFromOutside):
                     errors.append(error)
         except BaseException:
+            # (the exit is cancelled: so are the apps, and they are waited
+            # for, within the grace, before the lifespan shuts down)
             for each in live:
                 each.job.cancel()
+            await backend.wait_shielded(lambda: _ended(backend, live, self.grace))
             raise
         if len(errors) > 1:
             stop = [e for e in errors if isinstance(e, (KeyboardInterrupt, SystemExit))]
@@ -142,6 +146,13 @@ class Apps:
             )
         if errors:
             raise errors[0]
+
+
+async def _ended(backend: Backend, live: list[Live], seconds: float) -> None:
+    """Wait for each of ``live`` to end, for ``seconds`` in all."""
+    deadline = backend.now() + seconds
+    for each in live:
+        await each.job.wait(max(0.0, deadline - backend.now()))
 
 
 class Exchange:
@@ -404,6 +415,7 @@ class Streamed(Exchange):
         # Two held: a whole small response (its start and its body) is handed
         # over without the app waiting for the reader.
         self.outbox: Handoff = backend.handoff(2)
+        self.cancel_mark = backend.cancel_mark()  # (the reader's, for close)
         return backend.spawn(self.app, self.call)
 
     # (while the app waits for the request's body: the reader's wait for
@@ -494,12 +506,13 @@ class Streamed(Exchange):
         self.left = True
         self.job.cancel()
 
-    async def close(self, grace: float) -> bool:
+    async def close(self, grace: float, *, at_once: bool = False) -> bool:
         """The reader is done. The app of a complete response gets the read
         timeout to return (its background tasks); an unfinished one hears
-        that the client went, and gets ``grace`` to end (none if the reader
-        is being cancelled), then is cancelled. Returns whether the app's
-        task has ended (if not, it is left to the client's exit)."""
+        that the client went, and gets ``grace`` to end (none ``at_once``, or
+        if the reader is being cancelled), then is cancelled, and waited for
+        (``grace`` at most). Returns whether the app's task has ended (if
+        not, it is left to the client's exit)."""
         if self.closed:
             return self.ended
         complete = self.read_all
@@ -511,7 +524,11 @@ class Streamed(Exchange):
         try:
             if complete:
                 await job.wait(self.read_timeout)
-            elif not await job.wait(0.0 if self.backend.cancelling() else grace):
+            elif not await job.wait(
+                0.0
+                if at_once or self.backend.cancelled_since(self.cancel_mark)
+                else grace
+            ):
                 job.cancel()
                 await job.wait(grace)
         except BaseException:
@@ -567,6 +584,7 @@ def websocket_scope(request: Any, subprotocols: list[str]) -> dict[str, Any]:
     """The scope of a websocket session for an httpx (or httpx2) request."""
     scope = url_scope(request)
     scope["type"] = "websocket"
+    scope["asgi"] = WEBSOCKET_ASGI  # (its send() raises once the client has gone)
     scope["scheme"] = "wss" if request.url.scheme in ("https", "wss") else "ws"
     scope["subprotocols"] = subprotocols
     scope["extensions"] = {"websocket.http.response": {}}
@@ -702,10 +720,12 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
 
         async def aclose(self) -> None:
             exchange = self.exchange
-            if await exchange.close(self.transport.apps.grace):
+            raised = self.reader_error  # (not a cancellation: see stream())
+            # (a Ctrl-C in the block: the handler gets no grace)
+            stop = isinstance(raised, (KeyboardInterrupt, SystemExit))
+            if await exchange.close(self.transport.apps.grace, at_once=stop):
                 self.transport.apps.live.discard(exchange)
                 error = exchange.failure(self.transport.raise_app_exceptions)
-                raised = self.reader_error  # (not a cancellation: see stream())
                 if error is not None and raised is not None:
                     error = combine(
                         raised,
@@ -736,6 +756,8 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             self.backend: Backend = cast("Backend", None)
             self.raise_app_exceptions = raise_app_exceptions
             self.apps = Apps(grace)
+            #: Where its opener's cancellations stood (``Backend.cancel_mark``).
+            self.cancel_mark: object = None
 
         async def body_failed(self, exchange: Streamed) -> BaseException:
             """The request's body raised: the app, told that its client went,
@@ -945,7 +967,9 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             await self.apps.end(
                 backend,
                 self.raise_app_exceptions,
-                grace=0.0 if failed or backend.cancelling() else None,
+                grace=0.0
+                if failed or backend.cancelled_since(self.cancel_mark)
+                else None,
             )
 
     return LifespanTransport

@@ -354,7 +354,10 @@ class _Trio(Groups):
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
 
-    def cancelling(self) -> bool:
+    def cancel_mark(self) -> object:
+        return None
+
+    def cancelled_since(self, mark: object, /) -> bool:
         return False  # (a wait in a cancelled scope raises at once)
 
     cancelled: type[BaseException] = trio.Cancelled

@@ -86,6 +86,7 @@ class WebSocketSession:
         self.close_code: int | None = None
         self.close_reason = ""
         self._backend: Backend | None = None
+        self._cancel_mark: object = None  # (``Backend.cancel_mark``, at entry)
         self._to_app: Handoff | None = None
         self._from_app: Handoff | None = None
         self._job: Job | None = None
@@ -147,6 +148,7 @@ class WebSocketSession:
         if failure is not None:
             raise LifespanUnavailable(failure)
         backend = self._backend = current_backend("websocket_connect")
+        self._cancel_mark = backend.cancel_mark()  # (the opener's, for close)
         self._to_app = backend.handoff(math.inf)  # (the test's sends never wait)
         self._from_app = backend.handoff()
         self._to_app.put_nowait({"type": "websocket.connect"})
@@ -203,11 +205,21 @@ class WebSocketSession:
 
     async def _finish(self) -> None:
         """Leave; give the app the grace to end, else cancel it; raise its error."""
+        await self.settle()
+        self._apps.live.discard(self)
+        error = self.failure(self._raise_app_exceptions)
+        if error is not None:
+            raise error
+
+    async def settle(self) -> None:
+        """Leave; give the app the grace to end, else cancel it (what it
+        raised is kept: for :meth:`close`, or the client's exit)."""
         self.leave()
         job = self.job
         assert self._backend is not None
         # (none if the closer is being cancelled: it goes now)
-        grace = 0.0 if self._backend.cancelling() else self._apps.grace
+        cancelled = self._backend.cancelled_since(self._cancel_mark)
+        grace = 0.0 if cancelled else self._apps.grace
         try:
             if not await job.wait(grace):
                 job.cancel()
@@ -218,10 +230,6 @@ class WebSocketSession:
             job.cancel()
             await self._backend.wait_shielded(lambda: job.wait(self._apps.grace))
             raise
-        self._apps.live.discard(self)
-        error = self.failure(self._raise_app_exceptions)
-        if error is not None:
-            raise error
 
     def leave(self, code: int = GOING_AWAY, reason: str = "") -> None:
         """The client has gone: the app hears ``websocket.disconnect`` with

@@ -125,9 +125,11 @@ class NetworkStream:
                 self.session.leave(event.code, event.reason or "")
 
     async def aclose(self) -> None:
-        """httpx-ws is done: the app hears that the client went, and has the
-        rest of the client's life (its exit's grace at most) to end."""
-        self.session.leave()
+        """httpx-ws is done: the app hears that the client went, and gets the
+        grace to end (then is cancelled), as a session closed by
+        ``websocket_connect`` does; what it raised comes out of the client's
+        exit (out of httpx-ws, it would come in its task group's group)."""
+        await self.session.settle()
 
     def get_extra_info(self, info: str) -> Any:
         return None
