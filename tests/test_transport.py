@@ -180,6 +180,8 @@ async def test_a_cancelled_reader_gives_a_deaf_handler_no_grace(
     # A stream closed, or a client left, by a cancellation (a deadline around
     # it): the handler is cancelled at once, on asyncio as on trio (whose
     # cancellations every later wait sees anyway).
+    if backend.name == "asyncio" and sys.version_info < (3, 11):
+        pytest.skip("Python 3.10's asyncio cannot tell a task being cancelled")
     ended: list[float] = []
 
     async def deaf(scope: Scope, receive: Receive, send: Send) -> None:
@@ -244,10 +246,11 @@ async def test_a_cancelled_exit_waits_for_the_handlers_before_the_shutdown(
                 await client.send(client.build_request("GET", "/"), stream=True)
                 if not in_the_exit:
                     await backend.sleep(forever())
-        assert events == [
-            ("handler ended", approx(began + 1.5)),
-            ("shutdown", approx(began + 1.5)),
-        ]
+        # (Python 3.10's asyncio cannot tell an exit that starts cancelled:
+        # the handler gets its grace first)
+        told = in_the_exit or backend.name == "trio" or sys.version_info >= (3, 11)
+        ended = began + (1.5 if told else 6.5)
+        assert events == [("handler ended", approx(ended)), ("shutdown", approx(ended))]
 
 
 async def test_a_ctrl_c_in_a_streams_block_gives_its_handler_no_grace(

@@ -506,6 +506,13 @@ class Streamed(Exchange):
         self.left = True
         self.job.cancel()
 
+    def _hurried(self) -> bool:
+        """Whether the app gets no grace to end: its lifespan has failed (it
+        is gone), or the reader is being cancelled."""
+        return getattr(
+            self.app, "failure", None
+        ) is not None or self.backend.cancelled_since(self.cancel_mark)
+
     async def close(self, grace: float, *, at_once: bool = False) -> bool:
         """The reader is done. The app of a complete response gets the read
         timeout to return (its background tasks); an unfinished one hears
@@ -524,11 +531,7 @@ class Streamed(Exchange):
         try:
             if complete:
                 await job.wait(self.read_timeout)
-            elif not await job.wait(
-                0.0
-                if at_once or self.backend.cancelled_since(self.cancel_mark)
-                else grace
-            ):
+            elif not await job.wait(0.0 if at_once or self._hurried() else grace):
                 job.cancel()
                 await job.wait(grace)
         except BaseException:
