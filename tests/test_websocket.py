@@ -330,6 +330,52 @@ async def test_httpx_ws_talks_through_the_client(backend: Backend) -> None:
     assert heard[0]["type"] == "websocket.disconnect"
 
 
+async def test_a_handlers_error_through_httpx_ws_is_a_1011_then_raised_bare(
+    backend: Backend,
+) -> None:
+    # As from a server, httpx-ws sees the session closed with 1011; the
+    # handler's error comes out of the client's exit, itself (out of
+    # httpx-ws's reader, its task group would hand it on in a group of one).
+    raised: list[Exception] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+        raised.append(ValueError("the handler failed"))
+        raise raised[-1]
+
+    websocket: httpx_ws.AsyncWebSocketSession
+    with pytest.raises(ValueError, match="the handler failed") as caught:
+        async with trio_lifespan.open_client(app) as client:
+            async with httpx_ws.aconnect_ws("/ws", client) as websocket:
+                await websocket.send_text("boom")
+                with pytest.raises(httpx_ws.WebSocketDisconnect) as closed:
+                    await websocket.receive_text()
+                assert closed.value.code == 1011
+    assert caught.value is raised[0]
+
+
+async def test_a_read_timeout_through_httpx_ws_is_still_raised(
+    backend: Backend,
+) -> None:
+    async def silent(scope: Scope, receive: Receive, send: Send) -> None:
+        if await lifespan(scope, receive, send):
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await backend.sleep(forever())
+
+    websocket: httpx_ws.AsyncWebSocketSession
+    async with trio_lifespan.open_client(silent, timeout=1) as client:
+        with pytest.raises(BaseExceptionGroup) as caught:  # (httpx-ws's group)
+            async with httpx_ws.aconnect_ws("/ws", client) as websocket:
+                await websocket.receive_text()
+        assert caught.value.subgroup(TimeoutError) is not None
+
+
 async def test_httpx_ws_sees_a_refusal_as_the_response(backend: Backend) -> None:
     for how, status in (("deny", 401), ("close", 403)):
         async with trio_lifespan.open_client(refusing(how)) as client:

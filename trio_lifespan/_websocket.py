@@ -91,6 +91,7 @@ class WebSocketSession:
         self._from_app: Handoff | None = None
         self._job: Job | None = None
         self._error: BaseException | None = None
+        self._raised: BaseException | None = None  # (the app's, once raised)
         self._interrupted = False
         self._left = False  # the client has gone (closed, or left)
         self._ended = False  # the app's task has ended (its outbox said so)
@@ -231,6 +232,16 @@ class WebSocketSession:
             await self._backend.wait_shielded(lambda: job.wait(self._apps.grace))
             raise
 
+    def hold(self, error: BaseException) -> bool:
+        """If ``error`` is what the app raised (raised by a receive), keep it
+        for the client's exit instead; whether it was. (httpx-ws reads in a
+        task group of its own, which would hand it on in a group of one.)"""
+        if error is not self._raised:
+            return False
+        self._error = error
+        self._apps.live.add(self)
+        return True
+
     def leave(self, code: int = GOING_AWAY, reason: str = "") -> None:
         """The client has gone: the app hears ``websocket.disconnect`` with
         ``code`` (going away, unless said; the app's own code once it has
@@ -278,6 +289,7 @@ class WebSocketSession:
         error = self.failure(self._raise_app_exceptions)
         if error is not None:
             self._apps.live.discard(self)
+            self._raised = error
             raise error
         failure: BaseException | None = getattr(self._app, "failure", None)
         if failure is not None:  # (the session ended with the lifespan)

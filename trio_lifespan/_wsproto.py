@@ -90,6 +90,15 @@ class NetworkStream:
                 self._frame(ev.CloseConnection(code=code, reason=closed.reason or None))
                 self._closed = True
                 break
+            except Exception as error:
+                if not self.session.hold(error):
+                    raise
+                # The handler raised: as a server, a close with 1011; its
+                # error comes out of the client's exit, bare (out of here it
+                # would reach the test in httpx-ws's task group's group).
+                self._frame(ev.CloseConnection(code=1011))
+                self._closed = True
+                break
             if "text" in message:
                 self._frame(ev.TextMessage(data=message["text"]))
             else:
