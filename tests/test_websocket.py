@@ -249,8 +249,9 @@ async def test_a_session_whose_task_was_cancelled_from_outside_says_so(
             with pytest.raises(RuntimeError) as caught:
                 await websocket.receive()
     assert str(caught.value) == (
-        "the app's task for websocket /ws was cancelled from outside (the "
-        "lifespan ended, or its event loop closed)"
+        "the app's task for websocket /ws was cancelled, and not by the client: its "
+        "event loop closed, the lifespan ended, or the app raised a cancellation "
+        "of its own"
     )
 
 

@@ -34,6 +34,7 @@ from ._asyncio_tasks import (
     loop_here,
     spawn_job,
     start_task,
+    turn_due_here,
     wait_all,
     wait_shielded,
     watch,
@@ -360,6 +361,10 @@ class _Asyncio(Groups):
 
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)
+
+    async def checkpoint_when_due(self) -> None:
+        if turn_due_here(current_task()):
+            await asyncio.sleep(0)
 
     def cancel_mark(self) -> object:
         if sys.version_info >= (3, 11):

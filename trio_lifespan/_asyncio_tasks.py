@@ -382,6 +382,10 @@ class Job:
     def __init__(self, task: asyncio.Task[None]) -> None:
         self.task = task
 
+    @property
+    def lost(self) -> bool:
+        return self._gone()
+
     def _gone(self) -> bool:
         """Whether the task's loop has closed (then it is forgotten)."""
         if self.task.get_loop().is_closed():
@@ -419,6 +423,7 @@ class HereJob:
     # (class attributes: a call sets only what differs from them)
     waited = False
     ended = False
+    lost = False  # (it runs in its reader's task)
     why: str | None = None  # "timeout" or "cancel", once we cancelled
     late = False  # a message came once the timeout had passed
     paused = False  # the app waits for the client (the request's body)
@@ -438,7 +443,7 @@ class HereJob:
     ) -> None:
         """Await ``coro`` here, stepped in a context of its own. An app that
         never waited is followed by a turn of the loop when one is due
-        (:func:`_turn_due`): a loop of requests is cancelled, and lets the
+        (:func:`turn_due_here`): a loop of requests is cancelled, and lets the
         other tasks run."""
         context = contextvars.copy_context()
         try:
@@ -448,7 +453,7 @@ class HereJob:
         if trap is DONE:
             # It ended in one step, as most do: it never let the loop in, so
             # no timer, nothing to take back.
-            if _turn_due(self.task):
+            if turn_due_here(self.task):
                 await asyncio.sleep(0)
             return
         self.ended = False
@@ -488,6 +493,8 @@ class HereJob:
             # leaves its own cancellation counted, and raises the child's.
             if not self._taken_back(task, before) and (self.why or not raised[0]):
                 _not_swallowed(task, before)
+            elif raised[0]:
+                _forget_left_over(task, before)
         finally:
             self.ended = True
             if self._handle is not None:
@@ -586,7 +593,7 @@ class HereJob:
         return self.why == "cancel"
 
 
-def _turn_due(task: asyncio.Task[Any]) -> bool:
+def turn_due_here(task: asyncio.Task[Any]) -> bool:
     """After a call that never waited: whether the loop gets a turn now:
     if the task has a cancellation asked for (it comes out, as at any await
     that suspends), or when one is due (:func:`._backend.turn_due`). Python
@@ -597,6 +604,19 @@ def _turn_due(task: asyncio.Task[Any]) -> bool:
     else:  # pragma: no cover - py310 tox environment
         asked = True  # (3.10 cannot tell: a turn every time)
     return turn_due(asked)
+
+
+def _forget_left_over(task: asyncio.Task[Any], before: int) -> None:
+    """Take back the cancellations counted on the caller's task since
+    ``before`` by an app that raised (not the caller's: a TaskGroup of the
+    app's leaves its own counted on Python 3.11 and 3.12; the caller's would
+    have come out as a cancellation): the caller's task is as it was, and
+    its later waits are not judged cancelled."""
+    if sys.version_info >= (3, 11):
+        while task.cancelling() > before:
+            task.uncancel()
+    else:  # pragma: no cover - py310 tox environment
+        pass  # (3.10 counts none)
 
 
 def _not_swallowed(task: asyncio.Task[Any], before: int) -> None:

@@ -82,6 +82,12 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
     class Job(Protocol):
         """A task started by :meth:`Backend.spawn`."""
 
+        @property
+        def lost(self) -> bool:
+            """Whether its event loop closed under it (asyncio: a test's, that
+            left it running): it will never run again, nor end."""
+            ...
+
         def cancel(self) -> None:
             """Cancel it (it ends at its next checkpoint)."""
 
@@ -261,6 +267,11 @@ if TYPE_CHECKING:  # types only: a Protocol class costs import time
 
         async def checkpoint(self) -> None:
             """Let the other tasks that can run, run (a task just spawned)."""
+
+        async def checkpoint_when_due(self) -> None:
+            """For a call that returns without waiting: raise the calling
+            task's pending cancellation at once, and let the other tasks run
+            when a turn is due (:func:`turn_due`)."""
 
         def cancel_mark(self) -> object:
             """Where the calling task's cancellations stand now, for

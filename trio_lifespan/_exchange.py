@@ -50,8 +50,9 @@ def cancelled_under(app: object, target: str) -> BaseException:
     if failure is not None:
         return LifespanUnavailable(failure)
     return CancelledFromOutside(
-        f"the app's task for {target} was cancelled from outside (the "
-        "lifespan ended, or its event loop closed)"
+        f"the app's task for {target} was cancelled, and not by the client: "
+        "its event loop closed, the lifespan ended, or the app raised a "
+        "cancellation of its own"
     )
 
 

@@ -125,6 +125,8 @@ class Apps:
                 if not await each.job.wait(max(0.0, deadline - backend.now())):
                     each.job.cancel()
                     await each.job.wait(math.inf)
+                if each.job.lost:  # (what came of its closed loop is no error)
+                    continue
                 error = each.failure(raise_app_exceptions)
                 if error is not None and not isinstance(error, CancelledFromOutside):
                     errors.append(error)
@@ -305,6 +307,14 @@ class Exchange:
         what = self.response.sent(message)
         return None if self.left else what
 
+    async def _dropped(self) -> None:
+        """A message sent once the client had gone was dropped. As uvicorn's
+        ``send()`` then, it returns at once (an app's finite loop of sends
+        runs to its end, its clean-up with it), but a cancellation of the
+        app comes out of it, and the loop gets a turn when one is due: an
+        endless loop of sends is cancelled, and does not hold the loop."""
+        await self.backend.checkpoint_when_due()
+
     def gone_error(self) -> ClientDisconnected:
         """What the app's ``send()`` raises once its client has gone."""
         return ClientDisconnected(f"the client of {self.response.target} has gone")
@@ -351,7 +361,7 @@ class Exchange:
         """The response is complete or the client gone: from now on the app's
         ``receive()`` says ``http.disconnect``."""
         self.over = True
-        if self.gone is not None:
+        if self.gone is not None and not self.job.lost:  # (a closed loop's)
             self.gone.set()
 
 
@@ -380,8 +390,8 @@ class Whole(Exchange):
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then kept for the reader."""
         checked = self._checked(message)
-        if checked is None:  # (dropped: a loop of sends can still be cut)
-            await self.backend.checkpoint()
+        if checked is None:
+            await self._dropped()
             return
         what, body = checked
         got = self.got
@@ -439,7 +449,7 @@ class Streamed(Exchange):
         """The app's ``send``: checked, then handed to the reader."""
         what = self._checked(message)
         if what is None or not await self.outbox.put(what):
-            await self.backend.checkpoint()  # (dropped: a loop of sends can be cut)
+            await self._dropped()
             return
         if what[0] == END:
             # Only now, the whole response handed over: an app that listens

@@ -54,6 +54,7 @@ from ._trio_tasks import (
     HereJob,
     Job,
     TrioHolders,
+    checkpoint_when_due,
     loop_here,
     spawn_job,
     wait_shielded,
@@ -353,6 +354,9 @@ class _Trio(Groups):
 
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
+
+    async def checkpoint_when_due(self) -> None:
+        await checkpoint_when_due()
 
     def cancel_mark(self) -> object:
         return None

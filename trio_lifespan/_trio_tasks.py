@@ -141,6 +141,7 @@ class Job:
 
     # (class attributes: a request sets only its scope)
     ended = False
+    lost = False  # (one trio loop, which outlives the lifespan's nursery)
     _waiters: trio.Event | None = None  # (made only if one waits)
 
     def __init__(self, scope: trio.CancelScope) -> None:
@@ -181,6 +182,16 @@ def spawn_job(
 
     start_soon(run)
     return job
+
+
+async def checkpoint_when_due() -> None:
+    """A cancellation of the calling task comes out at once, as at any
+    checkpoint; the scheduler gets a turn when one is due
+    (:func:`._backend.turn_due`)."""
+    if turn_due():
+        await trio.lowlevel.checkpoint()
+    else:
+        await trio.lowlevel.checkpoint_if_cancelled()
 
 
 class HereJob(Job):
@@ -225,10 +236,7 @@ class HereJob(Job):
             return
         # It never let the scheduler in: a cancellation comes out at once, as
         # at any checkpoint, and the scheduler gets a turn when one is due.
-        if turn_due():
-            await trio.lowlevel.checkpoint()
-        else:
-            await trio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_when_due()
 
     def cancel(self) -> None:
         self.stopped = True
