@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextlib
+import gc
 import math
 import sys
 import textwrap
@@ -11,6 +13,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, cast
 
 import anyio
+import looptime
 import pytest
 import pytest_asyncio
 import sniffio
@@ -502,6 +505,80 @@ def test_an_app_task_groups_failure_comes_out_as_the_app_raised_it() -> None:
     ASYNCIO.run(main, {})
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is 3.11+")
+@pytest.mark.parametrize("then", ["answers", "answers-late", "outer-timeout"])
+def test_an_app_that_handles_its_task_groups_failure_is_read_as_answering(
+    then: str,
+) -> None:
+    # The same group's cancellation (Python 3.11 and 3.12: left counted),
+    # but the app catches the group and answers, as a FastAPI endpoint that
+    # fans out does: the answer is read (httpx's transport reads it too), a
+    # read timeout after it is a timeout, and the test's own timeout that
+    # fires meanwhile still comes out as one (its cancellation is the
+    # caller's, and counted apart from the group's).
+    import httpx  # noqa: PLC0415 - the client's extra
+
+    from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
+
+    good = GoodApp(ASYNCIO)
+    task_group = cast(  # (Python 3.11+: the type checkers read 3.10's asyncio)
+        "Callable[[], contextlib.AbstractAsyncContextManager[Any]]",
+        vars(asyncio)["TaskGroup"],
+    )
+    timeout = cast(
+        "Callable[[float], contextlib.AbstractAsyncContextManager[Any]]",
+        vars(asyncio)["timeout"],
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await good(scope, receive, send)
+            return
+
+        async def fails() -> None:
+            await asyncio.sleep(0)
+            raise ValueError("the child failed")
+
+        async def cleans_up_slowly() -> None:
+            try:
+                await asyncio.sleep(math.inf)
+            finally:
+                await asyncio.sleep(1)  # (the test's timeout fires meanwhile)
+
+        try:
+            async with task_group() as group:
+                group.create_task(fails())  # (fails while the app waits in exit)
+                if then == "outer-timeout":
+                    group.create_task(cleans_up_slowly())
+        except BaseExceptionGroup:
+            if then == "answers-late":
+                await asyncio.sleep(10)
+            await send({"type": "http.response.start", "status": 502, "headers": []})
+            await send({"type": "http.response.body", "body": b"handled"})
+
+    async def main() -> None:
+        async with open_client(app, timeout=2, httpx="httpx") as client:
+            if then == "answers":
+                response = await client.get("/")
+                assert (response.status_code, response.text) == (502, "handled")
+            elif then == "answers-late":
+                with pytest.raises(httpx.ReadTimeout):
+                    await client.get("/")
+            else:
+                began = asyncio.get_running_loop().time()
+                with pytest.raises(TimeoutError):
+                    async with timeout(0.5):
+                        await client.get("/")
+                assert asyncio.get_running_loop().time() - began == pytest.approx(1)
+            if sys.version_info >= (3, 11):  # (the group's own taken back)
+                assert current_task().cancelling() == 0
+            with pytest.raises(TimeoutError):  # (a later timeout still works)
+                async with timeout(0.1):
+                    await asyncio.sleep(1)
+
+    ASYNCIO.run(main, {})
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="cancelling() is 3.11+")
 def test_the_callers_cancellation_swallowed_by_the_app_still_comes_out() -> None:
     from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
@@ -528,3 +605,138 @@ def test_the_callers_cancellation_swallowed_by_the_app_still_comes_out() -> None
                 assert current_task().cancelling() == 0
 
     ASYNCIO.run(main, {})
+
+
+def fake_time_loop(complaints: list[str]) -> asyncio.AbstractEventLoop:
+    """A loop on fake time, its complaints kept."""
+    loop = looptime.new_event_loop(start=0.0, end=60.0, idle_timeout=1.0)
+    loop.set_exception_handler(lambda _, context: complaints.append(context["message"]))
+    return loop
+
+
+#: What a test loop that closed with tasks left on it says of them later.
+LEFT_ON_A_CLOSED_LOOP = "Task was destroyed but it is pending!"
+
+
+@pytest.mark.parametrize("left", ["stream", "websocket", "whole"])
+def test_a_call_left_on_a_test_loop_that_closed_is_not_the_apps_error(
+    left: str,
+) -> None:
+    # A session-scoped client on the fixture's loop, a test on a loop of its
+    # own (pytest-asyncio's function loops) that leaves a call running when
+    # its loop closes (pytest-asyncio before 1.1 leaves such tasks, unended):
+    # the app's task will never run again, and the client's exit ends
+    # cleanly. What a handler raised while its loop still ran is another
+    # matter: that is the app's error, and comes out (the next test).
+    from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
+
+    good = GoodApp(ASYNCIO)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await good(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await asyncio.sleep(math.inf)
+        else:  # (a long poll: it waits for the client)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+    complaints: list[str] = []
+    fixture_loop, test_loop = fake_time_loop(complaints), fake_time_loop(complaints)
+    opened = open_client(app)
+    client = fixture_loop.run_until_complete(opened.__aenter__())
+    kept: list[object] = []
+
+    async def the_test() -> None:
+        if left == "stream":
+            kept.append(
+                await client.send(client.build_request("GET", "/"), stream=True)
+            )
+        elif left == "websocket":
+            kept.append(await client.websocket_connect("/ws").__aenter__())
+        else:
+            kept.append(test_loop.create_task(client.get("/")))
+        await asyncio.sleep(0.1)  # (the app waits)
+
+    try:
+        test_loop.run_until_complete(the_test())
+    finally:
+        test_loop.close()  # (the call still running)
+    try:
+        fixture_loop.run_until_complete(opened.__aexit__(None, None, None))
+        assert good.events[-1] == "returned"  # (the lifespan ended)
+    finally:
+        fixture_loop.close()
+    kept.clear()  # (what was left on the closed loop, collected)
+    gc.collect()
+    assert set(complaints) <= {LEFT_ON_A_CLOSED_LOOP}
+
+
+@pytest.mark.parametrize("left", ["stream", "stream-iterated", "websocket"])
+def test_an_error_raised_before_the_test_loop_closed_comes_out(left: str) -> None:
+    # The loop's end closes what iterates the response (httpx2's aiter_raw,
+    # which then closes the response; httpx's leaves it open): what that
+    # raised would be logged by the loop at most, and comes out of the
+    # client's exit instead.
+    from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
+
+    good = GoodApp(ASYNCIO)
+    raised: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await good(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+        else:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"1", "more_body": True})
+        await asyncio.sleep(0.01)
+        raised.append(ValueError("the handler crashed"))
+        raise raised[0]
+
+    complaints: list[str] = []
+    fixture_loop, test_loop = fake_time_loop(complaints), fake_time_loop(complaints)
+    library = "httpx"
+    if left == "stream-iterated":
+        pytest.importorskip("httpx2", reason="httpx2 closes the response")
+        library = "httpx2"
+    opened = open_client(app, httpx=library)
+    client = fixture_loop.run_until_complete(opened.__aenter__())
+    kept: list[object] = []
+
+    async def the_test() -> None:
+        if left == "websocket":
+            kept.append(await client.websocket_connect("/ws").__aenter__())
+        else:
+            request = client.build_request("GET", "/")
+            response = await client.send(request, stream=True)
+            kept.append(response)
+            if left == "stream-iterated":
+                chunks = response.aiter_raw()
+                kept.append(chunks)  # (alive when the loop ends: it closes it)
+                assert await chunks.__anext__() == b"1"  # (then left unfinished)
+        await asyncio.sleep(0.1)  # (the handler crashes meanwhile)
+
+    try:
+        test_loop.run_until_complete(the_test())
+        for each in kept:  # (as the loop's end closes the iterators left open)
+            if isinstance(each, collections.abc.AsyncGenerator):
+                test_loop.run_until_complete(each.aclose())
+    finally:
+        test_loop.close()
+    try:
+        with pytest.raises(ValueError, match="the handler crashed") as caught:
+            fixture_loop.run_until_complete(opened.__aexit__(None, None, None))
+        assert caught.value is raised[0]
+        assert good.events[-1] == "returned"
+    finally:
+        fixture_loop.close()
+    kept.clear()  # (what was left on the closed loop, collected)
+    gc.collect()
+    assert set(complaints) <= {LEFT_ON_A_CLOSED_LOOP}

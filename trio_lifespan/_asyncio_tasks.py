@@ -384,7 +384,9 @@ class Job:
 
     @property
     def lost(self) -> bool:
-        return self._gone()
+        """Whether its loop closed while it still ran (one that ended first
+        has its outcome, an error of the app's among them)."""
+        return not self.task.done() and self._gone()
 
     def _gone(self) -> bool:
         """Whether the task's loop has closed (then it is forgotten)."""
@@ -423,7 +425,6 @@ class HereJob:
     # (class attributes: a call sets only what differs from them)
     waited = False
     ended = False
-    lost = False  # (it runs in its reader's task)
     why: str | None = None  # "timeout" or "cancel", once we cancelled
     late = False  # a message came once the timeout had passed
     paused = False  # the app waits for the client (the request's body)
@@ -475,17 +476,20 @@ class HereJob:
             before = 0
         self.first_wait()
         raised: list[bool] = []  # (whether the app raised, once it ended)
+        groups = _LeftByGroups(coro, task)
 
         def told(exc: BaseException | None) -> None:
             raised.append(exc is not None)
             ended(exc)
 
         try:
-            await stepped(context, coro, trap, told)
+            await stepped(context, coro, trap, told, groups.thrown)
         except asyncio.CancelledError:
+            groups.take_back(before)
             if not self._taken_back(task, before):
                 raise
         else:
+            groups.take_back(before)
             # A cancellation still counted is the caller's, swallowed: by our
             # taking back the one it came merged with, or by an app that then
             # returned. One that raised has its exception come out instead:
@@ -493,8 +497,6 @@ class HereJob:
             # leaves its own cancellation counted, and raises the child's.
             if not self._taken_back(task, before) and (self.why or not raised[0]):
                 _not_swallowed(task, before)
-            elif raised[0]:
-                _forget_left_over(task, before)
         finally:
             self.ended = True
             if self._handle is not None:
@@ -582,6 +584,12 @@ class HereJob:
         return self.ended
 
     @property
+    def lost(self) -> bool:
+        """Whether its reader's loop closed while the call still ran (a
+        request left pending by a test on a loop of its own)."""
+        return not self.ended and self.task.get_loop().is_closed()
+
+    @property
     def timed_out(self) -> bool:
         """Whether the read timeout cut the call short (or passed before a
         message came, while the app held the loop)."""
@@ -606,17 +614,64 @@ def turn_due_here(task: asyncio.Task[Any]) -> bool:
     return turn_due(asked)
 
 
-def _forget_left_over(task: asyncio.Task[Any], before: int) -> None:
-    """Take back the cancellations counted on the caller's task since
-    ``before`` by an app that raised (not the caller's: a TaskGroup of the
-    app's leaves its own counted on Python 3.11 and 3.12; the caller's would
-    have come out as a cancellation): the caller's task is as it was, and
-    its later waits are not judged cancelled."""
-    if sys.version_info >= (3, 11):
-        while task.cancelling() > before:
-            task.uncancel()
-    else:  # pragma: no cover - py310 tox environment
-        pass  # (3.10 counts none)
+def _group_exit() -> Any:
+    """The code of ``asyncio.TaskGroup.__aexit__`` where it leaves its own
+    cancellations counted (Python 3.11 and 3.12), else ``None``."""
+    if sys.version_info >= (3, 11) and sys.version_info < (3, 13):
+        return asyncio.TaskGroup.__aexit__.__code__
+    return None  # pragma: no cover - the tiers on 3.10, 3.13 and later
+
+
+_GROUP_EXIT: Any = _group_exit()
+
+
+class _LeftByGroups:
+    """The cancellations of the caller's task that the app's task groups
+    (``asyncio.TaskGroup``) asked for and will not take back. On Python 3.11
+    and 3.12 a group whose child fails while the group waits in its exit
+    cancels its parent task and never withdraws that (CPython gh-116720,
+    fixed in 3.13): left counted, the caller's task would seem cancelled,
+    and an app that handled its group's failure and answered would end the
+    call with a ``CancelledError`` (httpx's own transport answers). Each is
+    seen as it is thrown into the app, in the exit of the group that asked
+    for it, and taken back when the call ends."""
+
+    __slots__ = ("coro", "groups", "task")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, None], task: asyncio.Task[Any]
+    ) -> None:
+        self.coro = coro
+        self.task = task
+        self.groups: list[object] = []
+
+    def thrown(self, exc: BaseException) -> None:
+        """The loop throws ``exc`` into the app (a cancellation: asyncio
+        throws nothing else): it is a group's own if a group the app awaits
+        in its exit asked for one (once for each group)."""
+        if _GROUP_EXIT is None:  # pragma: no cover - the tiers on 3.10, 3.13 and later
+            return
+        awaited: Any = self.coro
+        while awaited is not None:
+            if getattr(awaited, "cr_code", None) is _GROUP_EXIT:
+                group = awaited.cr_frame.f_locals["self"]
+                if (
+                    group._parent_cancel_requested
+                    and group._parent_task is self.task
+                    and all(group is not seen for seen in self.groups)
+                ):
+                    self.groups.append(group)
+            awaited = getattr(awaited, "cr_await", None) or getattr(
+                awaited, "gi_yieldfrom", None
+            )
+
+    def take_back(self, before: int) -> None:
+        """Withdraw the groups' cancellations still counted since ``before``."""
+        if sys.version_info >= (3, 11):
+            for _ in range(min(len(self.groups), self.task.cancelling() - before)):
+                self.task.uncancel()
+        else:  # pragma: no cover - py310 tox environment
+            pass  # (3.10 counts none)
 
 
 def _not_swallowed(task: asyncio.Task[Any], before: int) -> None:

@@ -386,13 +386,14 @@ def stepped(
     coro: Coroutine[Any, Any, None],
     trap: Any,
     ended: Callable[[BaseException | None], None],
+    thrown: Callable[[BaseException], None] | None = None,
 ) -> Generator[Any, Any, None]:
     """Await the rest of ``coro`` in this task, from the ``trap`` its first
     step yielded (its first wait), each of its steps run in ``context`` (what
     it sets stays its own, as in a task of its own); then tell ``ended`` how
     it ended, as :func:`first_step` does. What it yields goes to the event
-    loop as this task's, and what the loop sends or throws back goes to it.
-    Either library's."""
+    loop as this task's, and what the loop sends or throws back goes to it
+    (what it throws shown first to ``thrown``, if given). Either library's."""
     run = context.run
     while True:
         step: Callable[[Any], Any]
@@ -400,6 +401,8 @@ def stepped(
             value = yield trap
         except BaseException as exc:  # noqa: BLE001 - the coroutine's to handle
             step, value = coro.throw, exc
+            if thrown is not None:  # pragma: no branch - trio never throws (it sends)
+                thrown(exc)
         else:
             step = coro.send
         try:

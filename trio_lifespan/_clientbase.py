@@ -221,7 +221,10 @@ class ClientMixin(Generic[AppT_co]):
         try:
             return await super().send(request, **kwargs)  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
         finally:
-            READING.reset(token)
+            try:  # noqa: SIM105 - no context manager on every request's path
+                READING.reset(token)
+            except ValueError:  # (closed unfinished by the garbage collector, in
+                pass  # another context: its task's loop closed under it)
 
 
 class OpenClient:

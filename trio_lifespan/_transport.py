@@ -30,6 +30,7 @@ for httpx and httpx2 alike (the classes are made for the module given).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -737,6 +738,12 @@ def _make_transport_class(httpx: ModuleType) -> type[Any]:
             # (a Ctrl-C in the block: the handler gets no grace)
             stop = isinstance(raised, (KeyboardInterrupt, SystemExit))
             if await exchange.close(self.transport.apps.grace, at_once=stop):
+                if isinstance(sys.exc_info()[1], GeneratorExit):
+                    # Closed as an iterator of the response is finalized (its
+                    # loop's end closes it, or the garbage collector): what is
+                    # raised there is logged at most, so the client's exit
+                    # raises the handler's error (the exchange stays live).
+                    return
                 self.transport.apps.live.discard(exchange)
                 error = exchange.failure(self.transport.raise_app_exceptions)
                 if error is not None and raised is not None:
