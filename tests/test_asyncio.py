@@ -506,7 +506,17 @@ def test_an_app_task_groups_failure_comes_out_as_the_app_raised_it() -> None:
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is 3.11+")
-@pytest.mark.parametrize("then", ["answers", "answers-late", "outer-timeout"])
+@pytest.mark.parametrize(
+    "then",
+    [
+        "answers",
+        "answers-late",
+        "outer-timeout",
+        "outer-timeout-after-the-body-failed",
+        "in-a-context-manager",
+        "inner-timeout",
+    ],
+)
 def test_an_app_that_handles_its_task_groups_failure_is_read_as_answering(
     then: str,
 ) -> None:
@@ -515,7 +525,10 @@ def test_an_app_that_handles_its_task_groups_failure_is_read_as_answering(
     # fans out does: the answer is read (httpx's transport reads it too), a
     # read timeout after it is a timeout, and the test's own timeout that
     # fires meanwhile still comes out as one (its cancellation is the
-    # caller's, and counted apart from the group's).
+    # caller's, and counted apart from the group's), also when it is thrown
+    # into a group whose body had failed (that group withdrew its own). A
+    # group inside a context manager of the app's is found too, and the
+    # app's own timeout around such a group fires as a timeout.
     import httpx  # noqa: PLC0415 - the client's extra
 
     from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
@@ -530,26 +543,49 @@ def test_an_app_that_handles_its_task_groups_failure_is_read_as_answering(
         vars(asyncio)["timeout"],
     )
 
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("the child failed")
+
+    async def cleans_up_slowly() -> None:
+        try:
+            await asyncio.sleep(math.inf)
+        finally:
+            await asyncio.sleep(1)  # (the test's timeout fires meanwhile)
+
+    @contextlib.asynccontextmanager
+    async def fanned_out() -> AsyncGenerator[Any, None]:
+        async with task_group() as group:
+            yield group
+
+    async def fan_out() -> None:
+        if then == "in-a-context-manager":
+            async with fanned_out() as group:
+                group.create_task(fails())
+            return
+        async with task_group() as group:
+            group.create_task(fails())  # (fails while the app waits in exit)
+            if then.startswith("outer-timeout"):
+                group.create_task(cleans_up_slowly())
+            if then == "outer-timeout-after-the-body-failed":
+                await asyncio.sleep(math.inf)  # (the child fails meanwhile)
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await good(scope, receive, send)
             return
-
-        async def fails() -> None:
-            await asyncio.sleep(0)
-            raise ValueError("the child failed")
-
-        async def cleans_up_slowly() -> None:
+        if then == "inner-timeout":
             try:
-                await asyncio.sleep(math.inf)
-            finally:
-                await asyncio.sleep(1)  # (the test's timeout fires meanwhile)
-
+                async with timeout(0.5):
+                    with contextlib.suppress(BaseExceptionGroup):
+                        await fan_out()
+                    await asyncio.sleep(1)
+            except TimeoutError:
+                await send({"type": "http.response.start", "status": 504})
+                await send({"type": "http.response.body", "body": b"timed out"})
+            return
         try:
-            async with task_group() as group:
-                group.create_task(fails())  # (fails while the app waits in exit)
-                if then == "outer-timeout":
-                    group.create_task(cleans_up_slowly())
+            await fan_out()
         except BaseExceptionGroup:
             if then == "answers-late":
                 await asyncio.sleep(10)
@@ -558,18 +594,21 @@ def test_an_app_that_handles_its_task_groups_failure_is_read_as_answering(
 
     async def main() -> None:
         async with open_client(app, timeout=2, httpx="httpx") as client:
-            if then == "answers":
-                response = await client.get("/")
-                assert (response.status_code, response.text) == (502, "handled")
-            elif then == "answers-late":
+            if then == "answers-late":
                 with pytest.raises(httpx.ReadTimeout):
                     await client.get("/")
-            else:
+            elif then.startswith("outer-timeout"):
                 began = asyncio.get_running_loop().time()
                 with pytest.raises(TimeoutError):
                     async with timeout(0.5):
                         await client.get("/")
                 assert asyncio.get_running_loop().time() - began == pytest.approx(1)
+            else:
+                response = await client.get("/")
+                expected = (
+                    (504, "timed out") if then == "inner-timeout" else (502, "handled")
+                )
+                assert (response.status_code, response.text) == expected
             if sys.version_info >= (3, 11):  # (the group's own taken back)
                 assert current_task().cancelling() == 0
             with pytest.raises(TimeoutError):  # (a later timeout still works)
@@ -618,7 +657,7 @@ def fake_time_loop(complaints: list[str]) -> asyncio.AbstractEventLoop:
 LEFT_ON_A_CLOSED_LOOP = "Task was destroyed but it is pending!"
 
 
-@pytest.mark.parametrize("left", ["stream", "websocket", "whole"])
+@pytest.mark.parametrize("left", ["stream", "stream-cut", "websocket", "whole"])
 def test_a_call_left_on_a_test_loop_that_closed_is_not_the_apps_error(
     left: str,
 ) -> None:
@@ -626,15 +665,33 @@ def test_a_call_left_on_a_test_loop_that_closed_is_not_the_apps_error(
     # own (pytest-asyncio's function loops) that leaves a call running when
     # its loop closes (pytest-asyncio before 1.1 leaves such tasks, unended):
     # the app's task will never run again, and the client's exit ends
-    # cleanly. What a handler raised while its loop still ran is another
-    # matter: that is the app's error, and comes out (the next test).
+    # cleanly. The loop's end closes the app's async generators first, which
+    # can make a handler raise (Starlette's task group, an anyio cancel scope
+    # left in another task): that came of the loop's end too. What a handler
+    # raised while its loop still ran is another matter: that is the app's
+    # error, and comes out (the next test).
     from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
 
     good = GoodApp(ASYNCIO)
 
+    @contextlib.asynccontextmanager
+    async def guarded() -> AsyncGenerator[None, None]:
+        handler = current_task()
+        try:
+            yield
+        finally:  # (closed by the loop's end, in a task of its own)
+            handler.cancel()
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await good(scope, receive, send)
+        elif scope["path"] == "/cut":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            try:
+                async with guarded():
+                    await asyncio.sleep(math.inf)
+            except asyncio.CancelledError:
+                raise RuntimeError("cut short as its loop ended") from None
         elif scope["type"] == "websocket":
             await receive()
             await send({"type": "websocket.accept"})
@@ -651,10 +708,10 @@ def test_a_call_left_on_a_test_loop_that_closed_is_not_the_apps_error(
     kept: list[object] = []
 
     async def the_test() -> None:
-        if left == "stream":
-            kept.append(
-                await client.send(client.build_request("GET", "/"), stream=True)
-            )
+        if left.startswith("stream"):
+            path = "/cut" if left == "stream-cut" else "/"
+            request = client.build_request("GET", path)
+            kept.append(await client.send(request, stream=True))
         elif left == "websocket":
             kept.append(await client.websocket_connect("/ws").__aenter__())
         else:
@@ -663,6 +720,7 @@ def test_a_call_left_on_a_test_loop_that_closed_is_not_the_apps_error(
 
     try:
         test_loop.run_until_complete(the_test())
+        test_loop.run_until_complete(test_loop.shutdown_asyncgens())
     finally:
         test_loop.close()  # (the call still running)
     try:

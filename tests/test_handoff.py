@@ -122,7 +122,7 @@ def test_a_job_on_a_closed_loop_counts_as_ended() -> None:
     task = other.create_task(forever())
     other.run_until_complete(asyncio.sleep(0))  # (it starts, and waits)
     _JOBS.add(task)
-    job = _AsyncioJob(task)
+    job = _AsyncioJob(task, [])
 
     async def from_elsewhere() -> tuple[bool, bool]:
         before = await job.wait(math.inf)  # another loop's, not running: no wait

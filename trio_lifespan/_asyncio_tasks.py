@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import math
 import signal
 import sys
@@ -214,15 +215,30 @@ def spawn_job(fn: Callable[[], Awaitable[None]]) -> Job:
     of the project's (a tracing one, say), the factory makes the task.
     """
 
-    async def run() -> None:
-        await fn()
+    loop = asyncio.get_running_loop()
+    torn: list[bool] = []  # (its loop was ending when it ended)
 
-    task = _start(asyncio.get_running_loop(), run())
+    async def run() -> None:
+        try:
+            await fn()
+        finally:
+            if _ending(loop):
+                torn.append(True)
+
+    task = _start(loop, run())
     if task.done():  # pragma: no cover - 3.12 and later: it answered at once
-        return Job(task)  # (nothing to hold: the loop's weak set need not keep it)
+        return Job(task, torn)  # (nothing to hold: the loop need not keep it)
     _JOBS.add(task)  # (the loop keeps only a weak reference)
     task.add_done_callback(_JOBS.discard)
-    return Job(task)
+    return Job(task, torn)
+
+
+def _ending(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is ending: its async generators are being closed
+    (``shutdown_asyncgens``, as ``asyncio.run`` and pytest-asyncio end a
+    loop; before 1.1 pytest-asyncio does not cancel the tasks left first,
+    and closing an app's generators under its task makes the app raise)."""
+    return getattr(loop, "_asyncgens_shutdown_called", False) is True
 
 
 if sys.version_info >= (3, 12):  # pragma: no cover - the tiers on 3.12 and 3.13
@@ -377,16 +393,19 @@ class Job:
     ended; one whose loop is not running now cannot be waited for from here.
     """
 
-    __slots__ = ("task",)
+    __slots__ = ("task", "torn")
 
-    def __init__(self, task: asyncio.Task[None]) -> None:
+    def __init__(self, task: asyncio.Task[None], torn: list[bool]) -> None:
         self.task = task
+        self.torn = torn
 
     @property
     def lost(self) -> bool:
-        """Whether its loop closed while it still ran (one that ended first
-        has its outcome, an error of the app's among them)."""
-        return not self.task.done() and self._gone()
+        """Whether its loop closed while it still ran, or it ended as its
+        loop was ending: what came of that is no error of the app's (one
+        that ended before has its outcome, an error of the app's among
+        them)."""
+        return bool(self.torn) or (not self.task.done() and self._gone())
 
     def _gone(self) -> bool:
         """Whether the task's loop has closed (then it is forgotten)."""
@@ -485,11 +504,9 @@ class HereJob:
         try:
             await stepped(context, coro, trap, told, groups.thrown)
         except asyncio.CancelledError:
-            groups.take_back(before)
             if not self._taken_back(task, before):
                 raise
         else:
-            groups.take_back(before)
             # A cancellation still counted is the caller's, swallowed: by our
             # taking back the one it came merged with, or by an app that then
             # returned. One that raised has its exception come out instead:
@@ -627,14 +644,17 @@ _GROUP_EXIT: Any = _group_exit()
 
 class _LeftByGroups:
     """The cancellations of the caller's task that the app's task groups
-    (``asyncio.TaskGroup``) asked for and will not take back. On Python 3.11
-    and 3.12 a group whose child fails while the group waits in its exit
-    cancels its parent task and never withdraws that (CPython gh-116720,
-    fixed in 3.13): left counted, the caller's task would seem cancelled,
-    and an app that handled its group's failure and answered would end the
-    call with a ``CancelledError`` (httpx's own transport answers). Each is
-    seen as it is thrown into the app, in the exit of the group that asked
-    for it, and taken back when the call ends."""
+    (``asyncio.TaskGroup``) ask for and would never take back. On Python
+    3.11 and 3.12 a group whose body ended without an error, and whose child
+    then fails while the group waits in its exit, cancels its parent task and
+    never withdraws that (CPython gh-116720, fixed in 3.13): left counted,
+    the caller's task would seem cancelled, an app that handled its group's
+    failure and answered would end the call with a ``CancelledError``
+    (httpx's own transport answers), and a timeout of the app's around the
+    group could not fire as one. Each is seen as it is thrown into the app,
+    in the exit of the group that asked for it, and withdrawn there, as 3.13
+    withdraws it (a cancellation thrown there for another reason, the
+    caller's, is left counted: it still comes out)."""
 
     __slots__ = ("coro", "groups", "task")
 
@@ -647,31 +667,47 @@ class _LeftByGroups:
 
     def thrown(self, exc: BaseException) -> None:
         """The loop throws ``exc`` into the app (a cancellation: asyncio
-        throws nothing else): it is a group's own if a group the app awaits
-        in its exit asked for one (once for each group)."""
+        throws nothing else): if a group the app awaits in its exit asked for
+        it (its body ended without an error, so the request came during its
+        exit, and is not yet withdrawn), the request is withdrawn."""
         if _GROUP_EXIT is None:  # pragma: no cover - the tiers on 3.10, 3.13 and later
             return
         awaited: Any = self.coro
         while awaited is not None:
             if getattr(awaited, "cr_code", None) is _GROUP_EXIT:
-                group = awaited.cr_frame.f_locals["self"]
+                where = awaited.cr_frame.f_locals
+                group = where["self"]
                 if (
-                    group._parent_cancel_requested
+                    where["et"] is None
+                    and group._parent_cancel_requested
                     and group._parent_task is self.task
                     and all(group is not seen for seen in self.groups)
                 ):
                     self.groups.append(group)
-            awaited = getattr(awaited, "cr_await", None) or getattr(
-                awaited, "gi_yieldfrom", None
-            )
+                    _withdraw_cancel(self.task)
+            awaited = _awaited_by(awaited)
 
-    def take_back(self, before: int) -> None:
-        """Withdraw the groups' cancellations still counted since ``before``."""
-        if sys.version_info >= (3, 11):
-            for _ in range(min(len(self.groups), self.task.cancelling() - before)):
-                self.task.uncancel()
-        else:  # pragma: no cover - py310 tox environment
-            pass  # (3.10 counts none)
+
+#: The steps of an async generator awaited (``asend``, ``athrow``): they do
+#: not say what they await; their async generator does.
+_GENERATOR_STEPS = frozenset({"async_generator_asend", "async_generator_athrow"})
+
+
+def _awaited_by(awaited: Any) -> Any:
+    """What a suspended coroutine, generator or async generator (or a step
+    of one) waits on, or ``None``."""
+    inner = (
+        getattr(awaited, "cr_await", None)
+        or getattr(awaited, "gi_yieldfrom", None)
+        or getattr(awaited, "ag_await", None)
+    )
+    if inner is None and type(awaited).__name__ in _GENERATOR_STEPS:
+        # (its generator is among what it refers to: CPython's own step)
+        inner = next(
+            (each for each in gc.get_referents(awaited) if hasattr(each, "ag_await")),
+            None,
+        )
+    return inner
 
 
 def _not_swallowed(task: asyncio.Task[Any], before: int) -> None:
