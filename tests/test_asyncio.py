@@ -798,3 +798,44 @@ def test_an_error_raised_before_the_test_loop_closed_comes_out(left: str) -> Non
     kept.clear()  # (what was left on the closed loop, collected)
     gc.collect()
     assert set(complaints) <= {LEFT_ON_A_CLOSED_LOOP}
+
+
+@pytest.mark.parametrize("closing", ["response", "websocket"])
+def test_a_close_left_unfinished_is_closed_without_waiting(closing: str) -> None:
+    # A test whose loop ended while it closed a response or a websocket (the
+    # handler given its grace): the garbage collector closes that coroutine
+    # (GeneratorExit), which cannot wait; the client's exit ends the app.
+    from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
+
+    good = GoodApp(ASYNCIO)
+    ended: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await good(scope, receive, send)
+            return
+        try:
+            if scope["type"] == "websocket":
+                await receive()
+                await send({"type": "websocket.accept"})
+            else:
+                await send({"type": "http.response.start", "status": 200})
+            await asyncio.sleep(math.inf)  # (deaf to the disconnect)
+        finally:
+            ended.append(scope["type"])
+
+    async def main() -> None:
+        async with open_client(app, shutdown_timeout=5) as client:
+            if closing == "websocket":
+                session = await client.websocket_connect("/ws").__aenter__()
+                unfinished = session.close()
+            else:
+                request = client.build_request("GET", "/")
+                response = await client.send(request, stream=True)
+                unfinished = response.aclose()
+            unfinished.send(None)  # (it waits for the handler: the grace)
+            unfinished.close()  # (as the garbage collector closes it)
+            assert ended == []
+        assert ended == ["websocket" if closing == "websocket" else "http"]
+
+    ASYNCIO.run(main, {})

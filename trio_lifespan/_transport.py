@@ -545,6 +545,10 @@ class Streamed(Exchange):
             elif not await job.wait(0.0 if at_once or self._hurried() else grace):
                 job.cancel()
                 await job.wait(grace)
+        except GeneratorExit:
+            # (the reader's coroutine is being closed, left unfinished on a
+            # loop that ended: it cannot wait; the client's exit ends the app)
+            raise
         except BaseException:
             # (the reader is cancelled: so is the app, and it is waited for,
             # within the grace, as when it closes)

@@ -225,6 +225,10 @@ class WebSocketSession:
             if not await job.wait(grace):
                 job.cancel()
                 await job.wait(math.inf)
+        except GeneratorExit:
+            # (the closer's coroutine is being closed, left unfinished on a
+            # loop that ended: it cannot wait; the client's exit ends the app)
+            raise
         except BaseException:
             # (the closer is cancelled: so is the app, and it is waited for,
             # within the grace)
