@@ -26,6 +26,7 @@ from ._exchange import (
     WebSocketRules,
     after_disconnect,
     cancelled_under,
+    log_dropped,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +123,8 @@ class WebSocketSession:
                 self._left and after_disconnect(exc, self._heard)
             ):
                 self._error = exc
+            else:
+                log_dropped(self._rules.target, exc)
         finally:
             self._from_app.end()
 
