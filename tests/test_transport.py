@@ -1817,33 +1817,3 @@ def test_a_task_cancelled_under_a_failed_lifespan_names_its_failure() -> None:
     assert isinstance(
         cancelled_under(SimpleNamespace(failure=None), "GET /"), RuntimeError
     )
-
-
-async def test_an_error_raised_once_the_client_went_is_logged_not_raised(
-    backend: Backend, caplog: pytest.LogCaptureFixture
-) -> None:
-    # What the app raises once it has heard the disconnect is not the
-    # test's (a server does not tell the client that went), but it is not
-    # lost: it is logged, as a server logs it.
-    raised = ValueError("raised once told")
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if await lifespan(scope, receive, send):
-            return
-        await send(start())
-        await send(body(b"first", more=True))
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        raise raised
-
-    async with trio_lifespan.open_client(app) as client:
-        async with client.stream("GET", "/feed") as response:
-            assert await response.aiter_bytes().__anext__() == b"first"
-    [record] = [r for r in caplog.records if r.name == "trio_lifespan"]
-    assert record.levelname == "ERROR"
-    assert record.getMessage() == (
-        "the app's handler of GET /feed raised once its client had gone "
-        "(logged, as a server logs it; not raised in the test)"
-    )
-    assert record.exc_info is not None
-    assert record.exc_info[1] is raised

@@ -819,27 +819,3 @@ async def test_leaving_httpx_ws_waits_for_the_handler_as_a_close_does(
         async with httpx_ws.aconnect_ws("/ws", client):
             pass
         assert ended == [approx(began + 2)]  # (the grace, then cancelled)
-
-
-async def test_an_error_raised_once_the_client_went_is_logged_not_raised(
-    backend: Backend, caplog: pytest.LogCaptureFixture
-) -> None:
-    raised = ValueError("raised once told")
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if await lifespan(scope, receive, send):
-            return
-        await receive()
-        await send({"type": "websocket.accept"})
-        await receive()  # (the client's close)
-        raise raised
-
-    async with trio_lifespan.open_client(app) as client:
-        async with client.websocket_connect("/ws"):
-            pass
-    [record] = [r for r in caplog.records if r.name == "trio_lifespan"]
-    assert record.getMessage().startswith(
-        "the app's handler of websocket /ws raised once its client had gone"
-    )
-    assert record.exc_info is not None
-    assert record.exc_info[1] is raised

@@ -76,20 +76,6 @@ def after_disconnect(exc: BaseException, heard: bool) -> bool:
     return heard
 
 
-def log_dropped(target: str, exc: BaseException) -> None:
-    """Log what the app raised once its client had gone (:func:`after_disconnect`),
-    as a server logs it: not raised in the test (the client that went is not
-    told), but not lost either. Logger ``trio_lifespan``, level ERROR."""
-    import logging  # noqa: PLC0415 - only once an error is dropped (import time)
-
-    logging.getLogger("trio_lifespan").error(
-        "the app's handler of %s raised once its client had gone (logged, as a "
-        "server logs it; not raised in the test)",
-        target,
-        exc_info=exc,
-    )
-
-
 class Rules(Protocol):
     """What the checks say a message broke the rules of: a response's or a
     websocket's, named by its request."""

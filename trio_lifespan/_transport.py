@@ -51,7 +51,6 @@ from ._exchange import (
     HTTPResponse,
     after_disconnect,
     cancelled_under,
-    log_dropped,
     request_message,
 )
 from ._types import EMPTY, _Empty  # pyright: ignore[reportPrivateUsage]
@@ -246,8 +245,6 @@ class Exchange:
                 self.left and after_disconnect(exc, self.heard)
             ):
                 self.error = exc
-            else:
-                log_dropped(self.response.target, exc)
         finally:
             self._ended()
 

@@ -26,7 +26,6 @@ from ._exchange import (
     WebSocketRules,
     after_disconnect,
     cancelled_under,
-    log_dropped,
 )
 
 if TYPE_CHECKING:
@@ -123,8 +122,6 @@ class WebSocketSession:
                 self._left and after_disconnect(exc, self._heard)
             ):
                 self._error = exc
-            else:
-                log_dropped(self._rules.target, exc)
         finally:
             self._from_app.end()
 
