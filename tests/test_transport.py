@@ -959,7 +959,7 @@ async def test_a_client_closed_under_a_read_says_so_though_the_answer_was_late(
     # app sends its last message once the read timeout has passed, and its
     # send is dropped: the client has gone. Its cancellation comes out of
     # that send, whether or not a turn of the loop is due by the clock.
-    for module in ("trio_lifespan._trio_tasks", "trio_lifespan._asyncio_tasks"):
+    for module in ("trio_lifespan._trio", "trio_lifespan._asyncio_tasks"):
         monkeypatch.setattr(f"{module}.turn_due", lambda asked=False: asked or turn_due)
     sent: list[str] = []
 

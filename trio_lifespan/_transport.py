@@ -302,19 +302,15 @@ class Exchange:
         """What the app's ``message`` is, and its body; ``None`` once the
         client has gone: the message is checked, then dropped, as uvicorn and
         hypercorn drop it (our scopes say ASGI 2.3, so an app that wants to
-        know listens for ``http.disconnect``, as Starlette then does)."""
+        know listens for ``http.disconnect``, as Starlette then does). The
+        ``send()`` of a dropped message returns at once, as uvicorn's (an
+        app's finite loop of sends runs to its end, its clean-up with it),
+        through :meth:`Backend.checkpoint_when_due`: a cancellation of the app
+        comes out of it, and an endless loop of sends does not hold the loop."""
         if self.ended:  # (a task the app left behind, after its call returned)
             raise self.gone_error()
         what = self.response.sent(message)
         return None if self.left else what
-
-    async def _dropped(self) -> None:
-        """A message sent once the client had gone was dropped. As uvicorn's
-        ``send()`` then, it returns at once (an app's finite loop of sends
-        runs to its end, its clean-up with it), but a cancellation of the
-        app comes out of it, and the loop gets a turn when one is due: an
-        endless loop of sends is cancelled, and does not hold the loop."""
-        await self.backend.checkpoint_when_due()
 
     def gone_error(self) -> ClientDisconnected:
         """What the app's ``send()`` raises once its client has gone."""
@@ -391,8 +387,8 @@ class Whole(Exchange):
     async def send(self, message: Message) -> None:
         """The app's ``send``: checked, then kept for the reader."""
         checked = self._checked(message)
-        if checked is None:
-            await self._dropped()
+        if checked is None:  # (dropped: see Exchange._checked)
+            await self.backend.checkpoint_when_due()
             return
         what, body = checked
         got = self.got
@@ -450,7 +446,7 @@ class Streamed(Exchange):
         """The app's ``send``: checked, then handed to the reader."""
         what = self._checked(message)
         if what is None or not await self.outbox.put(what):
-            await self._dropped()
+            await self.backend.checkpoint_when_due()  # (dropped: as above)
             return
         if what[0] == END:
             # Only now, the whole response handed over: an app that listens

@@ -26,6 +26,7 @@ import outcome
 import trio
 from trio.lowlevel import disable_ki_protection, enable_ki_protection
 
+from ._backend import turn_due
 from ._compat import mark_ki_protected
 from ._exceptions import reraise
 from ._group import Groups
@@ -54,7 +55,6 @@ from ._trio_tasks import (
     HereJob,
     Job,
     TrioHolders,
-    checkpoint_when_due,
     loop_here,
     spawn_job,
     wait_shielded,
@@ -356,7 +356,10 @@ class _Trio(Groups):
         await trio.lowlevel.checkpoint()
 
     async def checkpoint_when_due(self) -> None:
-        await checkpoint_when_due()
+        if turn_due():
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     def cancel_mark(self) -> object:
         return None

@@ -184,16 +184,6 @@ def spawn_job(
     return job
 
 
-async def checkpoint_when_due() -> None:
-    """A cancellation of the calling task comes out at once, as at any
-    checkpoint; the scheduler gets a turn when one is due
-    (:func:`._backend.turn_due`)."""
-    if turn_due():
-        await trio.lowlevel.checkpoint()
-    else:
-        await trio.lowlevel.checkpoint_if_cancelled()
-
-
 class HereJob(Job):
     """A request's app run in its reader's own task, for a response read whole:
     no task to start, no turn of the scheduler for an app that answers in one
@@ -235,8 +225,12 @@ class HereJob(Job):
         if self.waited:
             return
         # It never let the scheduler in: a cancellation comes out at once, as
-        # at any checkpoint, and the scheduler gets a turn when one is due.
-        await checkpoint_when_due()
+        # at any checkpoint, and the scheduler gets a turn when one is due
+        # (as the backend's checkpoint_when_due(), inline: a request's path).
+        if turn_due():
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     def cancel(self) -> None:
         self.stopped = True
