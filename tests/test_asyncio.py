@@ -839,3 +839,54 @@ def test_a_close_left_unfinished_is_closed_without_waiting(closing: str) -> None
         assert ended == ["websocket" if closing == "websocket" else "http"]
 
     ASYNCIO.run(main, {})
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is 3.11+")
+def test_a_fastapi_endpoint_that_fans_out_and_handles_a_failure_answers() -> None:
+    # The same with FastAPI, as users write it: a TaskGroup fan-out whose
+    # failure the endpoint catches (except*) and answers 502. The answer is
+    # read, and the test's task is left as it was (Python 3.11 and 3.12:
+    # the group's own cancellation withdrawn).
+    from fastapi import FastAPI  # noqa: PLC0415 - a framework of the tests'
+    from fastapi.responses import JSONResponse  # noqa: PLC0415
+
+    from trio_lifespan import open_client  # noqa: PLC0415 - needs httpx
+
+    task_group = cast(  # (Python 3.11+: the type checkers read 3.10's asyncio)
+        "Callable[[], contextlib.AbstractAsyncContextManager[Any]]",
+        vars(asyncio)["TaskGroup"],
+    )
+    api = FastAPI()
+
+    async def upstream(name: str) -> str:
+        await asyncio.sleep(0.01)
+        if name == "b":
+            raise ConnectionError(f"upstream {name} is down")
+        return name
+
+    @api.get("/fan-out")
+    async def fan_out() -> object:  # pyright: ignore[reportUnusedFunction]
+        try:
+            async with task_group() as group:
+                for name in ("a", "b"):
+                    group.create_task(upstream(name))
+        except BaseExceptionGroup as failed:
+            [error] = failed.exceptions
+            return JSONResponse({"error": str(error)}, status_code=502)
+        return {"ok": True}
+
+    async def main() -> None:
+        async with open_client(api, httpx="httpx") as client:
+            response = await client.get("/fan-out")
+            assert response.status_code == 502
+            assert response.json() == {"error": "upstream b is down"}
+            if sys.version_info >= (3, 11):  # (the group's own withdrawn)
+                assert current_task().cancelling() == 0
+            with pytest.raises(TimeoutError):  # (a later timeout still works)
+                async with cast(
+                    "Callable[[float], contextlib.AbstractAsyncContextManager[Any]]",
+                    vars(asyncio)["timeout"],
+                )(0.1):
+                    await asyncio.sleep(1)
+
+    ASYNCIO.run(main, {})
